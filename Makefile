@@ -1,0 +1,52 @@
+# The README names these targets. Every target installs what it needs first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint typecheck unit integration tools lock down clean
+
+$(BIN)/ferry: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	touch $@
+
+# Builds (first time only) kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd,
+# helm and kwok from their Go modules into ~/.cache/ferry/toolchain/.
+tools: $(BIN)/ferry
+	$(BIN)/ferry local build
+
+demo: tools
+	$(BIN)/ferry local up
+	. <($(BIN)/ferry local env) && kubectl get nodes -o wide && kubectl version
+
+down: $(BIN)/ferry
+	$(BIN)/ferry local down
+
+lint: $(BIN)/ferry
+	$(BIN)/ruff check operator tests bench
+	$(BIN)/ruff format --check operator tests bench
+
+typecheck: $(BIN)/ferry
+	$(BIN)/mypy
+
+unit: $(BIN)/ferry
+	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+integration: tools
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+test: lint typecheck tools
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Re-pins every Python dependency from pyproject.toml into constraints.txt.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet -e '.[dev]'
+	{ echo "# Pinned versions of every Python package Ferry and its tests install (make lock regenerates)."; \
+	  .lock-venv/bin/pip freeze --exclude-editable; } > constraints.txt
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,111 @@
+"""`ferry local`: the local environment's control plane."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ferry.cli.progress import ProgressBar
+from ferry.local import cluster
+from ferry.local.layout import DEFAULT_CLUSTER, ClusterLayout
+from ferry.local.toolchain import ToolchainError, ensure_built
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    local = subparsers.add_parser("local", help="run Ferry's local environment")
+    commands = local.add_subparsers(dest="local_command", required=True)
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        parser = commands.add_parser(name, help=help_text)
+        parser.add_argument(
+            "--name", default=DEFAULT_CLUSTER, help="cluster name (default: %(default)s)"
+        )
+        return parser
+
+    build = commands.add_parser("build", help="build the control-plane binaries (once per version)")
+    build.set_defaults(run=_build)
+    up = command("up", "build (first time) and start the local control plane")
+    up.add_argument(
+        "--nodes", type=int, default=3, help="simulated kwok nodes (default: %(default)s)"
+    )
+    up.set_defaults(run=_up)
+    command("down", "stop the local control plane and everything it started").set_defaults(
+        run=_down
+    )
+    command("env", 'print shell exports: eval "$(ferry local env)"').set_defaults(run=_env)
+    status = command("status", "show the components, their memory and logs")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(run=_status)
+
+
+def _build(_args: argparse.Namespace) -> int:
+    try:
+        toolchain = ensure_built(ProgressBar("building control plane"))
+    except ToolchainError as error:
+        print(f"ferry local build: {error}", file=sys.stderr)
+        return 1
+    pins = ", ".join(f"{name} {version}" for name, version in toolchain.versions.items())
+    print(f"binaries ready in {toolchain.bin_dir} ({pins})", file=sys.stderr)
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    layout = ClusterLayout.named(args.name)
+    try:
+        info = cluster.up(layout, nodes=args.nodes, progress=ProgressBar("building control plane"))
+    except (cluster.LocalClusterError, ToolchainError) as error:
+        print(f"ferry local up: {error}", file=sys.stderr)
+        return 1
+    seconds = info.state.get("ready_seconds")
+    print(
+        f"local cluster {layout.name!r} is up at {info.apiserver}"
+        + (f" (ready in {seconds}s)" if seconds else " (already running)"),
+        file=sys.stderr,
+    )
+    print(f'use it with: eval "$(ferry local env --name {layout.name})"', file=sys.stderr)
+    return 0
+
+
+def _down(args: argparse.Namespace) -> int:
+    layout = ClusterLayout.named(args.name)
+    stopped = cluster.down(layout)
+    print(
+        f"local cluster {layout.name!r} " + ("stopped" if stopped else "was not running"),
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _env(args: argparse.Namespace) -> int:
+    info = cluster.running(ClusterLayout.named(args.name))
+    if info is None:
+        print(
+            f"ferry local env: cluster {args.name!r} is not running; start it with "
+            f"`ferry local up --name {args.name}`",
+            file=sys.stderr,
+        )
+        return 1
+    print(info.exports())
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    report = cluster.status(ClusterLayout.named(args.name))
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0 if report["running"] else 1
+    print(f"cluster {report['name']}: {'running' if report['running'] else 'not running'}")
+    if report["error"]:
+        print(f"error: {report['error']}")
+    total = 0
+    for name, component in report["components"].items():
+        total += component["rss_bytes"]
+        state = "up" if component["alive"] else "down"
+        print(
+            f"  {name:<24} {state:<5} pid {component['pid']:<8} "
+            f"{component['rss_bytes'] / 2**20:7.1f} MiB  {component['log']}"
+        )
+    if report["components"]:
+        print(f"  {'total':<24} {'':<5} {'':<12} {total / 2**20:7.1f} MiB")
+    return 0 if report["running"] else 1

@@ -1,0 +1,199 @@
+"""What each control-plane component is started with: pure functions from a plan to argv."""
+
+from __future__ import annotations
+
+import socket
+from contextlib import ExitStack
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from ferry.local.layout import ClusterLayout
+from ferry.local.pki import FRONT_PROXY_CA, FRONT_PROXY_CLIENT, SERVICE_CIDR, Credentials
+from ferry.local.toolchain import Toolchain
+
+LOOPBACK = "127.0.0.1"
+# kwok hands simulated pods addresses from this loopback block: nothing listens there, so a client
+# that tries one fails at once on this machine instead of sending packets anywhere else.
+KWOK_POD_CIDR = "127.64.0.0/10"
+SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+
+
+@dataclass(frozen=True)
+class Ports:
+    etcd_client: int
+    etcd_peer: int
+    apiserver: int
+    controller_manager: int
+    scheduler: int
+    kwok: int
+
+    @classmethod
+    def free(cls) -> Ports:
+        """Ports nothing listens on now; all sockets stay bound until every port is chosen."""
+        with ExitStack() as stack:
+            chosen = []
+            for _ in fields(cls):
+                sock = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+                sock.bind((LOOPBACK, 0))
+                chosen.append(sock.getsockname()[1])
+        return cls(*chosen)
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    argv: list[str]
+    health_url: str
+    # The API server's health needs a client certificate; the others answer /healthz to anyone.
+    needs_client_cert: bool = False
+
+
+@dataclass(frozen=True)
+class Plan:
+    layout: ClusterLayout
+    toolchain: Toolchain
+    creds: Credentials
+    ports: Ports
+
+    def kubeconfig_for(self, client: str) -> Path:
+        return self.layout.run / f"{client}.kubeconfig"
+
+    @property
+    def apiserver_url(self) -> str:
+        return f"https://{LOOPBACK}:{self.ports.apiserver}"
+
+
+def etcd(plan: Plan) -> Component:
+    ports = plan.ports
+    client = f"http://{LOOPBACK}:{ports.etcd_client}"
+    peer = f"http://{LOOPBACK}:{ports.etcd_peer}"
+    return Component(
+        "etcd",
+        [
+            str(plan.toolchain.binary("etcd")),
+            "--name=ferry",
+            f"--data-dir={plan.layout.etcd_data}",
+            f"--listen-client-urls={client}",
+            f"--advertise-client-urls={client}",
+            f"--listen-peer-urls={peer}",
+            f"--initial-advertise-peer-urls={peer}",
+            f"--initial-cluster=ferry={peer}",
+            # A throwaway cluster: its data is wiped at the next `up`, so durability buys nothing
+            # and fsync costs seconds per test on a busy disk.
+            "--unsafe-no-fsync=true",
+            "--log-level=warn",
+        ],
+        f"{client}/health",
+    )
+
+
+def kube_apiserver(plan: Plan) -> Component:
+    creds = plan.creds
+    return Component(
+        "kube-apiserver",
+        [
+            str(plan.toolchain.binary("kube-apiserver")),
+            f"--etcd-servers=http://{LOOPBACK}:{plan.ports.etcd_client}",
+            f"--bind-address={LOOPBACK}",
+            f"--advertise-address={LOOPBACK}",
+            f"--secure-port={plan.ports.apiserver}",
+            f"--tls-cert-file={creds.cert('apiserver')}",
+            f"--tls-private-key-file={creds.key('apiserver')}",
+            f"--client-ca-file={creds.ca}",
+            f"--requestheader-client-ca-file={creds.cert(FRONT_PROXY_CA)}",
+            f"--requestheader-allowed-names={FRONT_PROXY_CLIENT}",
+            "--requestheader-username-headers=X-Remote-User",
+            "--requestheader-group-headers=X-Remote-Group",
+            "--requestheader-extra-headers-prefix=X-Remote-Extra-",
+            f"--proxy-client-cert-file={creds.cert(FRONT_PROXY_CLIENT)}",
+            f"--proxy-client-key-file={creds.key(FRONT_PROXY_CLIENT)}",
+            f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
+            f"--service-account-key-file={creds.service_account_pub}",
+            f"--service-account-signing-key-file={creds.service_account_key}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--authorization-mode=Node,RBAC",
+            "--allow-privileged=true",
+            # The `kubernetes` Service cannot point at a loopback address; nothing here needs it.
+            "--endpoint-reconciler-type=none",
+            "--profiling=false",
+            "--v=1",
+        ],
+        f"{plan.apiserver_url}/readyz",
+        needs_client_cert=True,
+    )
+
+
+def kube_controller_manager(plan: Plan) -> Component:
+    kubeconfig = plan.kubeconfig_for("kube-controller-manager")
+    return Component(
+        "kube-controller-manager",
+        [
+            str(plan.toolchain.binary("kube-controller-manager")),
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            f"--bind-address={LOOPBACK}",
+            f"--secure-port={plan.ports.controller_manager}",
+            "--leader-elect=false",
+            "--use-service-account-credentials=true",
+            f"--service-account-private-key-file={plan.creds.service_account_key}",
+            f"--root-ca-file={plan.creds.ca}",
+            f"--cluster-signing-cert-file={plan.creds.ca}",
+            f"--cluster-signing-key-file={plan.creds.key('ca')}",
+            f"--cluster-name={plan.layout.name}",
+            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            "--profiling=false",
+            "--v=1",
+        ],
+        f"https://{LOOPBACK}:{plan.ports.controller_manager}/healthz",
+    )
+
+
+def kube_scheduler(plan: Plan) -> Component:
+    kubeconfig = plan.kubeconfig_for("kube-scheduler")
+    return Component(
+        "kube-scheduler",
+        [
+            str(plan.toolchain.binary("kube-scheduler")),
+            f"--kubeconfig={kubeconfig}",
+            f"--authentication-kubeconfig={kubeconfig}",
+            f"--authorization-kubeconfig={kubeconfig}",
+            f"--bind-address={LOOPBACK}",
+            f"--secure-port={plan.ports.scheduler}",
+            "--leader-elect=false",
+            "--profiling=false",
+            "--v=1",
+        ],
+        f"https://{LOOPBACK}:{plan.ports.scheduler}/healthz",
+    )
+
+
+def kwok(plan: Plan) -> Component:
+    address = f"{LOOPBACK}:{plan.ports.kwok}"
+    return Component(
+        "kwok",
+        [
+            str(plan.toolchain.binary("kwok")),
+            f"--kubeconfig={plan.kubeconfig_for('kwok')}",
+            f"--config={plan.toolchain.kwok_stages}",
+            "--manage-all-nodes=false",
+            "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
+            f"--cidr={KWOK_POD_CIDR}",
+            f"--node-ip={LOOPBACK}",
+            f"--node-port={plan.ports.kwok}",
+            f"--server-address={address}",
+            "--node-lease-duration-seconds=40",
+        ],
+        f"http://{address}/healthz",
+    )
+
+
+def control_plane(plan: Plan) -> list[Component]:
+    """In start order; each waits for the previous one to be healthy."""
+    return [
+        etcd(plan),
+        kube_apiserver(plan),
+        kube_controller_manager(plan),
+        kube_scheduler(plan),
+        kwok(plan),
+    ]

@@ -1,0 +1,205 @@
+"""The control plane's binaries, built from their official Go modules and cached by version.
+
+The Go module in tools/kubernetes pins every component. Its go.mod, go.sum, the sources of its
+own small commands and the Go toolchain's version make the cache key, so a second start reuses
+the binaries and a changed pin builds a new set beside the old one.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from ferry.local.layout import cache_root
+
+# Binary name -> Go package; `go build -o DIR/` names each binary after its package's last element.
+COMMANDS: dict[str, str] = {
+    "etcd": "./cmd/etcd",
+    "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
+    "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
+    "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
+    "kubectl": "k8s.io/kubernetes/cmd/kubectl",
+    "helm": "helm.sh/helm/v4/cmd/helm",
+    "kwok": "sigs.k8s.io/kwok/cmd/kwok",
+    "kwok-stages": "./cmd/kwok-stages",
+}
+
+PINNED_MODULES = {
+    "kubernetes": "k8s.io/kubernetes",
+    "etcd": "go.etcd.io/etcd/server/v3",
+    "helm": "helm.sh/helm/v4",
+    "kwok": "sigs.k8s.io/kwok",
+}
+
+KWOK_STAGES = "kwok-stages.yaml"
+_COMPLETE = ".complete"
+
+Progress = Callable[[int, int], None]
+
+
+class ToolchainError(RuntimeError):
+    """The binaries could not be built; the message carries the tail of the Go build's output."""
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    root: Path
+    versions: dict[str, str]
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.root / "bin"
+
+    def binary(self, name: str) -> Path:
+        return self.bin_dir / name
+
+    @property
+    def kwok_stages(self) -> Path:
+        return self.root / KWOK_STAGES
+
+
+def module_dir() -> Path:
+    if explicit := os.environ.get("FERRY_TOOLS_MODULE"):
+        return Path(explicit)
+    return Path(__file__).resolve().parents[3] / "tools" / "kubernetes"
+
+
+def module_versions(go_mod: str) -> dict[str, str]:
+    """The pinned version of each component, read from the require lines of go.mod."""
+    versions: dict[str, str] = {}
+    for label, module in PINNED_MODULES.items():
+        match = re.search(rf"^\s*(?:require\s+)?{re.escape(module)}\s+(v\S+)", go_mod, re.M)
+        if match is None:
+            raise ToolchainError(f"go.mod does not pin {module}")
+        versions[label] = match.group(1)
+    return versions
+
+
+def cache_key(module: Path, go_version: str) -> str:
+    digest = hashlib.sha256(go_version.encode())
+    sources = [module / "go.mod", module / "go.sum", *sorted(module.glob("cmd/**/*.go"))]
+    for path in sources:
+        digest.update(path.relative_to(module).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def ldflags(versions: dict[str, str]) -> str:
+    """Stamp the real versions into the binaries, as the projects' own release builds do."""
+    kube = versions["kubernetes"]
+    major, minor = kube.lstrip("v").split(".")[:2]
+    stamps = {
+        "k8s.io/component-base/version.gitVersion": kube,
+        "k8s.io/component-base/version.gitMajor": major,
+        "k8s.io/component-base/version.gitMinor": minor,
+        "k8s.io/component-base/version.gitTreeState": "clean",
+        "k8s.io/client-go/pkg/version.gitVersion": kube,
+        "k8s.io/client-go/pkg/version.gitMajor": major,
+        "k8s.io/client-go/pkg/version.gitMinor": minor,
+        "helm.sh/helm/v4/internal/version.version": versions["helm"],
+        "sigs.k8s.io/kwok/pkg/consts.Version": versions["kwok"].lstrip("v"),
+    }
+    return " ".join(["-s", "-w", *(f"-X {name}={value}" for name, value in stamps.items())])
+
+
+def _go_version() -> str:
+    if shutil.which("go") is None:
+        raise ToolchainError(
+            "the Go toolchain is needed to build the control plane: `go` is not on PATH"
+        )
+    return (
+        subprocess.run(
+            ["go", "env", "GOVERSION", "GOOS", "GOARCH"], check=True, capture_output=True, text=True
+        )
+        .stdout.replace("\n", " ")
+        .strip()
+    )
+
+
+@contextmanager
+def _build_lock(directory: Path) -> Iterator[None]:
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / ".lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def locate() -> Toolchain:
+    """Where this checkout's binaries are (or will be) cached, without building anything."""
+    module = module_dir()
+    versions = module_versions((module / "go.mod").read_text())
+    key = cache_key(module, _go_version())
+    return Toolchain(cache_root() / "toolchain" / f"k8s-{versions['kubernetes']}-{key}", versions)
+
+
+def is_built(toolchain: Toolchain) -> bool:
+    return (toolchain.root / _COMPLETE).exists()
+
+
+def ensure_built(progress: Progress | None = None) -> Toolchain:
+    toolchain = locate()
+    if is_built(toolchain):
+        return toolchain
+    with _build_lock(toolchain.root.parent):
+        if not is_built(toolchain):  # another process may have built it while we waited
+            _build(toolchain, module_dir(), progress)
+    return toolchain
+
+
+def _build(toolchain: Toolchain, module: Path, progress: Progress | None) -> None:
+    staging = toolchain.root.with_name(toolchain.root.name + f".building-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    (staging / "bin").mkdir(parents=True)
+    packages = list(COMMANDS.values())
+    total = _count_packages(module, packages)
+    command = [
+        "go",
+        "build",
+        "-v",
+        f"-ldflags={ldflags(toolchain.versions)}",
+        "-o",
+        f"{staging / 'bin'}/",
+        *packages,
+    ]
+    output: list[str] = []
+    with subprocess.Popen(
+        command, cwd=module, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+    ) as build:
+        assert build.stderr is not None
+        done = 0
+        for line in build.stderr:
+            output.append(line.rstrip())
+            if not line.startswith(("#", " ", "\t")) and " " not in line.strip():
+                done += 1
+                if progress is not None:
+                    progress(min(done, total), total)
+    if build.returncode != 0:
+        tail = "\n".join(output[-40:])
+        raise ToolchainError(f"go build failed in {module} (exit {build.returncode}):\n{tail}")
+    stages = subprocess.run(
+        [staging / "bin" / "kwok-stages"], check=True, capture_output=True, text=True
+    ).stdout
+    (staging / KWOK_STAGES).write_text(stages)
+    (staging / _COMPLETE).write_text(" ".join(f"{k}={v}" for k, v in toolchain.versions.items()))
+    shutil.rmtree(toolchain.root, ignore_errors=True)
+    staging.rename(toolchain.root)
+    if progress is not None:
+        progress(total, total)
+
+
+def _count_packages(module: Path, packages: list[str]) -> int:
+    listed = subprocess.run(
+        ["go", "list", "-deps", *packages], cwd=module, check=True, capture_output=True, text=True
+    ).stdout
+    return max(1, len(listed.split()))

@@ -1,0 +1,107 @@
+"""`ferry local up/env/down` from the command line, side by side with the session's cluster, and
+nothing left running afterwards — also when whoever started the cluster is killed outright."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ferry.local.cluster import ClusterInfo, read_state
+from ferry.local.layout import ClusterLayout
+from ferry.local.processes import processes_mentioning
+from ferry.local.wait import wait_until
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Iterator[Path]:
+    root = tmp_path / "state"
+    yield root
+    # Whatever a failed test left behind must not outlive it.
+    for pid in processes_mentioning(f"{root}/"):
+        os.kill(pid, signal.SIGKILL)
+
+
+def ferry(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "FERRY_STATE_DIR": str(state_dir)}
+    return subprocess.run(
+        [sys.executable, "-m", "ferry.cli.main", "local", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def no_process_left(root: Path) -> None:
+    wait_until(
+        lambda: not processes_mentioning(f"{root}/"),
+        timeout=30,
+        what=f"every process of {root} to exit",
+    )
+
+
+def test_up_env_down_beside_another_cluster(cluster: ClusterInfo, state_dir: Path) -> None:
+    up = ferry(state_dir, "up", "--name", "second", "--nodes", "2")
+    assert up.returncode == 0, up.stderr
+    layout = ClusterLayout(state_dir / "second")
+    state = read_state(layout)
+    assert state is not None
+    assert state["apiserver"] != cluster.apiserver  # two runs, two sets of ports
+
+    env = ferry(state_dir, "env", "--name", "second")
+    assert env.returncode == 0, env.stderr
+    nodes = subprocess.run(
+        ["bash", "-c", f"{env.stdout}\nkubectl get nodes -o name"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout.split()
+    assert nodes == ["node/kwok-node-0", "node/kwok-node-1"]
+
+    down = ferry(state_dir, "down", "--name", "second")
+    assert down.returncode == 0, down.stderr
+    assert "stopped" in down.stderr
+    assert not processes_mentioning(f"{layout.root}/")
+    assert ferry(state_dir, "env", "--name", "second").returncode == 1
+
+
+def test_a_killed_supervisor_takes_its_components_with_it(state_dir: Path) -> None:
+    assert ferry(state_dir, "up", "--name", "orphan", "--nodes", "0").returncode == 0
+    layout = ClusterLayout(state_dir / "orphan")
+    state = read_state(layout)
+    assert state is not None
+    assert len(processes_mentioning(f"{layout.root}/")) >= 6  # supervisor + five components
+
+    os.kill(int(state["supervisor"]), signal.SIGKILL)
+    no_process_left(layout.root)
+
+
+def test_a_killed_test_run_leaves_no_cluster_behind(state_dir: Path) -> None:
+    # Stands in for pytest dying mid-session: the owner of a tied cluster is killed outright.
+    root = state_dir / "crash"
+    script = textwrap.dedent(f"""
+        import time
+        from pathlib import Path
+        from ferry.local.cluster import up
+        from ferry.local.layout import ClusterLayout
+        up(ClusterLayout(Path({str(root)!r})), nodes=1, tie_to_parent=True)
+        print("ready", flush=True)
+        time.sleep(600)
+    """)
+    with subprocess.Popen(
+        [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True
+    ) as owner:
+        assert owner.stdout is not None
+        assert owner.stdout.readline().strip() == "ready"
+        assert processes_mentioning(f"{root}/")
+        owner.kill()
+    no_process_left(root)
