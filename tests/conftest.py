@@ -10,6 +10,7 @@ import pytest
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client import ApiClient
 
+from ferry.local.aws import MotoServer, moto_server
 from ferry.local.cluster import ClusterInfo, local_cluster
 from ferry.local.layout import ClusterLayout
 from ferry.local.wait import eventually
@@ -48,3 +49,19 @@ async def namespace(api: ApiClient) -> AsyncIterator[str]:
     await eventually(service_account, timeout=30, what=f"the default ServiceAccount in {name}")
     yield name
     await core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """moto's server mode on 127.0.0.1 for the session; `moto.env()` points boto3 at it."""
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    with moto_server(log) as server:
+        yield server
+
+
+@pytest.fixture
+def aws_env(moto: MotoServer, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Points this process's boto3 at the moto server for one test."""
+    for name, value in moto.env().items():
+        monkeypatch.setenv(name, value)
+    return moto.env()
