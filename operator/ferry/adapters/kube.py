@@ -1,0 +1,141 @@
+"""The one Kubernetes client of the operator, and the project's own error types for its failures.
+
+A thin layer over kubernetes_asyncio's ApiClient: plain dicts in and out, server-side apply with
+an explicit field manager, and API failures sorted into what a retry can fix and what it cannot.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio import config
+from kubernetes_asyncio.client import ApiClient
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from ferry.spec.schema import GROUP, PLURAL, VERSION
+
+# apiVersion/kind -> (path prefix, plural) for the kinds Ferry touches.
+RESOURCES: dict[tuple[str, str], tuple[str, str]] = {
+    ("apps/v1", "Deployment"): ("/apis/apps/v1", "deployments"),
+    ("v1", "Service"): ("/api/v1", "services"),
+    (f"{GROUP}/{VERSION}", "RealtimeAPI"): (f"/apis/{GROUP}/{VERSION}", PLURAL),
+}
+REQUEST_TIMEOUT = 30.0
+
+
+class KubeError(Exception):
+    """The API server refused a request; `status` is its HTTP status (0: no answer)."""
+
+    def __init__(self, message: str, status: int = 0) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class TemporaryKubeError(KubeError):
+    """Throttling, a server error or no answer: worth retrying with back-off."""
+
+
+class RejectedError(KubeError):
+    """The API server rejected the object itself (400, 403, 422): retrying the same will fail."""
+
+
+class ConflictError(KubeError):
+    """409: the object already exists or changed underneath."""
+
+
+def path_of(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
+    prefix, plural = RESOURCES[(api_version, kind)]
+    path = f"{prefix}/namespaces/{namespace}/{plural}"
+    return f"{path}/{name}" if name else path
+
+
+def _message(error: ApiException) -> str:
+    try:
+        body = json.loads(error.body or b"{}")
+        return str(body.get("message") or error.reason)
+    except (TypeError, ValueError):
+        return str(error.reason)
+
+
+class Kube:
+    def __init__(self, api: ApiClient) -> None:
+        self.api = api
+
+    @classmethod
+    async def connect(cls, kubeconfig: str | None = None) -> Kube:
+        """From the kubeconfig (KUBECONFIG or the given file), else the in-cluster account."""
+        try:
+            client = await config.new_client_from_config(config_file=kubeconfig)
+        except config.ConfigException:
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
+            client = ApiClient()
+        return cls(client)
+
+    async def close(self) -> None:
+        await self.api.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = await self.api.call_api(
+                path,
+                method,
+                query_params=list((query or {}).items()),
+                header_params={"Content-Type": content_type, "Accept": "application/json"},
+                body=body,
+                response_types_map={200: "object", 201: "object", 202: "object"},
+                auth_settings=["BearerToken"],
+                _return_http_data_only=True,
+                _request_timeout=REQUEST_TIMEOUT,
+            )
+        except ApiException as error:
+            status, message = error.status or 0, f"{method} {path}: {_message(error)}"
+            if status == 409:  # noqa: PLR2004
+                raise ConflictError(message, status) from None
+            if status in (400, 403, 404, 422):
+                raise RejectedError(message, status) from None
+            raise TemporaryKubeError(message, status) from None
+        except (TimeoutError, aiohttp.ClientError, OSError) as error:
+            raise TemporaryKubeError(f"{method} {path}: {error!r}") from None
+        return result
+
+    async def get(self, path: str) -> dict[str, Any] | None:
+        try:
+            return await self.request("GET", path)
+        except RejectedError as error:
+            if error.status == 404:  # noqa: PLR2004
+                return None
+            raise
+
+    async def apply(self, obj: Mapping[str, Any], field_manager: str) -> dict[str, Any]:
+        """Server-side apply: the object becomes exactly what `field_manager` says of it."""
+        meta = obj["metadata"]
+        path = path_of(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
+        return await self.request(
+            "PATCH",
+            path,
+            body=obj,
+            query={"fieldManager": field_manager, "force": "true"},
+            content_type="application/apply-patch+yaml",
+        )
+
+    async def patch_merge(
+        self, path: str, patch: Mapping[str, Any], field_manager: str
+    ) -> dict[str, Any]:
+        return await self.request(
+            "PATCH",
+            path,
+            body=patch,
+            query={"fieldManager": field_manager},
+            content_type="application/merge-patch+json",
+        )

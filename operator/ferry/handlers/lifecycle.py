@@ -1,0 +1,36 @@
+"""Operator start-up and shutdown: kopf's settings, chosen on purpose, and the one API client."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from ferry.adapters.kube import Kube
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    # Everything kopf keeps on our objects lives under our own prefix, and in annotations: the
+    # CRD's status schema is ours alone.
+    settings.persistence.finalizer = "ferry.dev/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="ferry.dev")
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix="ferry.dev", key="last-handled-configuration"
+    )
+    # kopf's own log lines become Events only when they are warnings: ours are posted explicitly.
+    settings.posting.level = logging.WARNING
+    # Watches end server-side before the client gives up, so a silent connection is noticed.
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.watching.connect_timeout = 30
+    settings.batching.worker_limit = memo.settings.worker_limit
+    memo.kube = await Kube.connect()
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    kube = getattr(memo, "kube", None)
+    if kube is not None:
+        await kube.close()

@@ -1,0 +1,1 @@
+"""Pure rendering of a RealtimeAPI's children from jinja2 templates."""

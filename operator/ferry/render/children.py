@@ -1,0 +1,155 @@
+"""The Deployment and Service of a RealtimeAPI, as dicts ready for server-side apply.
+
+Every value reaches the YAML through the `j` filter, which writes it as JSON: a JSON scalar or
+collection is valid YAML flow syntax, so no spec value can add keys, documents or structure.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import jinja2
+import yaml
+
+from ferry import names
+from ferry.settings import NodeGroup, Settings
+from ferry.spec.model import InvalidSpecError, RealtimeAPISpec
+from ferry.spec.schema import GROUP, KIND, VERSION
+
+# Seconds on top of serving.timeoutSeconds before the kubelet kills a terminating pod.
+DRAIN_MARGIN_SECONDS = 15
+
+CONTAINER_SECURITY = {
+    "allowPrivilegeEscalation": False,
+    "readOnlyRootFilesystem": True,
+    "runAsNonRoot": True,
+    "capabilities": {"drop": ["ALL"]},
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+
+
+@dataclass(frozen=True)
+class ApiRef:
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+
+
+# Characters JSON leaves raw but YAML refuses (DEL, C1 controls, non-characters) or reads as
+# line breaks (NEL, LS, PS).
+# They are escaped as \uXXXX, which a YAML double-quoted scalar reads back as the same character.
+_YAML_UNPRINTABLE = re.compile("[\x7f-\x9f\u2028\u2029\ufffe\uffff\ud800-\udfff]")
+
+
+def _json(value: Any) -> str:
+    if isinstance(value, tuple):
+        value = list(value)
+    text = json.dumps(value, default=_plain, ensure_ascii=False)
+    return _YAML_UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    if hasattr(value, "items"):
+        return dict(value.items())
+    raise TypeError(f"cannot render {type(value).__name__}")
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("ferry.render", "templates"),
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,  # noqa: S701 - YAML, not HTML; values go through the JSON filter
+        keep_trailing_newline=True,
+    )
+    env.filters["j"] = _json
+    return env
+
+
+def owner_reference(api: ApiRef) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "name": api.name,
+        "uid": api.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def node_group_for(spec: RealtimeAPISpec, settings: Settings) -> NodeGroup | None:
+    if spec.node_group is None:
+        return None
+    group = settings.node_groups.get(spec.node_group)
+    if group is None:
+        known = ", ".join(sorted(settings.node_groups)) or "none are configured"
+        raise InvalidSpecError(
+            "nodeGroup", f"{spec.node_group!r} is not a node group of this operator ({known})"
+        )
+    return group
+
+
+def predictor_resources(spec: RealtimeAPISpec) -> dict[str, Any]:
+    resources = spec.predictor.resources
+    requests: dict[str, str] = {"cpu": resources.cpu, "memory": resources.memory}
+    # Memory is limited at the request so a replica is never OOM-killed by a neighbour's burst;
+    # CPU is left unlimited, since throttling only adds latency.
+    limits: dict[str, str] = {"memory": resources.memory}
+    if resources.gpu:
+        requests["nvidia.com/gpu"] = limits["nvidia.com/gpu"] = str(resources.gpu)
+    return {"requests": requests, "limits": limits}
+
+
+def _render(template: str, **context: Any) -> dict[str, Any]:
+    text = _environment().get_template(template).render(**context)
+    rendered: dict[str, Any] = yaml.safe_load(text)
+    return rendered
+
+
+def _common(api: ApiRef) -> dict[str, Any]:
+    return {
+        "api": api,
+        "labels": names.labels(api.name),
+        "selector": names.selector_labels(api.name),
+        "owner": owner_reference(api),
+    }
+
+
+def render_service(api: ApiRef) -> dict[str, Any]:
+    return _render("service.yaml.j2", service_port=names.SERVICE_PORT, **_common(api))
+
+
+def render_deployment(
+    api: ApiRef,
+    spec: RealtimeAPISpec,
+    settings: Settings,
+    *,
+    model_version: str | None,
+    replicas: int | None,
+) -> dict[str, Any]:
+    """The Deployment; `replicas` only when creating it: afterwards the autoscaler owns them."""
+    return _render(
+        "deployment.yaml.j2",
+        spec=spec,
+        replicas=replicas,
+        model_version=model_version,
+        node_group=node_group_for(spec, settings),
+        image=settings.image,
+        predictor_resources=predictor_resources(spec),
+        container_security=CONTAINER_SECURITY,
+        drain_margin_seconds=DRAIN_MARGIN_SECONDS,
+        model_dir=names.MODEL_DIR,
+        proxy_port=names.PROXY_PORT,
+        proxy_admin_port=names.PROXY_ADMIN_PORT,
+        generation_annotation=names.GENERATION_ANNOTATION,
+        image_annotation=names.IMAGE_ANNOTATION,
+        model_version_annotation=names.MODEL_VERSION_ANNOTATION,
+        **_common(api),
+    )

@@ -1,0 +1,1 @@
+"""What the operator does: each service takes plain inputs and adapters, and holds the logic."""

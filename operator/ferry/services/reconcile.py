@@ -1,0 +1,85 @@
+"""The level-based reconcile of one RealtimeAPI: spec → Service + Deployment → status.
+
+Create, resume and update all land here, so the outcome depends only on the current spec and
+the cluster, never on which event arrived.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ferry import names
+from ferry.adapters.kube import Kube
+from ferry.render.children import ApiRef, render_deployment, render_service
+from ferry.services.events import Recorder
+from ferry.services.status import deployment_path, now_iso, publish, write_status
+from ferry.settings import Settings
+from ferry.spec.model import InvalidSpecError, RealtimeAPISpec, parse_spec
+from ferry.status.compute import invalid_status
+
+
+def api_ref(body: Mapping[str, Any]) -> ApiRef:
+    meta = body["metadata"]
+    return ApiRef(meta["name"], meta["namespace"], meta["uid"], int(meta["generation"]))
+
+
+async def reconcile(
+    kube: Kube, settings: Settings, body: Mapping[str, Any], record: Recorder
+) -> dict[str, Any]:
+    """Bring the children in line with the spec; return the status fields written."""
+    api = api_ref(body)
+    try:
+        spec = parse_spec(body["spec"])
+        model_version = spec.model.version if spec.model else None
+        deployment = render_deployment(
+            api, spec, settings, model_version=model_version, replicas=None
+        )
+    except InvalidSpecError as error:
+        return await refuse(kube, body, str(error), record)
+
+    await kube.apply(render_service(api), names.FIELD_MANAGER)
+    existing = await kube.get(deployment_path(api.namespace, api.name))
+    applied = await kube.apply(deployment, names.FIELD_MANAGER)
+    if existing is None:
+        applied = await _set_initial_replicas(kube, api, spec, applied)
+        record("Normal", "Created", f"created Deployment and Service {api.name}")
+    elif applied["metadata"]["generation"] != existing["metadata"]["generation"]:
+        record(
+            "Normal", "Updated", f"updated Deployment {api.name} for generation {api.generation}"
+        )
+    return await publish(kube, body, applied)
+
+
+async def _set_initial_replicas(
+    kube: Kube, api: ApiRef, spec: RealtimeAPISpec, created: dict[str, Any]
+) -> dict[str, Any]:
+    # The reconciler's applies never mention replicas, so that it can never take them back from
+    # the autoscaler; the first count is written through the scale subresource, as the
+    # autoscaler writes every later one.
+    if created["spec"].get("replicas") == spec.initial_replicas:
+        return created
+    path = deployment_path(api.namespace, api.name)
+    await kube.patch_merge(
+        f"{path}/scale", {"spec": {"replicas": spec.initial_replicas}}, names.SCALER_FIELD_MANAGER
+    )
+    return await kube.get(path) or created
+
+
+async def refuse(
+    kube: Kube, body: Mapping[str, Any], message: str, record: Recorder
+) -> dict[str, Any]:
+    """Ready=False with reason InvalidSpec: the user has to change the spec."""
+    changes = await write_status(
+        kube,
+        body,
+        invalid_status(
+            generation=int(body["metadata"]["generation"]),
+            previous=body.get("status") or {},
+            message=message,
+            now=now_iso(),
+        ),
+    )
+    if changes:
+        record("Warning", "InvalidSpec", message)
+    return changes

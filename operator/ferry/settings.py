@@ -1,0 +1,90 @@
+"""The operator's settings, read once from the environment (the Helm chart sets them)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ferry import __version__
+
+DEFAULT_IMAGE = f"ghcr.io/ferry-dev/ferry:{__version__}"
+
+
+class SettingsError(ValueError):
+    """The operator is misconfigured; it refuses to start and says which variable is wrong."""
+
+
+@dataclass(frozen=True)
+class Taint:
+    key: str
+    value: str = ""
+    effect: str = "NoSchedule"
+
+
+@dataclass(frozen=True)
+class NodeGroup:
+    """A pool of nodes an API can ask for with spec.nodeGroup."""
+
+    name: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    taints: tuple[Taint, ...] = ()
+
+
+@dataclass(frozen=True)
+class Settings:
+    namespaces: tuple[str, ...] = ()
+    """Namespaces to watch (kopf patterns); empty means cluster-wide."""
+    image: str = DEFAULT_IMAGE
+    """Image of the proxy sidecar and the model-fetch init container: Ferry's own."""
+    node_groups: Mapping[str, NodeGroup] = field(default_factory=dict)
+    liveness_port: int = 8080
+    """kopf's liveness endpoint, probed by the chart's livenessProbe."""
+    worker_limit: int = 50
+    """Objects handled at once: bounds memory and API load when thousands change together."""
+    log_format: str = "plain"
+    log_level: str = "INFO"
+    cluster_domain: str = "cluster.local"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
+        def number(name: str, default: int) -> int:
+            try:
+                return int(env.get(name, default))
+            except ValueError:
+                raise SettingsError(f"{name} must be a whole number, not {env[name]!r}") from None
+
+        log_format = env.get("FERRY_LOG_FORMAT", "plain")
+        if log_format not in ("plain", "json"):
+            raise SettingsError(f"FERRY_LOG_FORMAT must be plain or json, not {log_format!r}")
+        namespaces = tuple(n for n in env.get("FERRY_NAMESPACES", "").split(",") if n.strip())
+        return cls(
+            namespaces=tuple(n.strip() for n in namespaces),
+            image=env.get("FERRY_IMAGE", DEFAULT_IMAGE),
+            node_groups=parse_node_groups(env.get("FERRY_NODE_GROUPS", "")),
+            liveness_port=number("FERRY_LIVENESS_PORT", 8080),
+            worker_limit=number("FERRY_WORKER_LIMIT", 50),
+            log_format=log_format,
+            log_level=env.get("FERRY_LOG_LEVEL", "INFO").upper(),
+            cluster_domain=env.get("FERRY_CLUSTER_DOMAIN", "cluster.local"),
+        )
+
+
+def parse_node_groups(text: str) -> dict[str, NodeGroup]:
+    """FERRY_NODE_GROUPS: a JSON list of {name, labels, taints: [{key, value, effect}]}."""
+    if not text.strip():
+        return {}
+    try:
+        entries = json.loads(text)
+        groups = [
+            NodeGroup(
+                name=entry["name"],
+                labels=dict(entry.get("labels", {})),
+                taints=tuple(Taint(**taint) for taint in entry.get("taints", [])),
+            )
+            for entry in entries
+        ]
+    except (ValueError, TypeError, KeyError) as error:
+        raise SettingsError(f"FERRY_NODE_GROUPS is not a list of node groups: {error}") from None
+    return {group.name: group for group in groups}

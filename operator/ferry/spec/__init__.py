@@ -1,0 +1,1 @@
+"""The RealtimeAPI resource: its schema, defaults and typed model (pure)."""

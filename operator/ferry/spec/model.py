@@ -1,0 +1,173 @@
+"""The typed RealtimeAPI spec, parsed from an object the API server has validated and defaulted.
+
+The schema already refuses malformed input; what is left here are the checks only the operator
+can make (against its own settings), reported as InvalidSpecError with the field to fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+class InvalidSpecError(ValueError):
+    """A spec the user must change; retrying will not help."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"spec.{field}: {message}")
+        self.field = field
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    name: str
+    value: str | None = None
+    value_from: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Resources:
+    cpu: str
+    memory: str
+    gpu: int
+
+
+@dataclass(frozen=True)
+class Predictor:
+    image: str
+    port: int
+    resources: Resources
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    env: tuple[EnvVar, ...] = ()
+    readiness_path: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    uri: str
+    version: str
+
+    @property
+    def bucket(self) -> str:
+        return self.uri.removeprefix("s3://").split("/", 1)[0]
+
+    @property
+    def prefix(self) -> str:
+        parts = self.uri.removeprefix("s3://").split("/", 1)
+        return parts[1].strip("/") if len(parts) > 1 else ""
+
+
+@dataclass(frozen=True)
+class Serving:
+    max_concurrency: int
+    max_queue_length: int
+    timeout_seconds: int
+
+
+@dataclass(frozen=True)
+class Autoscaling:
+    enabled: bool
+    min_replicas: int
+    max_replicas: int
+    target_in_flight: float
+    window: str
+    panic_window: str
+    panic_threshold: float
+    upscale_stabilization: str
+    downscale_stabilization: str
+    max_upscale_factor: float
+    max_downscale_factor: float
+    tolerance: float
+
+
+@dataclass(frozen=True)
+class Rollout:
+    max_surge: int | str
+    max_unavailable: int | str
+    progress_deadline_seconds: int
+    auto_rollback: bool
+
+
+@dataclass(frozen=True)
+class RealtimeAPISpec:
+    predictor: Predictor
+    serving: Serving
+    autoscaling: Autoscaling
+    rollout: Rollout
+    retention_days: int
+    model: ModelSource | None = None
+    replicas: int | None = None
+    node_group: str | None = None
+
+    @property
+    def initial_replicas(self) -> int:
+        """Replicas of a new Deployment; afterwards the autoscaler or `kubectl scale` owns them."""
+        if not self.autoscaling.enabled and self.replicas is not None:
+            return self.replicas
+        return self.autoscaling.min_replicas
+
+
+def _quantity(value: int | str) -> str:
+    return str(value)
+
+
+def parse_spec(raw: Mapping[str, Any]) -> RealtimeAPISpec:
+    """Map a defaulted spec onto the model; a field the API server should fill is an error."""
+    try:
+        predictor, serving = raw["predictor"], raw["serving"]
+        scaling, rollout = raw["autoscaling"], raw["rollout"]
+        resources = predictor["resources"]
+        model = raw.get("model")
+        return RealtimeAPISpec(
+            predictor=Predictor(
+                image=predictor["image"],
+                port=int(predictor["port"]),
+                resources=Resources(
+                    cpu=_quantity(resources["cpu"]),
+                    memory=_quantity(resources["memory"]),
+                    gpu=int(resources.get("gpu", 0)),
+                ),
+                command=tuple(predictor.get("command") or ()),
+                args=tuple(predictor.get("args") or ()),
+                env=tuple(
+                    EnvVar(e["name"], e.get("value"), e.get("valueFrom"))
+                    for e in predictor.get("env") or ()
+                ),
+                readiness_path=predictor.get("readinessPath"),
+            ),
+            serving=Serving(
+                max_concurrency=int(serving["maxConcurrency"]),
+                max_queue_length=int(serving["maxQueueLength"]),
+                timeout_seconds=int(serving["timeoutSeconds"]),
+            ),
+            autoscaling=Autoscaling(
+                enabled=bool(scaling["enabled"]),
+                min_replicas=int(scaling["minReplicas"]),
+                max_replicas=int(scaling["maxReplicas"]),
+                target_in_flight=float(scaling.get("targetInFlight", serving["maxConcurrency"])),
+                window=scaling["window"],
+                panic_window=scaling["panicWindow"],
+                panic_threshold=float(scaling["panicThreshold"]),
+                upscale_stabilization=scaling["upscaleStabilization"],
+                downscale_stabilization=scaling["downscaleStabilization"],
+                max_upscale_factor=float(scaling["maxUpscaleFactor"]),
+                max_downscale_factor=float(scaling["maxDownscaleFactor"]),
+                tolerance=float(scaling["tolerance"]),
+            ),
+            rollout=Rollout(
+                max_surge=rollout["maxSurge"],
+                max_unavailable=rollout["maxUnavailable"],
+                progress_deadline_seconds=int(rollout["progressDeadlineSeconds"]),
+                auto_rollback=bool(rollout["autoRollback"]),
+            ),
+            retention_days=int(raw["logging"]["retentionDays"]),
+            model=ModelSource(model["uri"], str(model["version"])) if model else None,
+            replicas=raw.get("replicas"),
+            node_group=raw.get("nodeGroup"),
+        )
+    except KeyError as missing:
+        raise InvalidSpecError(str(missing.args[0]), "is missing; is the CRD installed?") from None
+    except (TypeError, ValueError) as error:
+        raise InvalidSpecError("", f"cannot be read: {error}") from None

@@ -1,0 +1,1 @@
+"""What the operator reports in a RealtimeAPI's status (pure)."""

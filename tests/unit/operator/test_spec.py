@@ -1,0 +1,76 @@
+"""The spec as the operator reads it: the CRD's defaults, and what each field turns into."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ferry.spec.model import InvalidSpecError, parse_spec
+from ferry.spec.schema import with_defaults
+
+
+def spec(**fields: Any) -> dict[str, Any]:
+    return with_defaults({"predictor": {"image": "registry.example.com/iris:1.4.0"}, **fields})
+
+
+def test_a_minimal_spec_gets_every_documented_default() -> None:
+    parsed = parse_spec(spec())
+    assert parsed.predictor.port == 8080
+    assert (parsed.serving.max_concurrency, parsed.serving.max_queue_length) == (4, 100)
+    assert parsed.serving.timeout_seconds == 60
+    assert (parsed.autoscaling.min_replicas, parsed.autoscaling.max_replicas) == (1, 20)
+    assert parsed.autoscaling.window == "60s"
+    assert parsed.autoscaling.panic_window == "6s"
+    assert parsed.rollout.max_surge == "25%"
+    assert parsed.rollout.max_unavailable == 0
+    assert parsed.retention_days == 14
+    assert parsed.model is None
+
+
+def test_target_in_flight_defaults_to_max_concurrency() -> None:
+    assert parse_spec(spec(serving={"maxConcurrency": 7})).autoscaling.target_in_flight == 7.0
+    explicit = spec(autoscaling={"targetInFlight": 2.5})
+    assert parse_spec(explicit).autoscaling.target_in_flight == 2.5
+
+
+def test_a_model_uri_splits_into_bucket_and_prefix() -> None:
+    parsed = parse_spec(spec(model={"uri": "s3://acme-models/teams/iris/"}))
+    assert parsed.model is not None
+    assert (parsed.model.bucket, parsed.model.prefix, parsed.model.version) == (
+        "acme-models",
+        "teams/iris",
+        "latest",
+    )
+
+
+@pytest.mark.parametrize(
+    ("autoscaling", "replicas", "initial"),
+    [
+        ({"minReplicas": 3}, None, 3),
+        ({"minReplicas": 3}, 5, 3),  # autoscaling on: spec.replicas is not the autoscaler's input
+        ({"enabled": False, "minReplicas": 1}, 4, 4),
+        ({"enabled": False, "minReplicas": 2}, None, 2),
+    ],
+)
+def test_the_first_replica_count(
+    autoscaling: dict[str, Any], replicas: int | None, initial: int
+) -> None:
+    raw = spec(autoscaling=autoscaling)
+    if replicas is not None:
+        raw["replicas"] = replicas
+    assert parse_spec(raw).initial_replicas == initial
+
+
+def test_a_spec_missing_a_defaulted_field_names_it() -> None:
+    raw = spec()
+    del raw["serving"]
+    with pytest.raises(InvalidSpecError, match=r"spec\.serving: is missing"):
+        parse_spec(raw)
+
+
+def test_integer_quantities_are_kept_as_quantities() -> None:
+    parsed = parse_spec(
+        spec(predictor={"image": "a/b:1", "resources": {"cpu": 2, "memory": "512Mi"}})
+    )
+    assert (parsed.predictor.resources.cpu, parsed.predictor.resources.memory) == ("2", "512Mi")

@@ -1,0 +1,146 @@
+"""Status from the Deployment: Ready only for a generation that has fully rolled out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from ferry import names
+from ferry.status.compute import compute_status, invalid_status, status_changes
+
+NOW, LATER = "2026-11-23T10:00:00Z", "2026-11-23T10:05:00Z"
+
+
+def deployment(
+    *,
+    api_generation: int = 2,
+    generation: int = 5,
+    observed: int = 5,
+    desired: int = 3,
+    total: int = 3,
+    updated: int = 3,
+    ready: int = 3,
+    available: int = 3,
+    progressing_reason: str = "NewReplicaSetAvailable",
+) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "generation": generation,
+            "annotations": {names.GENERATION_ANNOTATION: str(api_generation)},
+        },
+        "spec": {"replicas": desired},
+        "status": {
+            "observedGeneration": observed,
+            "replicas": total,
+            "updatedReplicas": updated,
+            "readyReplicas": ready,
+            "availableReplicas": available,
+            "conditions": [{"type": "Progressing", "status": "True", "reason": progressing_reason}],
+        },
+    }
+
+
+def status(
+    dep: dict[str, Any] | None, previous: dict[str, Any] | None = None, now: str = NOW
+) -> dict[str, Any]:
+    return compute_status(
+        api="iris",
+        namespace="ml",
+        generation=2,
+        previous=previous or {},
+        deployment=dep,
+        model_version=None,
+        now=now,
+    )
+
+
+def ready_of(computed: dict[str, Any]) -> dict[str, Any]:
+    return next(c for c in computed["conditions"] if c["type"] == "Ready")
+
+
+@pytest.mark.parametrize(
+    ("dep", "phase", "ready", "reason"),
+    [
+        (None, "Pending", "False", "DeploymentPending"),
+        (deployment(), "Ready", "True", "Available"),
+        # Rendered from an older generation of the API: not this generation's rollout.
+        (deployment(api_generation=1), "Progressing", "False", "RolloutInProgress"),
+        # The Deployment controller has not seen its latest spec yet.
+        (deployment(observed=4), "Progressing", "False", "RolloutInProgress"),
+        (
+            deployment(updated=1, total=4, progressing_reason="ReplicaSetUpdated"),
+            "Progressing",
+            "False",
+            "RolloutInProgress",
+        ),
+        (
+            deployment(
+                updated=3, total=3, ready=0, available=0, progressing_reason="ReplicaSetUpdated"
+            ),
+            "Pending",
+            "False",
+            "RolloutInProgress",
+        ),
+        (
+            deployment(updated=1, total=4, progressing_reason="ProgressDeadlineExceeded"),
+            "Degraded",
+            "False",
+            "ProgressDeadlineExceeded",
+        ),
+        (deployment(ready=2, available=2), "Degraded", "False", "ReplicasUnavailable"),
+    ],
+)
+def test_phase_and_ready_condition(
+    dep: dict[str, Any] | None, phase: str, ready: str, reason: str
+) -> None:
+    computed = status(dep)
+    assert computed["phase"] == phase
+    assert (ready_of(computed)["status"], ready_of(computed)["reason"]) == (ready, reason)
+    assert all(c["observedGeneration"] == 2 for c in computed["conditions"])
+    assert computed["observedGeneration"] == 2
+
+
+def test_counts_endpoint_and_selector() -> None:
+    computed = status(deployment(desired=3, ready=2, available=2))
+    assert computed["replicaCounts"] == "2/3"
+    assert computed["endpoint"] == "http://iris.ml.svc:80/"
+    assert computed["selector"] == "ferry.dev/api=iris"
+
+
+def test_a_transition_time_moves_only_when_the_status_does() -> None:
+    first = status(deployment(), now=NOW)
+    same = status(deployment(), previous=first, now=LATER)
+    assert ready_of(same)["lastTransitionTime"] == NOW
+    changed = status(deployment(available=1, ready=1), previous=first, now=LATER)
+    assert ready_of(changed)["lastTransitionTime"] == LATER
+
+
+def test_an_unchanged_status_needs_no_write() -> None:
+    first = status(deployment())
+    assert status_changes(first, status(deployment(), previous=first, now=LATER)) == {}
+    assert set(status_changes(first, status(deployment(ready=1, available=1), previous=first))) >= {
+        "phase",
+        "conditions",
+        "readyReplicas",
+    }
+
+
+def test_status_fields_of_other_writers_are_left_alone() -> None:
+    previous = {"inFlight": 3.5, "desiredReplicas": 4}
+    changes = status_changes(previous, status(deployment(), previous=previous))
+    assert "inFlight" not in changes
+    assert "desiredReplicas" not in changes
+
+
+def test_an_invalid_spec_fails_with_the_message() -> None:
+    computed = invalid_status(generation=4, previous={}, message="spec.nodeGroup: nope", now=NOW)
+    assert computed["phase"] == "Failed"
+    assert ready_of(computed) | {} == {
+        "type": "Ready",
+        "status": "False",
+        "reason": "InvalidSpec",
+        "message": "spec.nodeGroup: nope",
+        "observedGeneration": 4,
+        "lastTransitionTime": NOW,
+    }
