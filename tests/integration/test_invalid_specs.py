@@ -1,0 +1,284 @@
+"""Bad input is refused by the API server with a message a person can act on, or, where only the
+operator can tell, marked Ready=False with reason InvalidSpec while every other API carries on."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client import ApiClient
+from kubernetes_asyncio.client.exceptions import ApiException
+from tests.integration.test_operator import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    condition,
+    create,
+    get_api,
+    realtime_api,
+    wait_ready,
+)
+from tests.support.operator import Operator
+
+from ferry.local.wait import eventually
+
+IMAGE = "registry.example.com/iris:1.0.0"
+
+
+def with_predictor(**fields: Any) -> dict[str, Any]:
+    return {"predictor": {"image": IMAGE, **fields}}
+
+
+# (case, spec or a whole object, words the API server's refusal must contain)
+CORPUS: list[tuple[str, dict[str, Any], str]] = [
+    ("no predictor", {}, "spec.predictor: Required value"),
+    ("no image", {"predictor": {"port": 8080}}, "spec.predictor.image: Required value"),
+    ("image with spaces", {"predictor": {"image": "my image"}}, "spec.predictor.image"),
+    (
+        "image with uppercase repo",
+        {"predictor": {"image": "Registry/Iris:1"}},
+        "spec.predictor.image",
+    ),
+    ("port as text", with_predictor(port="eighty"), "spec.predictor.port"),
+    ("port zero", with_predictor(port=0), "should be greater than or equal to 1"),
+    ("port too high", with_predictor(port=70000), "should be less than or equal to 65535"),
+    ("port of the proxy", with_predictor(port=8888), "ports of Ferry's proxy sidecar"),
+    ("command not a list", with_predictor(command="python serve.py"), "spec.predictor.command"),
+    ("env without name", with_predictor(env=[{"value": "x"}]), "spec.predictor.env[0].name"),
+    (
+        "env name with space",
+        with_predictor(env=[{"name": "A B", "value": "x"}]),
+        "spec.predictor.env[0].name",
+    ),
+    (
+        "env name reserved",
+        with_predictor(env=[{"name": "FERRY_PORT", "value": "1"}]),
+        "set by Ferry itself",
+    ),
+    (
+        "env value and valueFrom",
+        with_predictor(
+            env=[
+                {
+                    "name": "A",
+                    "value": "x",
+                    "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}},
+                }
+            ]
+        ),
+        "value or valueFrom, not both",
+    ),
+    (
+        "env injection in name",
+        with_predictor(env=[{"name": "A\nkind: Secret", "value": "x"}]),
+        "spec.predictor.env[0].name",
+    ),
+    (
+        "duplicate env names",
+        with_predictor(env=[{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]),
+        "Duplicate value",
+    ),
+    ("cpu malformed", with_predictor(resources={"cpu": "lots"}), "spec.predictor.resources.cpu"),
+    ("cpu zero", with_predictor(resources={"cpu": "0"}), "resources.cpu must be more than zero"),
+    (
+        "memory malformed",
+        with_predictor(resources={"memory": "2 gigs"}),
+        "spec.predictor.resources.memory",
+    ),
+    ("negative gpu", with_predictor(resources={"gpu": -1}), "spec.predictor.resources.gpu"),
+    (
+        "readiness path relative",
+        with_predictor(readinessPath="healthz"),
+        "spec.predictor.readinessPath",
+    ),
+    (
+        "model uri not s3",
+        {**with_predictor(), "model": {"uri": "https://acme/iris"}},
+        "spec.model.uri",
+    ),
+    (
+        "model bucket invalid",
+        {**with_predictor(), "model": {"uri": "s3://A_B/iris"}},
+        "spec.model.uri",
+    ),
+    (
+        "model version word",
+        {**with_predictor(), "model": {"uri": "s3://acme/iris", "version": "v7"}},
+        "spec.model.version",
+    ),
+    (
+        "concurrency zero",
+        {**with_predictor(), "serving": {"maxConcurrency": 0}},
+        "spec.serving.maxConcurrency",
+    ),
+    (
+        "negative queue",
+        {**with_predictor(), "serving": {"maxQueueLength": -1}},
+        "spec.serving.maxQueueLength",
+    ),
+    (
+        "timeout too long",
+        {**with_predictor(), "serving": {"timeoutSeconds": 86400}},
+        "spec.serving.timeoutSeconds",
+    ),
+    (
+        "min above max",
+        {**with_predictor(), "autoscaling": {"minReplicas": 5, "maxReplicas": 2}},
+        "minReplicas cannot exceed autoscaling.maxReplicas",
+    ),
+    (
+        "min zero",
+        {**with_predictor(), "autoscaling": {"minReplicas": 0}},
+        "spec.autoscaling.minReplicas",
+    ),
+    (
+        "target above capacity",
+        {
+            **with_predictor(),
+            "serving": {"maxConcurrency": 2, "maxQueueLength": 2},
+            "autoscaling": {"targetInFlight": 10},
+        },
+        "cannot exceed serving.maxConcurrency",
+    ),
+    (
+        "target zero",
+        {**with_predictor(), "autoscaling": {"targetInFlight": 0}},
+        "spec.autoscaling.targetInFlight",
+    ),
+    (
+        "window malformed",
+        {**with_predictor(), "autoscaling": {"window": "a minute"}},
+        "spec.autoscaling.window",
+    ),
+    (
+        "panic window longer",
+        {**with_predictor(), "autoscaling": {"panicWindow": "2m"}},
+        "panicWindow cannot be longer",
+    ),
+    (
+        "downscale factor above one",
+        {**with_predictor(), "autoscaling": {"maxDownscaleFactor": 1.5}},
+        "spec.autoscaling.maxDownscaleFactor",
+    ),
+    (
+        "surge and unavailable zero",
+        {**with_predictor(), "rollout": {"maxSurge": 0, "maxUnavailable": "0%"}},
+        "cannot both be zero",
+    ),
+    (
+        "surge percentage malformed",
+        {**with_predictor(), "rollout": {"maxSurge": "150%"}},
+        "spec.rollout.maxSurge",
+    ),
+    (
+        "deadline too short",
+        {**with_predictor(), "rollout": {"progressDeadlineSeconds": 1}},
+        "spec.rollout.progressDeadlineSeconds",
+    ),
+    (
+        "retention not a CloudWatch value",
+        {**with_predictor(), "logging": {"retentionDays": 10}},
+        "spec.logging.retentionDays: Unsupported value: 10",
+    ),
+    ("node group with spaces", {**with_predictor(), "nodeGroup": "gpu a10g"}, "spec.nodeGroup"),
+    (
+        "replicas beyond max",
+        {**with_predictor(), "autoscaling": {"maxReplicas": 3}, "replicas": 9},
+        "replicas must lie within",
+    ),
+    ("unknown field", {**with_predictor(), "replica": 3}, 'unknown field "spec.replica"'),
+    ("unknown nested field", with_predictor(gpus=1), 'unknown field "spec.predictor.gpus"'),
+]
+
+NAMES: list[tuple[str, str, str]] = [
+    ("name too long", "a" * 51, "at most 50 characters"),
+    ("name starting with a digit", "1iris", "must start with a letter"),
+]
+
+
+@pytest.mark.parametrize(("case", "spec", "words"), CORPUS, ids=[c[0] for c in CORPUS])
+async def test_the_api_server_refuses(
+    api: ApiClient, namespace: str, crd: None, case: str, spec: dict[str, Any], words: str
+) -> None:
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "RealtimeAPI",
+        "metadata": {"name": "bad"},
+        "spec": spec,
+    }
+    await refused(api, namespace, body, words)
+
+
+@pytest.mark.parametrize(("case", "name", "words"), NAMES, ids=[c[0] for c in NAMES])
+async def test_the_api_server_refuses_names(
+    api: ApiClient, namespace: str, crd: None, case: str, name: str, words: str
+) -> None:
+    body = realtime_api(name)
+    await refused(api, namespace, body, words)
+
+
+async def refused(api: ApiClient, namespace: str, body: dict[str, Any], words: str) -> None:
+    objects = client.CustomObjectsApi(api)
+    with pytest.raises(ApiException) as refusal:
+        # Strict, as kubectl asks by default: unknown fields are refused, not silently pruned.
+        await objects.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL, body, field_validation="Strict"
+        )
+    assert refusal.value.status in (400, 422)
+    message = json.loads(refusal.value.body)["message"]
+    assert words in message, message
+    listed = await objects.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+    assert listed["items"] == []
+
+
+async def test_an_unknown_node_group_is_invalid_while_other_apis_carry_on(
+    api: ApiClient, namespace: str, operator: Operator
+) -> None:
+    await create(api, namespace, realtime_api("lost", nodeGroup="tpu-v5"))
+    await create(api, namespace, realtime_api("fine"))
+
+    async def refused_by_operator() -> dict[str, Any] | None:
+        obj = await get_api(api, namespace, "lost")
+        return obj if condition(obj, "Ready").get("reason") == "InvalidSpec" else None
+
+    lost = await eventually(refused_by_operator, timeout=60, what="InvalidSpec on 'lost'")
+    assert lost["status"]["phase"] == "Failed"
+    assert (
+        "'tpu-v5' is not a node group of this operator (gpu-a10g)"
+        in condition(lost, "Ready")["message"]
+    )
+    await wait_ready(api, namespace, "fine")
+
+    core = client.CoreV1Api(api)
+    events = await core.list_namespaced_event(namespace, field_selector="involvedObject.name=lost")
+    assert [e.type for e in events.items if e.reason == "InvalidSpec"] == ["Warning"]
+    assert not (
+        await client.AppsV1Api(api).list_namespaced_deployment(
+            namespace, label_selector="ferry.dev/api=lost"
+        )
+    ).items
+
+    # Fixing the spec is all it takes.
+    await client.CustomObjectsApi(api).patch_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        PLURAL,
+        "lost",
+        {"spec": {"nodeGroup": "gpu-a10g"}},
+        _content_type="application/merge-patch+json",
+    )
+
+    async def scheduled_on_group() -> bool:
+        deployments = (
+            await client.AppsV1Api(api).list_namespaced_deployment(
+                namespace, label_selector="ferry.dev/api=lost"
+            )
+        ).items
+        return bool(deployments) and deployments[0].spec.template.spec.node_selector == {
+            "ferry.dev/node-group": "gpu-a10g"
+        }
+
+    await eventually(scheduled_on_group, timeout=60, what="the fixed API's Deployment")
