@@ -6,6 +6,7 @@ the cluster, never on which event arrived.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,8 +39,10 @@ async def reconcile(
     except InvalidSpecError as error:
         return await refuse(kube, body, str(error), record)
 
-    await kube.apply(render_service(api), names.FIELD_MANAGER)
-    existing = await kube.get(deployment_path(api.namespace, api.name))
+    _, existing = await asyncio.gather(
+        kube.apply(render_service(api), names.FIELD_MANAGER),
+        kube.get(deployment_path(api.namespace, api.name)),
+    )
     applied = await kube.apply(deployment, names.FIELD_MANAGER)
     if existing is None:
         applied = await _set_initial_replicas(kube, api, spec, applied)
