@@ -39,6 +39,8 @@ class Settings:
     image: str = DEFAULT_IMAGE
     """Image of the proxy sidecar and the model-fetch init container: Ferry's own."""
     node_groups: Mapping[str, NodeGroup] = field(default_factory=dict)
+    default_node_group: str | None = None
+    """Node group of APIs that name none (the local environment sends them to its node agent)."""
     liveness_port: int = 8080
     """kopf's liveness endpoint, probed by the chart's livenessProbe."""
     worker_limit: int = 50
@@ -59,10 +61,17 @@ class Settings:
         if log_format not in ("plain", "json"):
             raise SettingsError(f"FERRY_LOG_FORMAT must be plain or json, not {log_format!r}")
         namespaces = tuple(n for n in env.get("FERRY_NAMESPACES", "").split(",") if n.strip())
+        node_groups = parse_node_groups(env.get("FERRY_NODE_GROUPS", ""))
+        default_group = env.get("FERRY_DEFAULT_NODE_GROUP") or None
+        if default_group is not None and default_group not in node_groups:
+            raise SettingsError(
+                f"FERRY_DEFAULT_NODE_GROUP {default_group!r} is not in FERRY_NODE_GROUPS"
+            )
         return cls(
             namespaces=tuple(n.strip() for n in namespaces),
             image=env.get("FERRY_IMAGE", DEFAULT_IMAGE),
-            node_groups=parse_node_groups(env.get("FERRY_NODE_GROUPS", "")),
+            node_groups=node_groups,
+            default_node_group=default_group,
             liveness_port=number("FERRY_LIVENESS_PORT", 8080),
             worker_limit=number("FERRY_WORKER_LIMIT", 50),
             log_format=log_format,

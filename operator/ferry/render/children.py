@@ -85,13 +85,14 @@ def owner_reference(api: ApiRef) -> dict[str, Any]:
 
 
 def node_group_for(spec: RealtimeAPISpec, settings: Settings) -> NodeGroup | None:
-    if spec.node_group is None:
+    name = spec.node_group or settings.default_node_group
+    if name is None:
         return None
-    group = settings.node_groups.get(spec.node_group)
+    group = settings.node_groups.get(name)
     if group is None:
         known = ", ".join(sorted(settings.node_groups)) or "none are configured"
         raise InvalidSpecError(
-            "nodeGroup", f"{spec.node_group!r} is not a node group of this operator ({known})"
+            "nodeGroup", f"{name!r} is not a node group of this operator ({known})"
         )
     return group
 

@@ -152,6 +152,15 @@ def test_a_node_group_brings_its_selector_and_tolerations() -> None:
     ]
 
 
+def test_apis_without_a_node_group_go_to_the_default_one() -> None:
+    raw = with_defaults({"predictor": {"image": "a/b:1"}})
+    defaulted = Settings(node_groups={"gpu-a10g": GPU_GROUP}, default_node_group="gpu-a10g")
+    rendered = render_deployment(API, parse_spec(raw), defaulted, model_version=None, replicas=1)
+    assert rendered["spec"]["template"]["spec"]["nodeSelector"] == {
+        "ferry.dev/node-group": "gpu-a10g"
+    }
+
+
 def test_an_unknown_node_group_is_an_invalid_spec_naming_the_known_ones() -> None:
     with pytest.raises(InvalidSpecError, match=r"spec\.nodeGroup: 'tpu'.*gpu-a10g"):
         deployment(nodeGroup="tpu")

@@ -1,0 +1,45 @@
+"""The operator's settings from its environment: typos refuse to start, with the variable named."""
+
+from __future__ import annotations
+
+import pytest
+
+from ferry.settings import Settings, SettingsError, Taint
+
+GROUPS = '[{"name": "gpu", "labels": {"pool": "gpu"}, "taints": [{"key": "gpu", "value": "yes"}]}]'
+
+
+def test_defaults_watch_every_namespace() -> None:
+    settings = Settings.from_env({})
+    assert settings.namespaces == ()
+    assert settings.liveness_port == 8080
+    assert settings.node_groups == {}
+
+
+def test_node_groups_and_namespaces_are_parsed() -> None:
+    settings = Settings.from_env(
+        {
+            "FERRY_NODE_GROUPS": GROUPS,
+            "FERRY_NAMESPACES": "ml, web",
+            "FERRY_DEFAULT_NODE_GROUP": "gpu",
+        }
+    )
+    assert settings.namespaces == ("ml", "web")
+    assert settings.node_groups["gpu"].labels == {"pool": "gpu"}
+    assert settings.node_groups["gpu"].taints == (Taint("gpu", "yes", "NoSchedule"),)
+    assert settings.default_node_group == "gpu"
+
+
+@pytest.mark.parametrize(
+    ("env", "words"),
+    [
+        ({"FERRY_NODE_GROUPS": "[{"}, "FERRY_NODE_GROUPS is not a list of node groups"),
+        ({"FERRY_NODE_GROUPS": '[{"labels": {}}]'}, "FERRY_NODE_GROUPS"),
+        ({"FERRY_DEFAULT_NODE_GROUP": "gpu"}, "'gpu' is not in FERRY_NODE_GROUPS"),
+        ({"FERRY_LIVENESS_PORT": "eighty"}, "FERRY_LIVENESS_PORT must be a whole number"),
+        ({"FERRY_LOG_FORMAT": "xml"}, "FERRY_LOG_FORMAT must be plain or json"),
+    ],
+)
+def test_a_bad_setting_names_its_variable(env: dict[str, str], words: str) -> None:
+    with pytest.raises(SettingsError, match=words):
+        Settings.from_env(env)
