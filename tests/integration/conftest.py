@@ -6,9 +6,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.support.operator import REPO, Operator, kubectl
 
+from ferry.local.aws import MotoServer
 from ferry.local.cluster import ClusterInfo
+from tests.support.operator import REPO, Operator, kubectl
 
 
 @pytest.fixture(scope="session")
@@ -24,8 +25,10 @@ def crd(cluster: ClusterInfo) -> None:
 
 
 @pytest.fixture
-def operator(cluster: ClusterInfo, crd: None, namespace: str, tmp_path: Path) -> Iterator[Operator]:
-    running = Operator(cluster, namespace, tmp_path / "operator.log")
+def operator(
+    cluster: ClusterInfo, crd: None, namespace: str, tmp_path: Path, moto: MotoServer
+) -> Iterator[Operator]:
+    running = Operator(cluster, namespace, tmp_path / "operator.log", env=moto.env())
     running.start()
     yield running
     running.stop()

@@ -10,6 +10,8 @@ import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.client.exceptions import ApiException
+
+from ferry.local.wait import eventually
 from tests.integration.test_operator import (
     GROUP,
     PLURAL,
@@ -21,8 +23,6 @@ from tests.integration.test_operator import (
     wait_ready,
 )
 from tests.support.operator import Operator
-
-from ferry.local.wait import eventually
 
 IMAGE = "registry.example.com/iris:1.0.0"
 

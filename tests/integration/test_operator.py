@@ -6,11 +6,11 @@ from typing import Any
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client import ApiClient
-from tests.support.operator import Operator, kubectl
 
 from ferry.local.cluster import ClusterInfo
 from ferry.local.wait import eventually
 from ferry.names import SCALER_FIELD_MANAGER
+from tests.support.operator import Operator, kubectl
 
 GROUP, VERSION, PLURAL = "ferry.dev", "v1alpha1", "realtimeapis"
 

@@ -41,8 +41,11 @@ def entry_point(name: str) -> str:
 class Operator:
     """A `ferry-operator` process that can be stopped and started again."""
 
-    def __init__(self, cluster: ClusterInfo, namespace: str, log: Path) -> None:
+    def __init__(
+        self, cluster: ClusterInfo, namespace: str, log: Path, env: dict[str, str] | None = None
+    ) -> None:
         self.cluster, self.namespace, self.log = cluster, namespace, log
+        self.extra_env = env or {}
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
@@ -55,6 +58,7 @@ class Operator:
             "FERRY_NAMESPACES": self.namespace,
             "FERRY_LIVENESS_PORT": str(port),
             "FERRY_NODE_GROUPS": NODE_GROUPS,
+            **self.extra_env,
         }
         process = processes.spawn([entry_point("ferry-operator")], self.log, env=env)
         self.process = process

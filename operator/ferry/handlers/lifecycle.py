@@ -7,6 +7,7 @@ from typing import Any
 
 import kopf
 
+from ferry.adapters.aws import Aws, AwsSettings
 from ferry.adapters.kube import Kube
 
 
@@ -30,6 +31,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     # kopf's 0.1 s would add a tenth of a second to every reconcile; a burst still coalesces.
     settings.batching.batch_window = 0.02
     memo.kube = await Kube.connect()
+    memo.aws = Aws(AwsSettings.from_env())
 
 
 @kopf.on.cleanup()
@@ -37,3 +39,6 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     kube = getattr(memo, "kube", None)
     if kube is not None:
         await kube.close()
+    aws = getattr(memo, "aws", None)
+    if aws is not None:
+        aws.close()

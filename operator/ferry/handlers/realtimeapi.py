@@ -25,7 +25,9 @@ def recorder(body: kopf.Body) -> Recorder:
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
 async def reconcile(body: kopf.Body, memo: kopf.Memo, retry: int, **_: Any) -> None:
-    await guarded(body, retry, service.reconcile(memo.kube, memo.settings, body, recorder(body)))
+    await guarded(
+        body, retry, service.reconcile(memo.kube, memo.aws, memo.settings, body, recorder(body))
+    )
 
 
 @kopf.on.event(
@@ -48,6 +50,6 @@ async def deployment_changed(
     ):
         return
     if event["type"] == "DELETED":
-        await service.reconcile(memo.kube, memo.settings, api, recorder(body))
+        await service.reconcile(memo.kube, memo.aws, memo.settings, api, recorder(body))
     else:
         await publish(memo.kube, api, body)

@@ -11,13 +11,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from ferry import names
+from ferry.adapters.aws import Aws
 from ferry.adapters.kube import Kube
-from ferry.render.children import ApiRef, render_deployment, render_service
+from ferry.artifacts.versions import ModelCheck
+from ferry.render.children import ApiRef, node_group_for, render_deployment, render_service
 from ferry.services.events import Recorder
+from ferry.services.model import check_model
 from ferry.services.status import deployment_path, now_iso, publish, write_status
 from ferry.settings import Settings
 from ferry.spec.model import InvalidSpecError, RealtimeAPISpec, parse_spec
-from ferry.status.compute import invalid_status
+from ferry.status.compute import invalid_status, model_verdict
 
 
 def api_ref(body: Mapping[str, Any]) -> ApiRef:
@@ -25,25 +28,41 @@ def api_ref(body: Mapping[str, Any]) -> ApiRef:
     return ApiRef(meta["name"], meta["namespace"], meta["uid"], int(meta["generation"]))
 
 
+class WaitingForModelError(Exception):
+    """The model version is not in S3 yet: check again later; nothing rolls out meanwhile."""
+
+
 async def reconcile(
-    kube: Kube, settings: Settings, body: Mapping[str, Any], record: Recorder
+    kube: Kube, aws: Aws, settings: Settings, body: Mapping[str, Any], record: Recorder
 ) -> dict[str, Any]:
-    """Bring the children in line with the spec; return the status fields written."""
+    """Bring the children in line with the spec; return the status fields written.
+
+    Raises WaitingForModelError (after publishing why) when the model is not there yet.
+    """
     api = api_ref(body)
     try:
         spec = parse_spec(body["spec"])
-        model_version = spec.model.version if spec.model else None
-        deployment = render_deployment(
-            api, spec, settings, model_version=model_version, replicas=None
-        )
+        node_group_for(spec, settings)
     except InvalidSpecError as error:
         return await refuse(kube, body, str(error), record)
 
-    _, existing = await asyncio.gather(
-        kube.apply(render_service(api), names.FIELD_MANAGER),
-        kube.get(deployment_path(api.namespace, api.name)),
+    model, existing = await asyncio.gather(
+        _model(aws, body, spec), kube.get(deployment_path(api.namespace, api.name))
     )
-    applied = await kube.apply(deployment, names.FIELD_MANAGER)
+    if model is not None and not model.available:
+        if _news(body, model):
+            record("Warning", model.reason.value, model.message)
+        await publish(kube, body, existing, model)
+        raise WaitingForModelError(model.message)
+
+    deployment = render_deployment(
+        api, spec, settings, model_version=model.version if model else None, replicas=None
+    )
+    applied: dict[str, Any]
+    _, applied = await asyncio.gather(
+        kube.apply(render_service(api), names.FIELD_MANAGER),
+        kube.apply(deployment, names.FIELD_MANAGER),
+    )
     if existing is None:
         applied = await _set_initial_replicas(kube, api, spec, applied)
         record("Normal", "Created", f"created Deployment and Service {api.name}")
@@ -51,7 +70,25 @@ async def reconcile(
         record(
             "Normal", "Updated", f"updated Deployment {api.name} for generation {api.generation}"
         )
-    return await publish(kube, body, applied)
+    return await publish(kube, body, applied, model)
+
+
+async def _model(aws: Aws, body: Mapping[str, Any], spec: RealtimeAPISpec) -> ModelCheck | None:
+    """The verdict on spec.model for this generation. "latest" is resolved once per change: a
+    verdict already recorded for this generation stands, so a resume never rolls out a version
+    that was pushed since."""
+    if spec.model is None:
+        return None
+    recorded = model_verdict(body["spec"], body.get("status") or {}, api_ref(body).generation)
+    if recorded is not None and recorded.available:
+        return recorded
+    return await check_model(aws, spec.model)
+
+
+def _news(body: Mapping[str, Any], model: ModelCheck) -> bool:
+    status = body.get("status") or {}
+    verdict = model_verdict(body["spec"], status, api_ref(body).generation)
+    return verdict is None or verdict.reason != model.reason
 
 
 async def _set_initial_replicas(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from ferry import names
 from ferry.adapters.kube import Kube, path_of
+from ferry.artifacts.versions import ModelCheck
 from ferry.spec.schema import GROUP, KIND, VERSION
-from ferry.status.compute import compute_status, status_changes
+from ferry.status.compute import compute_status, model_verdict, status_changes
 
 
 def now_iso() -> str:
@@ -46,22 +47,25 @@ async def write_status(
     return changes
 
 
-def model_version_of(api: Mapping[str, Any]) -> str | None:
-    model = api.get("spec", {}).get("model")
-    return str(model.get("version")) if model else None
-
-
 async def publish(
-    kube: Kube, api: Mapping[str, Any], deployment: Mapping[str, Any] | None
+    kube: Kube,
+    api: Mapping[str, Any],
+    deployment: Mapping[str, Any] | None,
+    model: ModelCheck | Literal["recorded"] | None = "recorded",
 ) -> dict[str, Any]:
+    """Write the status; `model` is the reconciler's fresh verdict, or "recorded" for the one
+    already in the status (a Deployment event carries no news about the model)."""
     meta = api["metadata"]
+    generation = int(meta["generation"])
+    if model == "recorded":
+        model = model_verdict(api.get("spec", {}), api.get("status") or {}, generation)
     computed = compute_status(
         api=meta["name"],
         namespace=meta["namespace"],
-        generation=int(meta["generation"]),
+        generation=generation,
         previous=api.get("status") or {},
         deployment=deployment,
-        model_version=model_version_of(api),
+        model=model,
         now=now_iso(),
     )
     return await write_status(kube, api, computed)

@@ -13,7 +13,8 @@ from enum import StrEnum
 from typing import Any
 
 from ferry import names
-from ferry.status.conditions import FALSE, TRUE, Condition, condition, merge_conditions
+from ferry.artifacts.versions import ModelCheck, ModelReason
+from ferry.status.conditions import FALSE, TRUE, UNKNOWN, Condition, condition, merge_conditions
 
 
 class Phase(StrEnum):
@@ -65,7 +66,24 @@ def rollout_of(deployment: Mapping[str, Any], generation: int) -> Rollout:
     )
 
 
-def _assess(rollout: Rollout | None, generation: int) -> tuple[Phase, Condition, Condition]:
+def _model_condition(model: ModelCheck) -> Condition:
+    if model.available:
+        return Condition("ModelAvailable", TRUE, model.reason.value, model.message)
+    status = UNKNOWN if model.reason is ModelReason.CHECKING else FALSE
+    return Condition("ModelAvailable", status, model.reason.value, model.message)
+
+
+def _assess(
+    rollout: Rollout | None, generation: int, model: ModelCheck | None
+) -> tuple[Phase, Condition, Condition]:
+    if model is not None and not model.available:
+        # Nothing rolls out before its model is there; what runs keeps serving.
+        serving = rollout is not None and rollout.available > 0
+        return (
+            Phase.DEGRADED if serving else Phase.PENDING,
+            Condition("Ready", FALSE, model.reason.value, model.message),
+            Condition("Progressing", FALSE, "WaitingForModel", model.message),
+        )
     if rollout is None:
         return (
             Phase.PENDING,
@@ -120,19 +138,23 @@ def compute_status(
     generation: int,
     previous: Mapping[str, Any],
     deployment: Mapping[str, Any] | None,
-    model_version: str | None,
+    model: ModelCheck | None,
     now: str,
 ) -> dict[str, Any]:
-    """The status fields the reconciler owns; fields of other writers (autoscaler) are left out."""
+    """The status fields the reconciler owns; fields of other writers (autoscaler) are left out.
+
+    `model` is the verdict on spec.model for this generation (None: the API has no model).
+    """
     rollout = rollout_of(deployment, generation) if deployment is not None else None
-    phase, ready, progressing = _assess(rollout, generation)
+    phase, ready, progressing = _assess(rollout, generation, model)
+    conditions = [ready, progressing] + ([_model_condition(model)] if model else [])
     desired = rollout.desired if rollout else 0
     available = rollout.available if rollout else 0
     status: dict[str, Any] = {
         "observedGeneration": generation,
         "phase": phase.value,
         "conditions": merge_conditions(
-            [ready, progressing], previous.get("conditions") or (), generation, now
+            conditions, previous.get("conditions") or (), generation, now
         ),
         "replicas": rollout.total if rollout else 0,
         "readyReplicas": rollout.ready if rollout else 0,
@@ -142,9 +164,23 @@ def compute_status(
         "selector": names.selector(api),
         "endpoint": names.endpoint(api, namespace),
     }
-    if model_version is not None:
-        status["modelVersion"] = model_version
+    if model is not None and model.version is not None:
+        status["modelVersion"] = model.version
     return status
+
+
+def model_verdict(
+    spec: Mapping[str, Any], status: Mapping[str, Any], generation: int
+) -> ModelCheck | None:
+    """The reconciler's last verdict on the model, if it was made for this generation."""
+    if not spec.get("model"):
+        return None
+    verdict = condition(status, "ModelAvailable")
+    if verdict is None or verdict.get("observedGeneration") != generation:
+        return ModelCheck(ModelReason.CHECKING, "checking the model's version in S3")
+    reason = ModelReason(verdict.get("reason", ModelReason.CHECKING.value))
+    version = status.get("modelVersion") if reason is ModelReason.AVAILABLE else None
+    return ModelCheck(reason, str(verdict.get("message", "")), version)
 
 
 def invalid_status(

@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 
 from ferry import names
-from ferry.status.compute import compute_status, invalid_status, status_changes
+from ferry.artifacts.versions import ModelCheck, ModelReason
+from ferry.status.compute import compute_status, invalid_status, model_verdict, status_changes
 
 NOW, LATER = "2026-11-23T10:00:00Z", "2026-11-23T10:05:00Z"
 
@@ -42,7 +43,10 @@ def deployment(
 
 
 def status(
-    dep: dict[str, Any] | None, previous: dict[str, Any] | None = None, now: str = NOW
+    dep: dict[str, Any] | None,
+    previous: dict[str, Any] | None = None,
+    now: str = NOW,
+    model: ModelCheck | None = None,
 ) -> dict[str, Any]:
     return compute_status(
         api="iris",
@@ -50,7 +54,7 @@ def status(
         generation=2,
         previous=previous or {},
         deployment=dep,
-        model_version=None,
+        model=model,
         now=now,
     )
 
@@ -144,3 +148,27 @@ def test_an_invalid_spec_fails_with_the_message() -> None:
         "observedGeneration": 4,
         "lastTransitionTime": NOW,
     }
+
+
+def test_nothing_is_ready_while_the_model_is_missing_and_what_runs_keeps_serving() -> None:
+    missing = ModelCheck(ModelReason.VERSION_NOT_FOUND, "no objects under s3://acme/iris/9/")
+    fresh = status(None, model=missing)
+    assert fresh["phase"] == "Pending"
+    assert (ready_of(fresh)["status"], ready_of(fresh)["reason"]) == ("False", "VersionNotFound")
+    serving = status(deployment(api_generation=1), model=missing)
+    assert serving["phase"] == "Degraded"
+    model = next(c for c in serving["conditions"] if c["type"] == "ModelAvailable")
+    assert (model["status"], model["reason"]) == ("False", "VersionNotFound")
+
+
+def test_a_resolved_version_is_recorded_and_read_back_for_the_same_generation() -> None:
+    found = ModelCheck(ModelReason.AVAILABLE, "version 7", "7")
+    computed = status(deployment(), model=found)
+    assert computed["modelVersion"] == "7"
+    spec = {"model": {"uri": "s3://acme/iris", "version": "latest"}}
+    assert model_verdict(spec, computed, generation=2) == ModelCheck(
+        ModelReason.AVAILABLE, "version 7", "7"
+    )
+    # A newer generation has not been checked yet.
+    assert model_verdict(spec, computed, generation=3).reason is ModelReason.CHECKING
+    assert model_verdict({}, computed, generation=2) is None

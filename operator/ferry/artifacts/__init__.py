@@ -1,0 +1,1 @@
+"""Model artifacts in S3: how versions are laid out and when one may be served (pure)."""
