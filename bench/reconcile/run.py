@@ -24,10 +24,10 @@ from typing import Any
 
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client import ApiClient
-from tests.support.operator import Operator, kubectl
 
 from ferry.local.cluster import local_cluster
 from ferry.local.layout import ClusterLayout
+from tests.support.operator import Operator, kubectl
 
 REPO = Path(__file__).resolve().parents[2]
 POD = {"cpu": "50m", "memory": "64Mi"}

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ferry import __version__
-from ferry.cli import local
+from ferry.cli import local, model
 
 
 def parser() -> argparse.ArgumentParser:
@@ -16,6 +16,7 @@ def parser() -> argparse.ArgumentParser:
     root.add_argument("--version", action="version", version=f"ferry {__version__}")
     commands = root.add_subparsers(dest="command", required=True)
     local.register(commands)
+    model.register(commands)
     return root
 
 
