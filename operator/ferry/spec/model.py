@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ferry.autoscaling.policy import default_target_in_flight
+
 
 class InvalidSpecError(ValueError):
     """A spec the user must change; retrying will not help."""
@@ -146,7 +148,10 @@ def parse_spec(raw: Mapping[str, Any]) -> RealtimeAPISpec:
                 enabled=bool(scaling["enabled"]),
                 min_replicas=int(scaling["minReplicas"]),
                 max_replicas=int(scaling["maxReplicas"]),
-                target_in_flight=float(scaling.get("targetInFlight", serving["maxConcurrency"])),
+                target_in_flight=float(
+                    scaling.get("targetInFlight")
+                    or default_target_in_flight(int(serving["maxConcurrency"]))
+                ),
                 window=scaling["window"],
                 panic_window=scaling["panicWindow"],
                 panic_threshold=float(scaling["panicThreshold"]),

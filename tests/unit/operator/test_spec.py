@@ -28,8 +28,8 @@ def test_a_minimal_spec_gets_every_documented_default() -> None:
     assert parsed.model is None
 
 
-def test_target_in_flight_defaults_to_max_concurrency() -> None:
-    assert parse_spec(spec(serving={"maxConcurrency": 7})).autoscaling.target_in_flight == 7.0
+def test_target_in_flight_defaults_to_seventy_percent_of_max_concurrency() -> None:
+    assert parse_spec(spec(serving={"maxConcurrency": 10})).autoscaling.target_in_flight == 7.0
     explicit = spec(autoscaling={"targetInFlight": 2.5})
     assert parse_spec(explicit).autoscaling.target_in_flight == 2.5
 

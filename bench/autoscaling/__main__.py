@@ -1,0 +1,3 @@
+from bench.autoscaling.run import main
+
+raise SystemExit(main())

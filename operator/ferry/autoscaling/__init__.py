@@ -1,0 +1,33 @@
+"""Autoscaling's pure core: demand history in, desired replicas and a reason out. No I/O.
+
+A caller keeps a DemandHistory and a ScalerState per API. Each tick it records one Sample of
+queued + in-flight requests from the ready pods (Sample.from_pods, None for a pod that did not
+answer), calls decide(), writes Decision.replicas, and keeps Decision.state for the next tick.
+"""
+
+from ferry.autoscaling.decide import Decision, Panic, Reason, Recommendation, ScalerState, decide
+from ferry.autoscaling.history import DemandHistory, Sample, WindowAverage
+from ferry.autoscaling.policy import (
+    AutoscalingPolicy,
+    DurationError,
+    PolicyError,
+    default_target_in_flight,
+    parse_duration,
+)
+
+__all__ = [
+    "AutoscalingPolicy",
+    "Decision",
+    "DemandHistory",
+    "DurationError",
+    "Panic",
+    "PolicyError",
+    "Reason",
+    "Recommendation",
+    "Sample",
+    "ScalerState",
+    "WindowAverage",
+    "decide",
+    "default_target_in_flight",
+    "parse_duration",
+]

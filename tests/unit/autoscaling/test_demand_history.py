@@ -1,0 +1,67 @@
+"""Demand history: samples from the pods that answered, averaged over a window."""
+
+from __future__ import annotations
+
+import pytest
+
+from ferry.autoscaling import DemandHistory, Sample
+
+
+def test_a_sample_sums_the_pods_that_answered_and_counts_those_that_did_not() -> None:
+    sample = Sample.from_pods(10.0, [3.0, None, 1.5, None])
+    assert (sample.demand, sample.answered, sample.expected) == (4.5, 2, 4)
+    assert sample.partial
+    assert sample.informative
+
+
+def test_a_sample_where_no_pod_answered_says_nothing() -> None:
+    assert not Sample.from_pods(10.0, [None, None]).informative
+    assert not Sample.from_pods(10.0, []).informative
+
+
+def test_the_average_covers_only_the_window() -> None:
+    history = DemandHistory(horizon=60.0)
+    for time, demand in [(0.0, 100.0), (10.0, 2.0), (20.0, 4.0)]:
+        history = history.record(Sample(time, demand, answered=1, expected=1))
+    window = history.average(now=20.0, window=15.0)
+    assert window is not None
+    assert window.demand == pytest.approx(3.0)
+    assert window.samples == 2
+    assert not window.partial
+
+
+def test_a_window_with_a_silent_pod_is_marked_partial() -> None:
+    history = DemandHistory(horizon=60.0)
+    history = history.record(Sample.from_pods(1.0, [2.0, 2.0]))
+    history = history.record(Sample.from_pods(2.0, [2.0, None]))
+    window = history.average(now=2.0, window=60.0)
+    assert window is not None
+    assert window.partial
+    assert window.demand == pytest.approx(3.0)
+
+
+def test_a_window_where_nobody_answered_has_no_average() -> None:
+    history = DemandHistory(horizon=60.0).record(Sample.from_pods(1.0, [None]))
+    assert history.average(now=1.0, window=60.0) is None
+    assert DemandHistory(horizon=60.0).average(now=1.0, window=60.0) is None
+
+
+def test_samples_older_than_the_horizon_are_dropped() -> None:
+    history = DemandHistory(horizon=10.0)
+    for time in range(30):
+        history = history.record(Sample(float(time), 1.0, answered=1, expected=1))
+    assert [s.time for s in history.samples] == [float(t) for t in range(19, 30)]
+
+
+def test_time_does_not_run_backwards() -> None:
+    history = DemandHistory(horizon=10.0).record(Sample(5.0, 1.0, answered=1, expected=1))
+    with pytest.raises(ValueError, match="older than the newest"):
+        history.record(Sample(4.0, 1.0, answered=1, expected=1))
+
+
+@pytest.mark.parametrize(
+    ("demand", "answered", "expected"), [(-1.0, 1, 1), (1.0, 2, 1), (1.0, -1, 1)]
+)
+def test_an_impossible_sample_is_refused(demand: float, answered: int, expected: int) -> None:
+    with pytest.raises(ValueError, match="impossible sample"):
+        Sample(0.0, demand, answered=answered, expected=expected)

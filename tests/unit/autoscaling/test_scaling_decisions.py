@@ -1,0 +1,274 @@
+"""decide(): what demand, replicas and recent history make of the replicas, and why."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ferry.autoscaling import (
+    AutoscalingPolicy,
+    Decision,
+    DemandHistory,
+    Panic,
+    Reason,
+    Recommendation,
+    Sample,
+    ScalerState,
+    decide,
+)
+
+POLICY = AutoscalingPolicy(target_in_flight=4.0, min_replicas=1, max_replicas=20)
+NOW = 1000.0
+WATCHED = ScalerState(since=0.0)
+"""A state that has watched long enough to be trusted with scaling down."""
+
+
+def history(
+    demands: Sequence[float], *, answered: int = 4, expected: int = 4, every: float = 2.0
+) -> DemandHistory:
+    """One sample per tick, the last at NOW."""
+    result = DemandHistory(horizon=POLICY.window)
+    start = NOW - every * (len(demands) - 1)
+    for index, demand in enumerate(demands):
+        sample = Sample(start + index * every, demand, answered=answered, expected=expected)
+        result = result.record(sample)
+    return result
+
+
+def steady(demand: float, **pods: int) -> DemandHistory:
+    return history([demand] * 30, **pods)
+
+
+def run(
+    demands: DemandHistory,
+    *,
+    ready: int,
+    current: int | None = None,
+    state: ScalerState = WATCHED,
+    policy: AutoscalingPolicy = POLICY,
+) -> Decision:
+    return decide(
+        demands,
+        policy,
+        ready_replicas=ready,
+        current_replicas=ready if current is None else current,
+        now=NOW,
+        state=state,
+    )
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "demand", "ready", "replicas", "reason"),
+    [
+        ("demand at target keeps replicas", 8.0, 2, 2, Reason.WITHIN_TOLERANCE),
+        ("a small change is noise", 8.3, 2, 2, Reason.WITHIN_TOLERANCE),
+        ("demand that still needs every replica keeps them", 7.0, 2, 2, Reason.STEADY),
+        ("more demand adds replicas", 12.0, 2, 3, Reason.SCALE_UP),
+        ("less demand gives replicas back, half at most", 4.0, 4, 2, Reason.SCALE_DOWN),
+        ("never below the minimum", 0.0, 1, 1, Reason.AT_MIN),
+        ("never above the maximum", 120.0, 19, 20, Reason.AT_MAX),
+    ],
+)
+def test_steady_demand(
+    behaviour: str, demand: float, ready: int, replicas: int, reason: Reason
+) -> None:
+    decision = run(steady(demand), ready=ready)
+    assert (decision.replicas, decision.reason) == (replicas, reason), behaviour
+
+
+def test_without_data_replicas_stay() -> None:
+    decision = run(DemandHistory(horizon=60.0), ready=3)
+    assert (decision.replicas, decision.reason) == (3, Reason.NO_DATA)
+    assert decision.stable_demand is None
+
+
+def test_without_data_bounds_still_hold() -> None:
+    decision = run(DemandHistory(horizon=60.0), ready=25)
+    assert (decision.replicas, decision.reason) == (20, Reason.AT_MAX)
+
+
+def test_samples_where_nobody_answered_are_no_data() -> None:
+    decision = run(steady(0.0, answered=0, expected=4), ready=4)
+    assert (decision.replicas, decision.reason) == (4, Reason.NO_DATA)
+
+
+def test_a_pod_that_did_not_answer_is_not_zero_demand() -> None:
+    decision = run(steady(4.0, answered=2, expected=4), ready=4)
+    assert (decision.replicas, decision.reason) == (4, Reason.PARTIAL_DATA)
+
+
+def test_partial_data_still_scales_up_on_what_it_saw() -> None:
+    decision = run(steady(24.0, answered=2, expected=4), ready=4)
+    assert (decision.replicas, decision.reason) == (6, Reason.SCALE_UP)
+
+
+def test_one_silent_sample_in_the_window_holds_a_scale_down() -> None:
+    demands = history([4.0] * 10)
+    demands = demands.record(Sample(NOW + 2, 4.0, answered=3, expected=4))
+    for time in (NOW + 4, NOW + 6):
+        demands = demands.record(Sample(time, 4.0, answered=4, expected=4))
+    decision = decide(
+        demands, POLICY, ready_replicas=4, current_replicas=4, now=NOW + 6, state=WATCHED
+    )
+    assert (decision.replicas, decision.reason) == (4, Reason.PARTIAL_DATA)
+
+
+def test_a_new_or_restarted_operator_gives_nothing_back_until_it_has_watched() -> None:
+    fresh = run(steady(4.0), ready=4, state=ScalerState())
+    assert (fresh.replicas, fresh.reason) == (4, Reason.STABILIZING)
+    assert fresh.state.since == NOW
+    later = run(steady(4.0), ready=4, state=ScalerState(since=NOW - 150.0))
+    assert later.replicas == 2
+
+
+def test_a_new_operator_still_scales_up() -> None:
+    assert run(steady(12.0), ready=2, state=ScalerState()).replicas == 3
+
+
+def test_a_burst_starts_a_panic_that_follows_the_panic_window() -> None:
+    demands = history([4.0] * 27 + [40.0] * 3)
+    decision = run(demands, ready=2)
+    assert decision.reason == Reason.PANIC
+    assert decision.panicking
+    assert decision.replicas == 10
+    assert decision.state.panic == Panic(since=NOW, last_over=NOW)
+
+
+def test_below_the_threshold_is_no_panic() -> None:
+    demands = history([8.0] * 27 + [15.0] * 3)
+    assert not run(demands, ready=2).panicking
+
+
+def test_no_scale_down_while_panicking() -> None:
+    state = ScalerState(panic=Panic(since=NOW - 30, last_over=NOW - 20), since=0.0)
+    decision = run(steady(1.0), ready=8, state=state)
+    assert (decision.replicas, decision.reason) == (8, Reason.PANIC)
+
+
+def test_panic_ends_a_stable_window_after_the_last_burst() -> None:
+    state = ScalerState(panic=Panic(since=NOW - 90, last_over=NOW - 60), since=0.0)
+    decision = run(steady(1.0), ready=8, state=state)
+    assert not decision.panicking
+    assert decision.replicas == 4
+
+
+def test_growth_is_bounded_by_ready_replicas() -> None:
+    policy = dataclasses.replace(POLICY, max_replicas=100)
+    decision = run(steady(400.0), ready=2, policy=policy)
+    assert decision.replicas == 20
+    assert run(steady(400.0), ready=2, current=20, policy=policy).replicas == 20
+
+
+def test_a_step_of_one_is_always_allowed_up() -> None:
+    policy = dataclasses.replace(POLICY, max_upscale_factor=1.0)
+    assert run(steady(40.0), ready=3, policy=policy).replicas == 4
+
+
+def test_a_step_of_one_is_always_allowed_down() -> None:
+    policy = dataclasses.replace(POLICY, max_downscale_factor=1.0)
+    assert run(steady(0.0), ready=5, policy=policy).replicas == 4
+
+
+def test_a_recent_higher_recommendation_holds_a_scale_down() -> None:
+    state = ScalerState(recommendations=(Recommendation(NOW - 100, 6),), since=0.0)
+    decision = run(steady(4.0), ready=6, state=state)
+    assert (decision.replicas, decision.reason) == (6, Reason.STABILIZING)
+    state = ScalerState(recommendations=(Recommendation(NOW - 151, 6),), since=0.0)
+    assert run(steady(4.0), ready=6, state=state).replicas == 3
+
+
+def test_a_recent_lower_recommendation_holds_a_scale_up() -> None:
+    policy = dataclasses.replace(POLICY, upscale_stabilization=30.0)
+    state = ScalerState(recommendations=(Recommendation(NOW - 10, 2),), since=0.0)
+    decision = run(steady(14.0), ready=2, state=state, policy=policy)
+    assert (decision.replicas, decision.reason) == (2, Reason.STABILIZING)
+
+
+def test_a_panic_recommendation_is_not_held_after_the_burst() -> None:
+    demands = history([4.0] * 27 + [40.0] * 3)
+    burst = run(demands, ready=2)
+    assert burst.state.recommendations[-1].replicas < burst.replicas
+
+
+def test_the_message_shows_the_arithmetic() -> None:
+    message = run(steady(12.0), ready=2).message
+    assert "demand 12.00 over 60s" in message
+    assert "at 4 per replica with 2 ready: 2 -> 3 (ScaleUp)" in message
+
+
+demand_values = st.floats(min_value=0.0, max_value=5000.0, allow_nan=False)
+policies = st.builds(
+    AutoscalingPolicy,
+    target_in_flight=st.floats(min_value=0.5, max_value=50.0),
+    min_replicas=st.integers(1, 5),
+    max_replicas=st.integers(5, 60),
+    window=st.sampled_from([30.0, 60.0]),
+    panic_window=st.sampled_from([4.0, 6.0]),
+    panic_threshold=st.floats(min_value=1.0, max_value=4.0),
+    upscale_stabilization=st.sampled_from([0.0, 20.0]),
+    downscale_stabilization=st.sampled_from([0.0, 60.0, 300.0]),
+    max_upscale_factor=st.floats(min_value=1.0, max_value=20.0),
+    max_downscale_factor=st.floats(min_value=0.1, max_value=1.0),
+    tolerance=st.floats(min_value=0.0, max_value=0.5),
+)
+states = st.builds(
+    ScalerState,
+    panic=st.none() | st.builds(Panic, st.just(NOW - 50), st.sampled_from([NOW - 40, NOW - 70])),
+    recommendations=st.lists(
+        st.builds(Recommendation, st.floats(NOW - 400, NOW - 1), st.integers(0, 80)), max_size=5
+    ).map(lambda r: tuple(sorted(r, key=lambda rec: rec.time))),
+    since=st.sampled_from([None, 0.0, NOW - 30]),
+)
+situations = st.fixed_dictionaries(
+    {
+        "policy": policies,
+        "state": states,
+        "ready": st.integers(0, 70),
+        "current": st.integers(0, 70),
+        "answered": st.integers(0, 4),
+    }
+)
+
+
+def _decide(demands: Sequence[float], s: dict[str, object]) -> Decision:
+    policy, state = s["policy"], s["state"]
+    assert isinstance(policy, AutoscalingPolicy)
+    assert isinstance(state, ScalerState)
+    ready, current, answered = s["ready"], s["current"], s["answered"]
+    assert isinstance(ready, int)
+    assert isinstance(current, int)
+    assert isinstance(answered, int)
+    return decide(
+        history(demands, answered=answered),
+        policy,
+        ready_replicas=ready,
+        current_replicas=current,
+        now=NOW,
+        state=state,
+    )
+
+
+@given(st.lists(demand_values, min_size=1, max_size=40), situations)
+def test_bounds_are_always_respected(demands: list[float], s: dict[str, object]) -> None:
+    policy = s["policy"]
+    assert isinstance(policy, AutoscalingPolicy)
+    decision = _decide(demands, s)
+    assert policy.min_replicas <= decision.replicas <= policy.max_replicas
+
+
+@given(st.lists(st.tuples(demand_values, demand_values), min_size=1, max_size=40), situations)
+def test_more_demand_never_gives_fewer_replicas(
+    pairs: list[tuple[float, float]], s: dict[str, object]
+) -> None:
+    less = [base for base, _ in pairs]
+    more = [base + extra for base, extra in pairs]
+    assert _decide(less, s).replicas <= _decide(more, s).replicas
+
+
+@given(st.lists(demand_values, min_size=1, max_size=40), situations)
+def test_the_same_inputs_give_the_same_decision(demands: list[float], s: dict[str, object]) -> None:
+    assert _decide(demands, s) == _decide(demands, s)
