@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 import sys
 
 import kopf
@@ -9,7 +11,18 @@ import kopf
 from ferry.settings import Settings, SettingsError
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="ferry-operator",
+        description="Ferry's operator. Settings come from FERRY_* variables (docs/realtimeapi.md).",
+    )
+    parser.add_argument(
+        "--kubeconfig", help="kubeconfig to use (default: $KUBECONFIG, else the in-cluster account)"
+    )
+    args = parser.parse_args(argv)
+    if args.kubeconfig:
+        # kopf's login and the operator's client both read it from there.
+        os.environ["KUBECONFIG"] = args.kubeconfig
     try:
         settings = Settings.from_env()
     except SettingsError as error:
@@ -21,8 +34,12 @@ def main() -> int:
         log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.PLAIN,
     )
     # Importing the handler modules registers them with kopf.
+    import ferry.handlers.autoscaler  # noqa: PLC0415
     import ferry.handlers.lifecycle  # noqa: PLC0415
-    import ferry.handlers.realtimeapi  # noqa: F401, PLC0415
+    import ferry.handlers.realtimeapi  # noqa: PLC0415
+
+    # The timer's interval is a setting, so it is registered once the settings are read.
+    ferry.handlers.autoscaler.register(settings)
 
     kopf.run(
         standalone=True,

@@ -7,6 +7,7 @@ an explicit field manager, and API failures sorted into what a retry can fix and
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +22,7 @@ from ferry.spec.schema import GROUP, PLURAL, VERSION
 RESOURCES: dict[tuple[str, str], tuple[str, str]] = {
     ("apps/v1", "Deployment"): ("/apis/apps/v1", "deployments"),
     ("v1", "Service"): ("/api/v1", "services"),
+    ("v1", "Pod"): ("/api/v1", "pods"),
     (f"{GROUP}/{VERSION}", "RealtimeAPI"): (f"/apis/{GROUP}/{VERSION}", PLURAL),
 }
 REQUEST_TIMEOUT = 30.0
@@ -67,6 +69,8 @@ class Kube:
     @classmethod
     async def connect(cls, kubeconfig: str | None = None) -> Kube:
         """From the kubeconfig (KUBECONFIG or the given file), else the in-cluster account."""
+        # Read here, not at import: kubernetes_asyncio fixes its default path when first imported.
+        kubeconfig = kubeconfig or os.environ.get("KUBECONFIG")
         try:
             client = await config.new_client_from_config(config_file=kubeconfig)
         except config.ConfigException:
@@ -116,6 +120,15 @@ class Kube:
             if error.status == 404:  # noqa: PLR2004
                 return None
             raise
+
+    async def list(self, path: str, label_selector: str) -> list[dict[str, Any]]:
+        """The objects under `path` with these labels, from the API server's watch cache
+        (resourceVersion 0): a moment stale at most, and no read of etcd per call."""
+        found = await self.request(
+            "GET", path, query={"labelSelector": label_selector, "resourceVersion": "0"}
+        )
+        items: list[dict[str, Any]] = found.get("items") or []
+        return items
 
     async def apply(self, obj: Mapping[str, Any], field_manager: str) -> dict[str, Any]:
         """Server-side apply: the object becomes exactly what `field_manager` says of it."""

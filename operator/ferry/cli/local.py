@@ -29,6 +29,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     up.add_argument(
         "--nodes", type=int, default=3, help="simulated kwok nodes (default: %(default)s)"
     )
+    up.add_argument(
+        "--no-operator",
+        dest="operator",
+        action="store_false",
+        help="only the control plane: no moto server, CRD or operator",
+    )
     up.set_defaults(run=_up)
     command("down", "stop the local control plane and everything it started").set_defaults(
         run=_down
@@ -53,7 +59,12 @@ def _build(_args: argparse.Namespace) -> int:
 def _up(args: argparse.Namespace) -> int:
     layout = ClusterLayout.named(args.name)
     try:
-        info = cluster.up(layout, nodes=args.nodes, progress=ProgressBar("building control plane"))
+        info = cluster.up(
+            layout,
+            nodes=args.nodes,
+            operator=args.operator,
+            progress=ProgressBar("building control plane"),
+        )
     except (cluster.LocalClusterError, ToolchainError) as error:
         print(f"ferry local up: {error}", file=sys.stderr)
         return 1

@@ -46,7 +46,9 @@ class ClusterInfo:
         return str(self.bin_dir / name)
 
     def env(self) -> dict[str, str]:
-        return {"KUBECONFIG": str(self.kubeconfig), "FERRY_BIN": str(self.bin_dir)}
+        """KUBECONFIG, the binaries, and AWS at the local moto server when one runs."""
+        aws: dict[str, str] = self.state.get("aws") or {}
+        return {"KUBECONFIG": str(self.kubeconfig), "FERRY_BIN": str(self.bin_dir), **aws}
 
     def exports(self) -> str:
         lines = [f"export {name}={shlex.quote(value)}" for name, value in self.env().items()]
@@ -79,13 +81,15 @@ def up(
     layout: ClusterLayout,
     *,
     nodes: int = 3,
+    operator: bool = False,
     tie_to_parent: bool = False,
     progress: Progress | None = None,
     timeout: float = UP_TIMEOUT,
 ) -> ClusterInfo:
     """Start the cluster (building the binaries first if needed) and wait until it is ready.
 
-    With `tie_to_parent` the cluster dies with the calling process, as test fixtures want.
+    With `operator`, also moto's server for AWS, the CRD and Ferry's operator. With
+    `tie_to_parent` the cluster dies with the calling process, as test fixtures want.
     """
     if (info := running(layout)) is not None:
         return info
@@ -99,6 +103,7 @@ def up(
         "ferry.local.supervisor",
         str(layout.state_file),
         f"--nodes={nodes}",
+        *(["--operator"] if operator else []),
     ]
     supervisor = processes.spawn(argv, layout.supervisor_log, tie_to_parent=tie_to_parent)
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import sys
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from ferry.local import aws
 from ferry.local.layout import ClusterLayout
 from ferry.local.pki import FRONT_PROXY_CA, FRONT_PROXY_CLIENT, SERVICE_CIDR, Credentials
 from ferry.local.toolchain import Toolchain
@@ -26,6 +30,9 @@ class Ports:
     controller_manager: int
     scheduler: int
     kwok: int
+    moto: int
+    operator_liveness: int
+    operator_metrics: int
 
     @classmethod
     def free(cls) -> Ports:
@@ -46,6 +53,7 @@ class Component:
     health_url: str
     # The API server's health needs a client certificate; the others answer /healthz to anyone.
     needs_client_cert: bool = False
+    env: Mapping[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +62,7 @@ class Plan:
     toolchain: Toolchain
     creds: Credentials
     ports: Ports
+    with_operator: bool = False
 
     def kubeconfig_for(self, client: str) -> Path:
         return self.layout.run / f"{client}.kubeconfig"
@@ -197,3 +206,33 @@ def control_plane(plan: Plan) -> list[Component]:
         kube_scheduler(plan),
         kwok(plan),
     ]
+
+
+def moto(plan: Plan) -> Component:
+    return Component(
+        "moto", aws.server_argv(plan.ports.moto, plan.layout.run), aws.health_url(plan.ports.moto)
+    )
+
+
+def aws_env(plan: Plan) -> dict[str, str]:
+    return aws.env_for(f"http://{LOOPBACK}:{plan.ports.moto}")
+
+
+def operator(plan: Plan) -> Component:
+    """Ferry's own operator, cluster-wide, with AWS at the local moto server."""
+    return Component(
+        "ferry-operator",
+        [
+            str(Path(sys.executable).parent / "ferry-operator"),
+            f"--kubeconfig={plan.layout.kubeconfig}",
+        ],
+        f"http://{LOOPBACK}:{plan.ports.operator_liveness}/healthz",
+        env={
+            **os.environ,
+            **aws_env(plan),
+            # kopf's login reads it as well as the operator's own client.
+            "KUBECONFIG": str(plan.layout.kubeconfig),
+            "FERRY_LIVENESS_PORT": str(plan.ports.operator_liveness),
+            "FERRY_METRICS_PORT": str(plan.ports.operator_metrics),
+        },
+    )

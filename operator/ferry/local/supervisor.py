@@ -17,6 +17,7 @@ import signal
 import subprocess
 import sys
 import time
+from importlib import resources
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -31,6 +32,7 @@ from ferry.local.nodes import NODE_KIND_LABEL, kwok_nodes
 from ferry.local.pki import CLIENTS, ensure_credentials
 from ferry.local.toolchain import locate
 from ferry.local.wait import wait_until
+from ferry.spec.schema import CRD_FILE
 
 START_TIMEOUT = 90.0
 STOP_GRACE = 10.0
@@ -52,9 +54,10 @@ def _log_tail(path: Path, lines: int = 15) -> str:
 
 
 class Supervisor:
-    def __init__(self, layout: ClusterLayout, nodes: int) -> None:
+    def __init__(self, layout: ClusterLayout, nodes: int, with_operator: bool) -> None:
         self.layout = layout
         self.nodes = nodes
+        self.with_operator = with_operator
         self.started = time.monotonic()
         self.running: list[tuple[components.Component, subprocess.Popen[bytes]]] = []
         self.state: dict[str, Any] = {
@@ -76,7 +79,9 @@ class Supervisor:
     def start(self) -> None:
         toolchain = locate()
         creds = ensure_credentials(self.layout.pki)
-        plan = components.Plan(self.layout, toolchain, creds, components.Ports.free())
+        plan = components.Plan(
+            self.layout, toolchain, creds, components.Ports.free(), self.with_operator
+        )
         for client in CLIENTS:
             path = self.layout.kubeconfig if client == "admin" else plan.kubeconfig_for(client)
             write_kubeconfig(path, kubeconfig(plan.apiserver_url, self.layout.name, creds, client))
@@ -87,31 +92,48 @@ class Supervisor:
             tls = client_tls(creds) if component.needs_client_cert else loopback_tls()
             self._start(component, lambda c=component, t=tls: healthy(c.health_url, t))
         self._create_nodes(plan)
+        if plan.with_operator:
+            self._start_operator(plan)
         self.write_state(ready=True, ready_seconds=round(time.monotonic() - self.started, 2))
+
+    def _start_operator(self, plan: components.Plan) -> None:
+        """moto for AWS, the CRD, then the operator, cluster-wide."""
+        moto = components.moto(plan)
+        self._start(moto, lambda: healthy(moto.health_url))
+        self.write_state(aws=components.aws_env(plan))
+        with resources.as_file(resources.files("ferry.spec").joinpath(CRD_FILE)) as crd:
+            self._kubectl(
+                plan, "apply", "--server-side", "--field-manager=ferry-local", "-f", str(crd)
+            )
+        self._kubectl(plan, "wait", "--for=condition=Established", "crd/realtimeapis.ferry.dev")
+        operator = components.operator(plan)
+        self._start(operator, lambda: healthy(operator.health_url))
 
     def _start(self, component: components.Component, check: Any) -> None:
         log = self.layout.logs / f"{component.name}.log"
-        process = processes.spawn(component.argv, log)
+        env = dict(component.env) if component.env is not None else None
+        process = processes.spawn(component.argv, log, env=env)
         self.running.append((component, process))
         self.state["components"][component.name] = {"pid": process.pid, "log": str(log)}
         self.write_state()
 
-        def ready() -> bool:
-            if process.poll() is not None:
-                raise ComponentFailedError(
-                    f"{component.name} exited with code {process.returncode} while starting; "
-                    f"its log {log} ends with:\n{_log_tail(log)}"
-                )
-            return bool(check())
+        def settled() -> bool:
+            return process.poll() is not None or bool(check())
 
         try:
             wait_until(
-                ready, timeout=START_TIMEOUT, what=f"{component.name} to be healthy", interval=0.05
+                settled,
+                timeout=START_TIMEOUT,
+                what=f"{component.name} to be healthy",
+                interval=0.05,
             )
-        except ComponentFailedError:
-            raise
         except TimeoutError as error:
             raise ComponentFailedError(f"{error}; see {log}:\n{_log_tail(log)}") from None
+        if process.poll() is not None:
+            raise ComponentFailedError(
+                f"{component.name} exited with code {process.returncode} while starting; "
+                f"its log {log} ends with:\n{_log_tail(log)}"
+            )
 
     def _kubectl(self, plan: components.Plan, *args: str, stdin: str | None = None) -> None:
         command = [
@@ -163,11 +185,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ferry.local.supervisor")
     parser.add_argument("state_file", type=Path, help="the cluster's run/state.json")
     parser.add_argument("--nodes", type=int, default=3)
+    parser.add_argument("--operator", action="store_true", help="also moto, the CRD, the operator")
     args = parser.parse_args(argv)
     layout = ClusterLayout(args.state_file.parent.parent)
     signal.signal(signal.SIGTERM, _raise_stopped)
     signal.signal(signal.SIGINT, _raise_stopped)
-    supervisor = Supervisor(layout, args.nodes)
+    supervisor = Supervisor(layout, args.nodes, args.operator)
     code = 0
     try:
         supervisor.write_state()
