@@ -1,0 +1,1 @@
+"""ferry-proxy: the sidecar in front of every predictor; limits, queues, counts and drains."""

@@ -1,0 +1,73 @@
+"""The admin port: readiness, liveness, the autoscaler's /stats and Prometheus' /metrics.
+
+Kept off the serving port so no path of the predictor's API is ever shadowed; its traffic is a
+few probes and scrapes a second, so plain asyncio streams serve it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from ferry.proxy.http import BadRequestError, error_body, parse_request_head, simple_response
+from ferry.proxy.metrics import registry_for, render
+from ferry.proxy.server import Proxy
+from ferry.proxy.upstream import upstream_ready
+
+_PROBE_TIMEOUT = 1.0
+_JSON = b"application/json"
+
+
+class Admin:
+    def __init__(self, proxy: Proxy) -> None:
+        self._proxy = proxy
+        self._registry = registry_for(proxy.stats)
+
+    async def start(self) -> asyncio.Server:
+        config = self._proxy.config
+        return await asyncio.start_server(self._handle, config.listen_host, config.admin_port)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            async with asyncio.timeout(self._proxy.config.read_timeout):
+                raw = await reader.readuntil(b"\r\n\r\n")
+            head = parse_request_head(raw[:-4])
+            if head.method not in (b"GET", b"HEAD"):
+                response = simple_response(405, error_body("use GET"), close=True)
+            else:
+                response = await self._route(head.target.split(b"?", 1)[0])
+            writer.write(response)
+            await writer.drain()
+        except (
+            asyncio.IncompleteReadError,
+            asyncio.LimitOverrunError,
+            BadRequestError,
+            ConnectionError,
+            TimeoutError,
+        ):
+            pass
+        finally:
+            writer.close()
+
+    async def _route(self, path: bytes) -> bytes:
+        proxy = self._proxy
+        if path == b"/stats":
+            snapshot = proxy.stats.snapshot(draining=proxy.draining)
+            body = json.dumps(snapshot, separators=(",", ":")).encode()
+            return simple_response(200, body, close=True)
+        if path == b"/metrics":
+            return simple_response(
+                200, render(self._registry), content_type=CONTENT_TYPE_LATEST.encode(), close=True
+            )
+        if path == b"/ready":
+            config = proxy.config
+            ready = not proxy.draining and await upstream_ready(
+                config.upstream_host, config.upstream_port, config.readiness_path, _PROBE_TIMEOUT
+            )
+            body = json.dumps({"ready": ready, "draining": proxy.draining}).encode()
+            return simple_response(200 if ready else 503, body, close=True)
+        if path == b"/healthz":
+            return simple_response(200, b'{"alive":true}', close=True)
+        return simple_response(404, error_body("no such admin path"), close=True)

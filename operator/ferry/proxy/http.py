@@ -1,0 +1,317 @@
+"""HTTP/1.1 framing: just enough parsing to forward messages whole and safely.
+
+The proxy forwards a request's head unchanged and a response's bytes as they arrive, so parsing
+only has to find where each message ends. It refuses anything two parsers could frame differently
+(the root of request smuggling): bare LF line ends, Content-Length together with Transfer-Encoding,
+conflicting lengths, whitespace before a colon, codings other than plain chunked.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+MAX_HEAD_BYTES = 64 * 1024
+_MAX_CHUNK_LINE = 4096
+
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+_TARGET = re.compile(rb"[\x21-\x7e\x80-\xff]+")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_VERSIONS = {b"HTTP/1.1": True, b"HTTP/1.0": False}
+# Methods a client may resend on its own (RFC 9110 section 9.2.2).
+IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
+
+
+class BadRequestError(Exception):
+    """A request the proxy will not forward; `status` is what the client gets."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class BadResponseError(Exception):
+    """An upstream response the proxy cannot frame."""
+
+
+@dataclass(slots=True)
+class RequestHead:
+    method: bytes
+    target: bytes
+    content_length: int
+    chunked: bool
+    keep_alive: bool
+    expect_continue: bool
+
+
+def parse_request_head(head: bytes) -> RequestHead:
+    """Parse a request head, given without its closing blank line."""
+    if head.count(b"\n") != head.count(b"\r\n"):
+        raise BadRequestError(400, "bare LF in request head")
+    lines = head.split(b"\r\n")
+    parts = lines[0].split(b" ")
+    if len(parts) != 3:  # noqa: PLR2004 - method, target, version
+        raise BadRequestError(400, "malformed request line")
+    method, target, version = parts
+    keep_alive = _VERSIONS.get(version)
+    if keep_alive is None:
+        raise BadRequestError(505 if version.startswith(b"HTTP/") else 400, "unsupported version")
+    if not _TOKEN.fullmatch(method) or not _TARGET.fullmatch(target):
+        raise BadRequestError(400, "malformed request line")
+    length, coding, keep_alive, expect = _fields(lines[1:], keep_alive)
+    if coding is not None:
+        if length is not None:
+            raise BadRequestError(400, "both Content-Length and Transfer-Encoding")
+        if coding != b"chunked":
+            raise BadRequestError(501, "unsupported Transfer-Encoding")
+        return RequestHead(method, target, -1, True, keep_alive, expect)
+    content_length = 0
+    if length is not None:
+        if not length.isdigit() or len(length) > 15:  # noqa: PLR2004 - far past any limit
+            raise BadRequestError(400, "malformed Content-Length")
+        content_length = int(length)
+    return RequestHead(method, target, content_length, False, keep_alive, expect)
+
+
+_INTERESTING_LENGTHS = frozenset(
+    len(name) for name in (b"content-length", b"transfer-encoding", b"connection", b"expect")
+)
+
+
+def _fields(lines: list[bytes], keep_alive: bool) -> tuple[bytes | None, bytes | None, bool, bool]:
+    """Content-Length, Transfer-Encoding, keep-alive and Expect, checking every field's form."""
+    length: bytes | None = None
+    coding: bytes | None = None
+    expect = False
+    for line in lines:
+        name, colon, value = line.partition(b":")
+        if not colon or not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
+            raise BadRequestError(400, "malformed header field")
+        if len(name) not in _INTERESTING_LENGTHS:
+            continue
+        key = name.lower()
+        if key == b"content-length":
+            value = value.strip()
+            if length is not None and value != length:
+                raise BadRequestError(400, "conflicting Content-Length")
+            length = value
+        elif key == b"transfer-encoding":
+            if coding is not None:
+                raise BadRequestError(400, "repeated Transfer-Encoding")
+            coding = value.strip().lower()
+        elif key == b"connection":
+            tokens = value.lower()
+            if b"close" in tokens:
+                keep_alive = False
+            elif b"keep-alive" in tokens:
+                keep_alive = True
+        elif key == b"expect":
+            if value.strip().lower() != b"100-continue":
+                raise BadRequestError(417, "unsupported Expect")
+            expect = True
+    return length, coding, keep_alive, expect
+
+
+class ChunkedRequestBody:
+    """Decodes a chunked request body as it arrives; the proxy re-frames it with a length."""
+
+    __slots__ = ("_limit", "_parts", "_size", "_trailer", "done")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._parts: list[bytes] = []
+        self._size = 0
+        self._trailer = False
+        self.done = False
+
+    def feed(self, buf: bytes | bytearray, pos: int) -> int:
+        """Consume what it can of `buf` from `pos`; return where it stopped."""
+        while not self.done:
+            eol = buf.find(b"\r\n", pos)
+            if eol < 0:
+                if len(buf) - pos > _MAX_CHUNK_LINE:
+                    raise BadRequestError(400, "chunk line too long")
+                return pos
+            line = bytes(buf[pos:eol])
+            if self._trailer:
+                pos = eol + 2
+                self.done = not line
+                continue
+            size_field = line.split(b";", 1)[0].strip()
+            if not _HEX.fullmatch(size_field):
+                raise BadRequestError(400, "malformed chunk size")
+            size = int(size_field, 16)
+            if size == 0:
+                self._trailer = True
+                pos = eol + 2
+                continue
+            if self._size + size > self._limit:
+                raise BadRequestError(413, "body too large")
+            end = eol + 2 + size
+            if len(buf) < end + 2:
+                return pos
+            if buf[end : end + 2] != b"\r\n":
+                raise BadRequestError(400, "malformed chunk")
+            self._parts.append(bytes(buf[eol + 2 : end]))
+            self._size += size
+            pos = end + 2
+        return pos
+
+    def body(self) -> bytes:
+        return b"".join(self._parts)
+
+
+def reframe_chunked(head: bytes, body: bytes) -> bytes:
+    """The request with its chunked body replaced by a Content-Length one."""
+    lines = [
+        line
+        for line in head.split(b"\r\n")
+        if line.partition(b":")[0].lower() != b"transfer-encoding"
+    ]
+    lines.append(b"Content-Length: %d" % len(body))
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+# How an upstream response's body ends.
+BODY_NONE, BODY_LENGTH, BODY_CHUNKED, BODY_CLOSE = range(4)
+
+
+@dataclass(slots=True)
+class ResponseHead:
+    status: int
+    framing: int
+    length: int
+    keep_alive: bool
+
+
+def parse_response_head(head: bytes, request_method: bytes) -> ResponseHead:
+    """Parse a response head, given without its closing blank line."""
+    status_line, _, fields = head.partition(b"\r\n")
+    version = status_line[:9]
+    if version not in (b"HTTP/1.1 ", b"HTTP/1.0 ") or not status_line[9:12].isdigit():
+        raise BadResponseError(f"malformed status line {status_line[:40]!r}")
+    status = int(status_line[9:12])
+    keep_alive = version == b"HTTP/1.1 "
+    length = -1
+    chunked = False
+    for line in fields.split(b"\r\n") if fields else ():
+        name, _, value = line.partition(b":")
+        if len(name) not in _INTERESTING_LENGTHS:
+            continue
+        key = name.strip().lower()
+        if key == b"content-length":
+            try:
+                length = int(value)
+            except ValueError:
+                raise BadResponseError("malformed Content-Length") from None
+        elif key == b"transfer-encoding":
+            chunked = value.strip().lower().endswith(b"chunked")
+        elif key == b"connection":
+            tokens = value.lower()
+            if b"close" in tokens:
+                keep_alive = False
+            elif b"keep-alive" in tokens:
+                keep_alive = True
+    if request_method == b"HEAD" or status in (204, 304) or status < 200:  # noqa: PLR2004
+        return ResponseHead(status, BODY_NONE, 0, keep_alive)
+    if chunked:
+        return ResponseHead(status, BODY_CHUNKED, -1, keep_alive)
+    if length >= 0:
+        return ResponseHead(status, BODY_LENGTH, length, keep_alive)
+    return ResponseHead(status, BODY_CLOSE, -1, False)
+
+
+class ChunkedScanner:
+    """Finds where a chunked response body ends without decoding it: the proxy relays it as is."""
+
+    __slots__ = ("_line", "_pending", "_trailer")
+
+    def __init__(self) -> None:
+        self._pending = 0
+        self._line = b""
+        self._trailer = False
+
+    def feed(self, data: bytes, pos: int) -> int:
+        """Scan `data` from `pos`: the index just past the body's end, or -1 if it goes on."""
+        size = len(data)
+        while True:
+            if self._pending:
+                taken = min(self._pending, size - pos)
+                pos += taken
+                self._pending -= taken
+                if self._pending:
+                    return -1
+            eol = data.find(b"\n", pos)
+            if eol < 0:
+                self._line += data[pos:]
+                if len(self._line) > _MAX_CHUNK_LINE:
+                    raise BadResponseError("chunk line too long")
+                return -1
+            line = self._line + data[pos:eol]
+            self._line = b""
+            pos = eol + 1
+            if self._trailer:
+                if not line.strip():
+                    return pos
+                continue
+            try:
+                chunk = int(line.split(b";", 1)[0], 16)
+            except ValueError:
+                raise BadResponseError("malformed chunk size") from None
+            if chunk == 0:
+                self._trailer = True
+            else:
+                self._pending = chunk + 2
+
+
+def with_connection_close(head: bytes) -> bytes:
+    """A response head (with its blank line) that tells the client the connection closes."""
+    lines = [
+        line
+        for line in head[:-4].split(b"\r\n")
+        if line.partition(b":")[0].strip().lower() != b"connection"
+    ]
+    lines.append(b"Connection: close")
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+_REASONS = {
+    400: b"Bad Request",
+    404: b"Not Found",
+    408: b"Request Timeout",
+    413: b"Content Too Large",
+    417: b"Expectation Failed",
+    431: b"Request Header Fields Too Large",
+    499: b"Client Closed Request",
+    501: b"Not Implemented",
+    502: b"Bad Gateway",
+    503: b"Service Unavailable",
+    504: b"Gateway Timeout",
+    505: b"HTTP Version Not Supported",
+}
+
+
+def simple_response(
+    status: int,
+    body: bytes,
+    *,
+    content_type: bytes = b"application/json",
+    close: bool = False,
+    extra: bytes = b"",
+) -> bytes:
+    """A complete response the proxy answers itself; `extra` holds whole header lines."""
+    reason = _REASONS.get(status, b"OK" if status == 200 else b"Error")  # noqa: PLR2004
+    return b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n%s%s\r\n%s" % (
+        status,
+        reason,
+        content_type,
+        len(body),
+        extra,
+        b"Connection: close\r\n" if close else b"",
+        body,
+    )
+
+
+def error_body(reason: str) -> bytes:
+    return b'{"error":"%s"}\n' % reason.replace('"', "'").encode()

@@ -1,0 +1,451 @@
+"""The proxy proper: client connections through the gate to pooled upstream connections.
+
+Written on asyncio Protocols rather than streams: a request costs a few callbacks and no task,
+future or per-request object beyond the bytes themselves. Each client connection carries one
+request at a time through these states:
+
+    IDLE -> READING (head and body arriving) -> WAITING (queued) -> FORWARDING -> IDLE
+
+and every way out of WAITING or FORWARDING (response, timeout, upstream failure, client gone)
+goes through `_end_request`, the one place a slot or queue place is given back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import cast
+
+from ferry.proxy.admission import Admission, Gate
+from ferry.proxy.config import ProxyConfig
+from ferry.proxy.http import (
+    MAX_HEAD_BYTES,
+    BadRequestError,
+    ChunkedRequestBody,
+    RequestHead,
+    error_body,
+    parse_request_head,
+    reframe_chunked,
+    simple_response,
+    with_connection_close,
+)
+from ferry.proxy.stats import Stats
+from ferry.proxy.upstream import UpstreamConnection, UpstreamPool
+
+log = logging.getLogger("ferry.proxy")
+
+_IDLE, _READING, _WAITING, _FORWARDING, _CLOSED = range(5)
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+# A connection opened during the drain gets this long to send its request.
+_DRAIN_IDLE_SECONDS = 1.0
+# Status recorded for requests whose client went away first (nginx's convention).
+CLIENT_CLOSED = 499
+
+
+class Proxy:
+    """What every connection shares: the gate, the upstream pool, counters, the drain state."""
+
+    def __init__(self, config: ProxyConfig, loop: asyncio.AbstractEventLoop) -> None:
+        self.config = config
+        self.loop = loop
+        self.gate = Gate(config.max_concurrency, config.max_queue_length)
+        self.stats = Stats(self.gate, config.windows)
+        self.pool = UpstreamPool(config.upstream_host, config.upstream_port, loop)
+        self.connections: set[ClientConnection] = set()
+        self.draining = False
+        self._all_closed = asyncio.Event()
+        self.busy_response = simple_response(
+            503,
+            error_body("every slot and queue place is taken"),
+            extra=b"Retry-After: %d\r\n" % config.retry_after,
+        )
+        self.timeout_response = simple_response(504, error_body("the predictor did not answer"))
+        self.bad_gateway_response = simple_response(502, error_body("the predictor failed"))
+
+    def connection_closed(self, connection: ClientConnection) -> None:
+        self.connections.discard(connection)
+        if self.draining and not self.connections:
+            self._all_closed.set()
+
+    def tick(self) -> None:
+        """Once a second: sample the counts, time out slow and idle clients, prune the pool."""
+        self.stats.tick()
+        now = self.loop.time()
+        for connection in [c for c in self.connections if c.deadline < now]:
+            connection.deadline_passed()
+        self.pool.reap(self.config.upstream_idle_timeout)
+
+    async def tick_forever(self) -> None:
+        # Scheduled against the start, so the samples stay one second apart on average.
+        next_tick = self.loop.time()
+        while True:
+            next_tick += 1.0
+            await asyncio.sleep(max(0.0, next_tick - self.loop.time()))
+            self.tick()
+
+    async def drain(self, server: asyncio.AbstractServer) -> int:
+        """Serve everything accepted so far, then return 0; 1 if the grace period ran out."""
+        self.draining = True
+        started = self.loop.time()
+        log.info("draining: %d in flight, %d queued", self.gate.in_flight, self.gate.queued)
+        for connection in list(self.connections):
+            connection.drain()
+        grace = self.config.grace_period
+        if self.config.drain_delay:
+            await asyncio.sleep(min(self.config.drain_delay, grace))
+        server.close()
+        if not self.connections:
+            self._all_closed.set()
+        remaining = max(0.0, grace - (self.loop.time() - started))
+        try:
+            await asyncio.wait_for(self._all_closed.wait(), remaining)
+        except TimeoutError:
+            log.error(  # noqa: TRY400 - no traceback: running out of time is not a bug
+                "grace period of %gs over: cutting %d in flight and %d queued requests",
+                grace,
+                self.gate.in_flight,
+                self.gate.queued,
+            )
+            for connection in list(self.connections):
+                connection.abort()
+            return 1
+        log.info("drained in %.3fs", self.loop.time() - started)
+        return 0
+
+
+class ClientConnection(asyncio.Protocol):
+    __slots__ = (
+        "_body_start",
+        "_buf",
+        "_chunk_pos",
+        "_chunked",
+        "_head",
+        "_keep_alive",
+        "_loop",
+        "_method",
+        "_paused",
+        "_proxy",
+        "_request",
+        "_responded",
+        "_retried",
+        "_scan_from",
+        "_seq",
+        "_served",
+        "_started",
+        "_state",
+        "_status",
+        "_timer",
+        "_transport",
+        "_upstream",
+        "deadline",
+    )
+
+    def __init__(self, proxy: Proxy) -> None:
+        self._proxy = proxy
+        self._loop = proxy.loop
+        self._transport: asyncio.Transport | None = None
+        self._state = _IDLE
+        self._buf = bytearray()
+        self._scan_from = 0
+        self._head: RequestHead | None = None
+        self._body_start = 0
+        self._chunked: ChunkedRequestBody | None = None
+        self._chunk_pos = 0
+        self._request = b""
+        self._method = b""
+        self._keep_alive = True
+        self._started = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+        self._upstream: UpstreamConnection | None = None
+        self._responded = False
+        self._retried = False
+        self._status = 0
+        self._seq = 0
+        self._served = 0
+        self._paused = False
+        self.deadline = 0.0
+
+    # -- the client side ------------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self._transport = cast("asyncio.Transport", transport)
+        proxy = self._proxy
+        proxy.connections.add(self)
+        idle = _DRAIN_IDLE_SECONDS if proxy.draining else proxy.config.idle_timeout
+        self.deadline = self._loop.time() + idle
+
+    def data_received(self, data: bytes) -> None:
+        state = self._state
+        self._buf += data
+        if state <= _READING:
+            self._parse()
+        elif state != _CLOSED and len(self._buf) > MAX_HEAD_BYTES and not self._paused:
+            # A client sending its next requests before this one is answered: hold off.
+            assert self._transport is not None
+            self._paused = True
+            self._transport.pause_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._state in (_WAITING, _FORWARDING):
+            self._drop_upstream()
+            self._end_request(CLIENT_CLOSED)
+        self._state = _CLOSED
+        self._proxy.connection_closed(self)
+
+    def pause_writing(self) -> None:
+        # The client reads the response slower than the predictor writes it: slow the predictor.
+        upstream = self._upstream
+        if upstream is not None and upstream.transport is not None:
+            upstream.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        upstream = self._upstream
+        if upstream is not None and upstream.transport is not None:
+            upstream.transport.resume_reading()
+
+    def _parse(self) -> None:
+        head = self._head or self._parse_head()
+        if head is None:
+            return
+        request = self._take_request(head)
+        if request is None:
+            return
+        self._head = None
+        self._begin(head, request)
+
+    def _parse_head(self) -> RequestHead | None:
+        """The next request's head once it is all here (refused if it cannot be forwarded)."""
+        buf = self._buf
+        while buf.startswith(b"\r\n"):  # RFC 9112 section 2.2: ignore blank lines first
+            del buf[:2]
+        end = buf.find(b"\r\n\r\n", self._scan_from)
+        if end < 0:
+            if len(buf) > MAX_HEAD_BYTES:
+                self._refuse(431, "request head too large")
+            elif b"\n\n" in buf:  # a head ended with bare LFs would otherwise wait forever
+                self._refuse(400, "bare LF in request head")
+            elif buf:
+                self._scan_from = max(0, len(buf) - 3)
+                self._reading()
+            return None
+        try:
+            head = parse_request_head(bytes(buf[:end]))
+        except BadRequestError as error:
+            self._refuse(error.status, str(error))
+            return None
+        limit = self._proxy.config.max_body_bytes
+        if head.content_length > limit:
+            self._refuse(413, "body too large")
+            return None
+        self._head = head
+        self._scan_from = 0
+        self._body_start = end + 4
+        if head.chunked:
+            self._chunked = ChunkedRequestBody(limit)
+            self._chunk_pos = self._body_start
+        if head.expect_continue and (
+            head.chunked or len(buf) < self._body_start + head.content_length
+        ):
+            assert self._transport is not None
+            self._transport.write(_CONTINUE)
+        return head
+
+    def _take_request(self, head: RequestHead) -> bytes | None:
+        """The whole request to forward, once its body is here; chunked ones get a length."""
+        buf = self._buf
+        chunked = self._chunked
+        if chunked is None:
+            total = self._body_start + head.content_length
+            if len(buf) < total:
+                self._reading()
+                return None
+            request = bytes(buf[:total])
+            del buf[:total]
+            return request
+        try:
+            self._chunk_pos = chunked.feed(buf, self._chunk_pos)
+        except BadRequestError as error:
+            self._refuse(error.status, str(error))
+            return None
+        if not chunked.done:
+            self._reading()
+            return None
+        request = reframe_chunked(bytes(buf[: self._body_start - 4]), chunked.body())
+        del buf[: self._chunk_pos]
+        self._chunked = None
+        return request
+
+    def _reading(self) -> None:
+        if self._state == _IDLE:
+            self._state = _READING
+            self.deadline = self._loop.time() + self._proxy.config.read_timeout
+
+    def _refuse(self, status: int, reason: str) -> None:
+        """Answer input the proxy will not forward, and close: the stream cannot be trusted."""
+        self._state = _CLOSED
+        self._proxy.stats.by_status[status] = self._proxy.stats.by_status.get(status, 0) + 1
+        assert self._transport is not None
+        self._transport.write(simple_response(status, error_body(reason), close=True))
+        self._transport.close()
+
+    # -- one request ----------------------------------------------------------------------------
+
+    def _begin(self, head: RequestHead, request: bytes) -> None:
+        proxy = self._proxy
+        proxy.stats.requests += 1
+        self._request = request
+        self._method = head.method
+        self._keep_alive = head.keep_alive
+        self._responded = False
+        self._retried = False
+        self._started = now = self._loop.time()
+        admission = proxy.gate.enter(self)
+        if admission is Admission.REJECTED:
+            self._state = _IDLE
+            proxy.stats.rejected += 1
+            proxy.stats.finished(503, 0.0)
+            self._answer(proxy.busy_response)
+            return
+        self._state = _WAITING
+        self._timer = self._loop.call_at(now + proxy.config.timeout_seconds, self._timed_out)
+        if admission is Admission.ADMITTED:
+            self.admitted()
+
+    def admitted(self) -> None:
+        self._state = _FORWARDING
+        self._forward()
+
+    def _forward(self, fresh: bool = False) -> None:
+        upstream = None if fresh else self._proxy.pool.take()
+        if upstream is not None:
+            self._upstream = upstream
+            upstream.send(self, self._request, self._method)
+            return
+        seq = self._seq
+        self._proxy.pool.open(lambda connection: self._connected(seq, connection))
+
+    def _connected(self, seq: int, upstream: UpstreamConnection | None) -> None:
+        if seq != self._seq or self._state != _FORWARDING:
+            if upstream is not None:  # the request ended meanwhile: keep the connection
+                self._proxy.pool.put(upstream)
+            return
+        if upstream is None:
+            self._fail()
+            return
+        self._upstream = upstream
+        upstream.send(self, self._request, self._method)
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        self._drop_upstream()
+        self._end_request(504)
+        if self._responded:  # the client has part of a response: only closing can tell it
+            self.abort()
+        else:
+            self._answer(self._proxy.timeout_response)
+
+    def _fail(self) -> None:
+        self._end_request(502)
+        if self._responded:
+            self.abort()
+        else:
+            self._answer(self._proxy.bad_gateway_response)
+
+    def _drop_upstream(self) -> None:
+        upstream = self._upstream
+        if upstream is not None:
+            self._upstream = None
+            upstream.abandon()
+
+    def _end_request(self, status: int) -> None:
+        timer = self._timer
+        if timer is not None:
+            self._timer = None
+            timer.cancel()
+        state = self._state
+        self._state = _IDLE
+        self._seq += 1
+        self._request = b""
+        proxy = self._proxy
+        if state == _FORWARDING:
+            proxy.gate.leave()
+        elif state == _WAITING:
+            proxy.gate.withdraw(self)
+        proxy.stats.finished(status, self._loop.time() - self._started)
+
+    def _answer(self, response: bytes) -> None:
+        assert self._transport is not None
+        self._transport.write(response)
+        self._next()
+
+    def _next(self) -> None:
+        """After a response: close, or wait for (or start on) the next request."""
+        self._served += 1
+        transport = self._transport
+        assert transport is not None
+        if not self._keep_alive or self._proxy.draining:
+            self._state = _CLOSED
+            transport.close()
+            return
+        self.deadline = self._loop.time() + self._proxy.config.idle_timeout
+        if self._paused:
+            self._paused = False
+            transport.resume_reading()
+        if self._buf:
+            self._parse()
+
+    # -- the upstream's side (ferry.proxy.upstream.Exchange) ------------------------------------
+
+    def relay_start(self, status: int, data: bytes, head_length: int, closes: bool) -> None:
+        self._status = status
+        self._responded = True
+        if closes:
+            self._keep_alive = False
+        elif not self._keep_alive or self._proxy.draining:
+            self._keep_alive = False
+            data = with_connection_close(data[:head_length]) + data[head_length:]
+        assert self._transport is not None
+        self._transport.write(data)
+
+    def relay(self, data: bytes) -> None:
+        assert self._transport is not None
+        self._transport.write(data)
+
+    def relay_end(self) -> None:
+        self._upstream = None
+        self._end_request(self._status)
+        self._next()
+
+    def upstream_lost(self, replayable: bool) -> None:
+        self._upstream = None
+        if replayable and not self._retried:
+            self._retried = True
+            self._forward(fresh=True)
+            return
+        self._fail()
+
+    # -- housekeeping ---------------------------------------------------------------------------
+
+    def deadline_passed(self) -> None:
+        if self._state == _IDLE:
+            self._state = _CLOSED
+            assert self._transport is not None
+            self._transport.close()
+        elif self._state == _READING:
+            self._refuse(408, "request not received in time")
+
+    def drain(self) -> None:
+        """SIGTERM: a kept-alive connection between requests closes; a fresh one gets a moment."""
+        if self._state == _IDLE:
+            if self._served:
+                self.deadline_passed()
+            else:
+                self.deadline = min(self.deadline, self._loop.time() + _DRAIN_IDLE_SECONDS)
+
+    def abort(self) -> None:
+        # A request still holding a slot keeps its state: connection_lost gives the slot back.
+        if self._state not in (_WAITING, _FORWARDING):
+            self._state = _CLOSED
+        if self._transport is not None:
+            self._transport.abort()

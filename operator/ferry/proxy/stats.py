@@ -1,0 +1,96 @@
+"""What the proxy counts, and the windowed averages the autoscaler scrapes.
+
+Per request the proxy only bumps plain integers here; everything else (averages, JSON,
+Prometheus families) is computed when someone asks, which is once a second at most.
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections import deque
+from collections.abc import Sequence
+from typing import Any
+
+from ferry.proxy.admission import Gate
+
+FORMAT_VERSION = 1
+# Seconds; from a fast in-memory predictor up to the slow end of model inference.
+LATENCY_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Window:
+    """The last `seconds` one-second samples of in-flight and queued counts."""
+
+    def __init__(self, seconds: int) -> None:
+        if seconds < 1:
+            raise ValueError("a window is at least one second")
+        self.seconds = seconds
+        self._samples: deque[tuple[float, float]] = deque(maxlen=seconds)
+
+    def add(self, in_flight: float, queued: float) -> None:
+        self._samples.append((in_flight, queued))
+
+    def snapshot(self) -> dict[str, Any]:
+        count = len(self._samples)
+        in_flight = sum(sample[0] for sample in self._samples)
+        queued = sum(sample[1] for sample in self._samples)
+        return {
+            "seconds": self.seconds,
+            "samples": count,
+            "inFlight": round(in_flight / count, 4) if count else 0.0,
+            "queued": round(queued / count, 4) if count else 0.0,
+        }
+
+
+class Latency:
+    """A cumulative histogram of request latencies, bucketed as Prometheus expects."""
+
+    __slots__ = ("counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(LATENCY_BOUNDS) + 1)
+        self.total = 0.0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect.bisect_left(LATENCY_BOUNDS, seconds)] += 1
+        self.total += seconds
+
+
+class Stats:
+    __slots__ = ("by_status", "gate", "latency", "rejected", "requests", "started", "windows")
+
+    def __init__(self, gate: Gate, windows: Sequence[int], started: float | None = None) -> None:
+        self.gate = gate
+        self.windows = [Window(seconds) for seconds in windows]
+        self.started = time.time() if started is None else started
+        self.requests = 0
+        self.rejected = 0
+        self.by_status: dict[int, int] = {}
+        self.latency = Latency()
+
+    def finished(self, status: int, seconds: float) -> None:
+        self.by_status[status] = self.by_status.get(status, 0) + 1
+        self.latency.observe(seconds)
+
+    def tick(self) -> None:
+        """Take the one-second sample; called once a second."""
+        in_flight, queued = self.gate.sample()
+        for window in self.windows:
+            window.add(in_flight, queued)
+
+    def snapshot(self, *, draining: bool, now: float | None = None) -> dict[str, Any]:
+        now = time.time() if now is None else now
+        return {
+            "version": FORMAT_VERSION,
+            "startTime": round(self.started, 3),
+            "uptimeSeconds": round(now - self.started, 3),
+            "draining": draining,
+            "maxConcurrency": self.gate.capacity,
+            "maxQueueLength": self.gate.queue_limit,
+            "inFlight": self.gate.in_flight,
+            "queued": self.gate.queued,
+            "requestsTotal": self.requests,
+            "rejectedTotal": self.rejected,
+            "windows": [window.snapshot() for window in self.windows],
+        }

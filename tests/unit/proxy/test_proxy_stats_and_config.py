@@ -1,0 +1,53 @@
+"""Windows average what they hold; settings come from flags, then FERRY_* variables."""
+
+from __future__ import annotations
+
+import pytest
+
+from ferry.proxy.admission import Gate
+from ferry.proxy.config import ProxyConfig, load
+from ferry.proxy.stats import Latency, Stats, Window
+
+
+def test_a_window_keeps_only_its_last_samples() -> None:
+    window = Window(3)
+    for value in (9.0, 1.0, 2.0, 3.0):
+        window.add(value, value * 2)
+    assert window.snapshot() == {"seconds": 3, "samples": 3, "inFlight": 2.0, "queued": 4.0}
+    assert Window(5).snapshot()["samples"] == 0
+
+
+def test_the_snapshot_carries_what_a_scraper_needs() -> None:
+    stats = Stats(Gate(2, 3), windows=(60, 6), started=1000.0)
+    stats.requests = 5
+    snapshot = stats.snapshot(draining=False, now=1010.5)
+    assert snapshot["uptimeSeconds"] == 10.5
+    assert snapshot["startTime"] == 1000.0
+    assert (snapshot["maxConcurrency"], snapshot["maxQueueLength"]) == (2, 3)
+    assert [window["seconds"] for window in snapshot["windows"]] == [60, 6]
+
+
+def test_latency_buckets_are_upper_bounds() -> None:
+    latency = Latency()
+    for seconds in (0.001, 0.0011, 100.0):
+        latency.observe(seconds)
+    assert latency.counts[0] == 1 and latency.counts[1] == 1 and latency.counts[-1] == 1
+
+
+def test_flags_win_over_variables_which_win_over_defaults() -> None:
+    env = {"FERRY_MAX_CONCURRENCY": "8", "FERRY_PORT": "9000", "FERRY_STATS_WINDOWS": "30,3"}
+    config = load(["--port=7000"], env)
+    assert (config.port, config.max_concurrency, config.windows) == (7000, 8, (30, 3))
+    assert config.max_queue_length == ProxyConfig().max_queue_length
+    assert config.readiness_path is None
+
+
+@pytest.mark.parametrize(
+    "env", [{"FERRY_MAX_CONCURRENCY": "0"}, {"FERRY_TIMEOUT_SECONDS": "-1"}, {"FERRY_PORT": "x"}]
+)
+def test_a_bad_variable_is_reported_like_a_bad_flag(
+    env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        load([], env)
+    assert "ferry-proxy: error" in capsys.readouterr().err
