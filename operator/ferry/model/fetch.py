@@ -19,6 +19,8 @@ from boto3.s3.transfer import TransferConfig, create_transfer_manager
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from ferry.artifacts import versions
+
 MARKER = ".ferry-model.json"
 
 
@@ -57,7 +59,7 @@ def parse_uri(uri: str) -> tuple[str, str]:
 def version_prefix(prefix: str, version: str) -> str:
     if not version or "/" in version or version in (".", ".."):
         raise FetchError(f"a version is one path segment, got {version!r}")
-    return f"{prefix}/{version}/" if prefix else f"{version}/"
+    return versions.version_prefix(prefix, version)
 
 
 def relative_path(key: str, prefix: str) -> PurePosixPath | None:
@@ -76,10 +78,10 @@ def relative_path(key: str, prefix: str) -> PurePosixPath | None:
     return PurePosixPath(*parts)
 
 
-def latest_version(versions: list[str]) -> str | None:
+def latest_version(names: list[str]) -> str | None:
     """The highest numbered version; names that are not numbers are not versions."""
-    numbered = [name for name in versions if name.isdigit()]
-    return max(numbered, key=int) if numbered else None
+    numbered = versions.numbered_versions(names, "")
+    return numbered[0] if numbered else None
 
 
 def s3_client(parallel: int) -> Any:
@@ -141,7 +143,8 @@ class ModelFetcher:
         for page in self._pages(Bucket=bucket, Prefix=where):
             for item in page.get("Contents", ()):
                 path = relative_path(item["Key"], where)
-                if path is not None:
+                # Upload markers say when a version may be served; they are not the model.
+                if path is not None and path.parts[0] != versions.MARKER_DIR.rstrip("/"):
                     objects.append(S3Object(item["Key"], int(item["Size"]), path))
         return objects
 
