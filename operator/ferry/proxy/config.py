@@ -94,7 +94,16 @@ def parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
             help=f"{help_text} (env {variable}; default %(default)s)",
         )
 
-    option("--listen-host", "FERRY_LISTEN_HOST", str, "address to serve", defaults.listen_host)
+    # FERRY_HOST is the pod's own address where pods share one network (the local node agent):
+    # serve on it and find the predictor there. In Kubernetes it is unset.
+    pod_host = env.get("FERRY_HOST")
+    option(
+        "--listen-host",
+        "FERRY_LISTEN_HOST",
+        str,
+        "address to serve",
+        pod_host or defaults.listen_host,
+    )
     option("--port", "FERRY_PORT", int, "port clients call", defaults.port)
     option(
         "--admin-port",
@@ -104,7 +113,11 @@ def parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
         defaults.admin_port,
     )
     option(
-        "--upstream-host", "FERRY_UPSTREAM_HOST", str, "predictor address", defaults.upstream_host
+        "--upstream-host",
+        "FERRY_UPSTREAM_HOST",
+        str,
+        "predictor address",
+        pod_host or defaults.upstream_host,
     )
     option("--upstream-port", "FERRY_UPSTREAM_PORT", int, "predictor port", defaults.upstream_port)
     option(

@@ -33,7 +33,11 @@ def parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         default=environ.get("FERRY_PREDICTOR"),
         help="module:Class to serve (env FERRY_PREDICTOR)",
     )
-    parser.add_argument("--host", default=environ.get("FERRY_RUNTIME_HOST", "0.0.0.0"))  # noqa: S104
+    parser.add_argument(
+        "--host",
+        # FERRY_HOST: the pod's own address where pods share one network (the local node agent).
+        default=environ.get("FERRY_RUNTIME_HOST") or environ.get("FERRY_HOST") or "0.0.0.0",  # noqa: S104
+    )
     parser.add_argument("--port", type=int, default=int(environ.get("FERRY_RUNTIME_PORT", "8080")))
     parser.add_argument(
         "--model-dir",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ferry.proxy.admission import Gate
-from ferry.proxy.config import ProxyConfig, load
+from ferry.proxy.config import ProxyConfig, load, parser
 from ferry.proxy.stats import Latency, Stats, Window
 
 
@@ -51,3 +51,11 @@ def test_a_bad_variable_is_reported_like_a_bad_flag(
     with pytest.raises(SystemExit):
         load([], env)
     assert "ferry-proxy: error" in capsys.readouterr().err
+
+
+def test_a_pod_address_from_the_node_agent_is_served_on_and_the_predictor_found_there() -> None:
+    args = parser({"FERRY_HOST": "127.128.0.9"}).parse_args([])
+    assert (args.listen_host, args.upstream_host) == ("127.128.0.9", "127.128.0.9")
+    explicit = parser({"FERRY_HOST": "127.128.0.9", "FERRY_UPSTREAM_HOST": "10.1.1.1"})
+    assert explicit.parse_args([]).upstream_host == "10.1.1.1"
+    assert parser({}).parse_args([]).listen_host == "0.0.0.0"  # noqa: S104 - the sidecar default

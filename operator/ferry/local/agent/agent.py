@@ -1,0 +1,96 @@
+"""The agent: one Node, and a worker for each pod bound to it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+
+from ferry.adapters.kube import Kube
+from ferry.local.agent import watch
+from ferry.local.agent.env import object_data
+from ferry.local.agent.images import ImageTable, tables_from_env
+from ferry.local.agent.network import AddressPool
+from ferry.local.agent.node import NodeRegistration
+from ferry.local.agent.pods import NodeServices, PodWorker
+from ferry.local.agent.settings import AgentSettings
+
+log = logging.getLogger("ferry.local.agent")
+
+# What a container inherits from the agent besides --pass-env: enough to find programs and a home.
+_INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ")
+_PLURALS = {"Secret": "secrets", "ConfigMap": "configmaps"}
+
+
+def base_env(settings: AgentSettings, environ: Mapping[str, str]) -> dict[str, str]:
+    names = (*_INHERITED, *settings.pass_env)
+    return {name: environ[name] for name in names if name in environ}
+
+
+class Agent:
+    def __init__(self, kube: Kube, settings: AgentSettings, session: aiohttp.ClientSession) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.node = NodeRegistration(kube, settings)
+        self.services = NodeServices(
+            kube=kube,
+            state_dir=settings.state_dir,
+            table=ImageTable.load([*settings.image_tables, *tables_from_env()]),
+            pool=AddressPool(settings.pod_cidr, owner=settings.node_name),
+            session=session,
+            base_env=base_env(settings, os.environ),
+            lookup=self.lookup,
+            backoff=settings.backoff,
+        )
+        self.workers: dict[str, PodWorker] = {}
+        self.ready = asyncio.Event()
+
+    async def lookup(self, kind: str, namespace: str, name: str) -> dict[str, str] | None:
+        obj = await self.kube.get(f"/api/v1/namespaces/{namespace}/{_PLURALS[kind]}/{name}")
+        return None if obj is None else object_data({**obj, "kind": kind})
+
+    async def run(self) -> None:
+        """Register, then run what is bound to the node until cancelled."""
+        await self.node.register()
+        heartbeat = asyncio.create_task(self.node.heartbeat_forever())
+        try:
+            selector = {"fieldSelector": f"spec.nodeName={self.settings.node_name}"}
+            async for event in watch.watch(self.kube, "/api/v1/pods", selector):
+                self._handle(event)
+                self.ready.set()
+        finally:
+            heartbeat.cancel()
+
+    def _handle(self, event: watch.Event) -> None:
+        if event.type == watch.LIST:
+            listed = {pod["metadata"]["uid"]: pod for pod in event.object["items"]}
+            for uid, running in list(self.workers.items()):
+                if uid not in listed:
+                    running.vanish()
+            for pod in listed.values():
+                self._pod(pod)
+        elif event.type == "DELETED":
+            if (worker := self.workers.get(event.object["metadata"]["uid"])) is not None:
+                worker.vanish()
+        else:
+            self._pod(event.object)
+
+    def _pod(self, pod: dict[str, Any]) -> None:
+        uid = pod["metadata"]["uid"]
+        if (worker := self.workers.get(uid)) is not None:
+            worker.update(pod)
+        else:
+            self.workers[uid] = PodWorker(self.services, pod, self._forget)
+
+    def _forget(self, uid: str) -> None:
+        self.workers.pop(uid, None)
+
+    async def stop(self) -> None:
+        """Stop every pod's processes, then tell the control plane the node is not ready."""
+        workers = list(self.workers.values())
+        await asyncio.gather(*(w.shutdown(self.settings.stop_grace) for w in workers))
+        await self.node.mark_not_ready()

@@ -1,0 +1,35 @@
+"""What one node agent is started with; every field has a command-line flag in main.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ferry.local.agent.backoff import BackOffPolicy
+from ferry.local.agent.network import DEFAULT_POD_CIDR
+
+NODE_GROUP = "local"
+
+
+@dataclass(frozen=True)
+class AgentSettings:
+    node_name: str
+    state_dir: Path
+    """Pod folders (volumes, container logs) live under <state_dir>/pods/."""
+    kubeconfig: str | None = None
+    cpu: str = "4"
+    memory: str = "8Gi"
+    pods: int = 110
+    node_group: str = NODE_GROUP
+    """Value of the ferry.dev/node-group label and of the NoSchedule taint of the same key."""
+    pod_cidr: str = DEFAULT_POD_CIDR
+    image_tables: tuple[Path, ...] = ()
+    """Image tables consulted before the built-in one."""
+    backoff: BackOffPolicy = field(default_factory=BackOffPolicy)
+    pass_env: tuple[str, ...] = ()
+    """Variables of the agent's own environment that every container gets too (AWS_*, ...)."""
+    stop_grace: float = 10.0
+    """When the agent stops: the most any pod's containers get between SIGTERM and SIGKILL."""
+    healthz_port: int | None = None
+    """127.0.0.1 port of /healthz, which answers 200 once the node is registered and pods are
+    being watched; none when unset."""

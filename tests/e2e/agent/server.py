@@ -1,0 +1,97 @@
+"""A tiny HTTP server that pods run on the node agent, as the test image `test.ferry.dev/server`.
+
+    server.py [--port N] [--not-ready]
+
+It binds $FERRY_HOST (the pod's own address). /ready answers 503 with --not-ready; /slow?s=N
+answers after N seconds; /env shows what the process was started with; /stats counts requests.
+At SIGTERM it stops accepting, lets every request in flight finish, and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Stats:
+    def __init__(self) -> None:
+        self.in_flight = 0
+        self.total = 0
+
+
+def app(not_ready: bool, stats: Stats) -> web.Application:
+    @web.middleware
+    async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path == "/stats":
+            return await handler(request)
+        stats.in_flight += 1
+        stats.total += 1
+        try:
+            return await handler(request)
+        finally:
+            stats.in_flight -= 1
+
+    async def hello(_request: web.Request) -> web.Response:
+        return web.json_response(
+            {"pod": os.environ.get("HOSTNAME"), "version": os.environ.get("VERSION")}
+        )
+
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(float(request.query.get("s", "1")))
+        return web.json_response({"pod": os.environ.get("HOSTNAME"), "slept": True})
+
+    async def ready(_request: web.Request) -> web.Response:
+        return web.Response(status=503 if not_ready else 200, text="ready?")
+
+    async def env(_request: web.Request) -> web.Response:
+        return web.json_response(
+            {"env": dict(os.environ), "argv": sys.argv, "cwd": str(Path.cwd())}
+        )
+
+    async def show_stats(_request: web.Request) -> web.Response:
+        return web.json_response({"in_flight": stats.in_flight, "total": stats.total})
+
+    application = web.Application(middlewares=[count])
+    application.router.add_get("/", hello)
+    application.router.add_get("/slow", slow)
+    application.router.add_get("/healthz", hello)
+    application.router.add_get("/ready", ready)
+    application.router.add_get("/env", env)
+    application.router.add_get("/stats", show_stats)
+    return application
+
+
+async def serve(port: int, not_ready: bool) -> None:
+    stats = Stats()
+    runner = web.AppRunner(app(not_ready, stats), access_log=None, shutdown_timeout=60.0)
+    await runner.setup()
+    host = os.environ.get("FERRY_HOST", "127.0.0.1")
+    await web.TCPSite(runner, host, port).start()
+    print(f"serving on {host}:{port}", flush=True)
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    print(f"SIGTERM with {stats.in_flight} requests in flight; draining", flush=True)
+    await runner.cleanup()
+    print(f"drained; served {stats.total}", flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--not-ready", action="store_true")
+    args = parser.parse_args()
+    asyncio.run(serve(args.port, args.not_ready))
+
+
+if __name__ == "__main__":
+    main()
