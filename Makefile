@@ -17,9 +17,9 @@ $(BIN)/ferry: pyproject.toml constraints.txt
 tools: $(BIN)/ferry
 	$(BIN)/ferry local build
 
+# The local environment with the iris example serving real predictions (see README).
 demo: tools
-	$(BIN)/ferry local up
-	. <($(BIN)/ferry local env) && kubectl get nodes -o wide && kubectl version
+	$(BIN)/ferry local demo
 
 down: $(BIN)/ferry
 	$(BIN)/ferry local down

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 
 from ferry.cli.progress import ProgressBar
-from ferry.local import cluster
+from ferry.local import cluster, demo
 from ferry.local.layout import DEFAULT_CLUSTER, ClusterLayout
 from ferry.local.toolchain import ToolchainError, ensure_built
 
@@ -36,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="only the control plane: no moto server, CRD or operator",
     )
     up.set_defaults(run=_up)
+    command(
+        "demo", "bring the local environment up and serve the iris example for real"
+    ).set_defaults(run=_demo)
     command("down", "stop the local control plane and everything it started").set_defaults(
         run=_down
     )
@@ -75,6 +79,30 @@ def _up(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     print(f'use it with: eval "$(ferry local env --name {layout.name})"', file=sys.stderr)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    layout = ClusterLayout.named(args.name)
+
+    def say(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        info = cluster.up(layout, operator=True, progress=ProgressBar("building control plane"))
+        say(f"local cluster {layout.name!r} is up at {info.apiserver}")
+        demo.publish_model(info, say)
+        demo.deploy(info, say)
+        predictions = asyncio.run(demo.predict(info))
+    except (cluster.LocalClusterError, ToolchainError, demo.DemoError) as error:
+        print(f"ferry local demo: {error}", file=sys.stderr)
+        return 1
+    for sample, prediction in zip(demo.SAMPLES, predictions, strict=True):
+        say(f"  {sample} -> {prediction['class']:<10} {prediction['probabilities']}")
+    say(
+        f'the cluster keeps running: eval "$(ferry local env --name {layout.name})", '
+        f"then kubectl get rtapi; stop it with ferry local down --name {layout.name}"
+    )
     return 0
 
 

@@ -173,9 +173,11 @@ def status(layout: ClusterLayout) -> dict[str, Any]:
 
 
 @contextmanager
-def local_cluster(layout: ClusterLayout, *, nodes: int = 3) -> Iterator[ClusterInfo]:
+def local_cluster(
+    layout: ClusterLayout, *, nodes: int = 3, operator: bool = False
+) -> Iterator[ClusterInfo]:
     """A cluster for the length of a `with` block, tied to this process."""
-    info = up(layout, nodes=nodes, tie_to_parent=True)
+    info = up(layout, nodes=nodes, operator=operator, tie_to_parent=True)
     try:
         yield info
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
@@ -11,6 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from ferry.local import aws
+from ferry.local.agent.main import command as agent_command
 from ferry.local.layout import ClusterLayout
 from ferry.local.pki import FRONT_PROXY_CA, FRONT_PROXY_CLIENT, SERVICE_CIDR, Credentials
 from ferry.local.toolchain import Toolchain
@@ -33,6 +35,7 @@ class Ports:
     moto: int
     operator_liveness: int
     operator_metrics: int
+    agent: int
 
     @classmethod
     def free(cls) -> Ports:
@@ -218,6 +221,37 @@ def aws_env(plan: Plan) -> dict[str, str]:
     return aws.env_for(f"http://{LOOPBACK}:{plan.ports.moto}")
 
 
+AGENT_NODE = "ferry-local"
+# The node group of the agent's node; the operator sends APIs that name no group there, so the
+# examples run for real while kwok's nodes stay for simulated pods.
+LOCAL_NODE_GROUP = {
+    "name": "local",
+    "labels": {"ferry.dev/node-group": "local"},
+    "taints": [{"key": "ferry.dev/node-group", "value": "local", "effect": "NoSchedule"}],
+}
+EXAMPLES_IMAGES = Path(__file__).resolve().parents[3] / "examples" / "images.yaml"
+
+
+def node_agent(plan: Plan) -> Component:
+    """The node that runs pods as local processes; they may reach moto for their models."""
+    extra = [f"--pass-env={name}" for name in aws_env(plan)]
+    if EXAMPLES_IMAGES.exists():
+        extra.append(f"--images={EXAMPLES_IMAGES}")
+    return Component(
+        "node-agent",
+        agent_command(
+            plan.layout.kubeconfig,
+            AGENT_NODE,
+            plan.layout.run / "agent",
+            plan.ports.agent,
+            "--stop-grace=5",
+            *extra,
+        ),
+        f"http://{LOOPBACK}:{plan.ports.agent}/healthz",
+        env={**os.environ, **aws_env(plan)},
+    )
+
+
 def operator(plan: Plan) -> Component:
     """Ferry's own operator, cluster-wide, with AWS at the local moto server."""
     return Component(
@@ -234,5 +268,7 @@ def operator(plan: Plan) -> Component:
             "KUBECONFIG": str(plan.layout.kubeconfig),
             "FERRY_LIVENESS_PORT": str(plan.ports.operator_liveness),
             "FERRY_METRICS_PORT": str(plan.ports.operator_metrics),
+            "FERRY_NODE_GROUPS": json.dumps([LOCAL_NODE_GROUP]),
+            "FERRY_DEFAULT_NODE_GROUP": str(LOCAL_NODE_GROUP["name"]),
         },
     )

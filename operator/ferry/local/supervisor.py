@@ -97,7 +97,7 @@ class Supervisor:
         self.write_state(ready=True, ready_seconds=round(time.monotonic() - self.started, 2))
 
     def _start_operator(self, plan: components.Plan) -> None:
-        """moto for AWS, the CRD, then the operator, cluster-wide."""
+        """moto for AWS, the CRD, the node agent, then the operator, cluster-wide."""
         moto = components.moto(plan)
         self._start(moto, lambda: healthy(moto.health_url))
         self.write_state(aws=components.aws_env(plan))
@@ -106,8 +106,8 @@ class Supervisor:
                 plan, "apply", "--server-side", "--field-manager=ferry-local", "-f", str(crd)
             )
         self._kubectl(plan, "wait", "--for=condition=Established", "crd/realtimeapis.ferry.dev")
-        operator = components.operator(plan)
-        self._start(operator, lambda: healthy(operator.health_url))
+        for component in (components.node_agent(plan), components.operator(plan)):
+            self._start(component, lambda c=component: healthy(c.health_url))
 
     def _start(self, component: components.Component, check: Any) -> None:
         log = self.layout.logs / f"{component.name}.log"

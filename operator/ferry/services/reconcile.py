@@ -17,7 +17,7 @@ from ferry.artifacts.versions import ModelCheck
 from ferry.render.children import ApiRef, node_group_for, render_deployment, render_service
 from ferry.services.events import Recorder
 from ferry.services.model import check_model
-from ferry.services.status import deployment_path, now_iso, publish, write_status
+from ferry.services.status import api_path, deployment_path, now_iso, publish, write_status
 from ferry.settings import Settings
 from ferry.spec.model import InvalidSpecError, RealtimeAPISpec, parse_spec
 from ferry.status.compute import invalid_status, model_verdict
@@ -52,7 +52,7 @@ async def reconcile(
     if model is not None and not model.available:
         if _news(body, model):
             record("Warning", model.reason.value, model.message)
-        await publish(kube, body, existing, model)
+        await _publish_fresh(kube, api, existing, model)
         raise WaitingForModelError(model.message)
 
     deployment = render_deployment(
@@ -70,7 +70,18 @@ async def reconcile(
         record(
             "Normal", "Updated", f"updated Deployment {api.name} for generation {api.generation}"
         )
-    return await publish(kube, body, applied, model)
+    return await _publish_fresh(kube, api, applied, model)
+
+
+async def _publish_fresh(
+    kube: Kube, api: ApiRef, deployment: dict[str, Any] | None, model: ModelCheck | None
+) -> dict[str, Any]:
+    """Publish against the API as it is now, not as the event that started this reconcile saw
+    it: the Deployment watcher may have written since, and a newer generation is not ours."""
+    current = await kube.get(api_path(api.namespace, api.name))
+    if current is None or int(current["metadata"]["generation"]) != api.generation:
+        return {}
+    return await publish(kube, current, deployment, model)
 
 
 async def _model(aws: Aws, body: Mapping[str, Any], spec: RealtimeAPISpec) -> ModelCheck | None:
@@ -81,7 +92,7 @@ async def _model(aws: Aws, body: Mapping[str, Any], spec: RealtimeAPISpec) -> Mo
         return None
     recorded = model_verdict(body["spec"], body.get("status") or {}, api_ref(body).generation)
     if recorded is not None and recorded.available:
-        return recorded
+        return recorded  # resolved once per generation
     return await check_model(aws, spec.model)
 
 

@@ -10,7 +10,7 @@ from ferry import names
 from ferry.adapters.kube import Kube, path_of
 from ferry.artifacts.versions import ModelCheck
 from ferry.spec.schema import GROUP, KIND, VERSION
-from ferry.status.compute import compute_status, model_verdict, status_changes
+from ferry.status.compute import NOT_RECORDED, compute_status, model_verdict, status_changes
 
 
 def now_iso() -> str:
@@ -59,6 +59,8 @@ async def publish(
     generation = int(meta["generation"])
     if model == "recorded":
         model = model_verdict(api.get("spec", {}), api.get("status") or {}, generation)
+        if model is NOT_RECORDED:
+            return {}  # the reconciler is still checking; it publishes the first status
     computed = compute_status(
         api=meta["name"],
         namespace=meta["namespace"],

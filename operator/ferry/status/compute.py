@@ -169,16 +169,25 @@ def compute_status(
     return status
 
 
+# No verdict on the model for this generation yet: only the reconciler may write the first one.
+NOT_RECORDED = ModelCheck(ModelReason.CHECKING, "the model of this generation is not checked yet")
+
+
 def model_verdict(
     spec: Mapping[str, Any], status: Mapping[str, Any], generation: int
 ) -> ModelCheck | None:
-    """The reconciler's last verdict on the model, if it was made for this generation."""
+    """The reconciler's verdict on the model recorded for this generation; NOT_RECORDED if there
+    is none yet, None if the API has no model."""
     if not spec.get("model"):
         return None
     verdict = condition(status, "ModelAvailable")
-    if verdict is None or verdict.get("observedGeneration") != generation:
-        return ModelCheck(ModelReason.CHECKING, "checking the model's version in S3")
-    reason = ModelReason(verdict.get("reason", ModelReason.CHECKING.value))
+    if (
+        verdict is None
+        or verdict.get("observedGeneration") != generation
+        or verdict.get("reason") == ModelReason.CHECKING.value
+    ):
+        return NOT_RECORDED
+    reason = ModelReason(verdict["reason"])
     version = status.get("modelVersion") if reason is ModelReason.AVAILABLE else None
     return ModelCheck(reason, str(verdict.get("message", "")), version)
 

@@ -1,0 +1,97 @@
+"""The local environment's demo: the iris example served for real, end to end.
+
+Trains examples/iris, pushes the model to the local S3 as a new version, applies the
+RealtimeAPI, waits for Ready as a CI job would, and sends predictions through the API's Service
+(its pods run as processes on the node agent, behind Ferry's proxy).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from ferry.adapters.kube import Kube
+from ferry.artifacts.push import push
+from ferry.local.client import ServiceClient
+from ferry.local.cluster import ClusterInfo
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+IRIS = EXAMPLES / "iris"
+BUCKET = "ferry-examples"
+SAMPLES = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3]]
+READY_TIMEOUT = 240
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+def _run(info: ClusterInfo, *argv: str) -> str:
+    result = subprocess.run(
+        list(argv),
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "PATH": f"{info.bin_dir}:{os.environ.get('PATH', '')}", **info.env()},
+    )
+    if result.returncode != 0:
+        raise DemoError(f"{' '.join(argv[:3])} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def publish_model(info: ClusterInfo, say: Callable[[str], None]) -> str:
+    """Train and push a new version of the iris model; return its version."""
+    aws = info.env()
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=aws["AWS_ENDPOINT_URL"],
+        region_name=aws["AWS_REGION"],
+        aws_access_key_id=aws["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=aws["AWS_SECRET_ACCESS_KEY"],
+    )
+    if BUCKET not in {bucket["Name"] for bucket in s3.list_buckets()["Buckets"]}:
+        s3.create_bucket(Bucket=BUCKET)
+    with tempfile.TemporaryDirectory() as out:
+        say(_run(info, sys.executable, str(IRIS / "train.py"), out).strip())
+        pushed = push(s3, Path(out), f"s3://{BUCKET}/iris")
+    say(f"pushed {pushed.files} files as version {pushed.version} to {pushed.uri}")
+    return pushed.version
+
+
+async def predict(info: ClusterInfo, namespace: str = "default") -> list[dict[str, Any]]:
+    kube = await Kube.connect(str(info.kubeconfig))
+    try:
+        async with ServiceClient(kube, namespace, "iris") as service:
+            await service.wait_for_endpoints(1, timeout=60)
+            body = json.dumps({"instances": SAMPLES}).encode()
+            reply = await service.request(
+                "POST", "/", body=body, headers={"Content-Type": "application/json"}
+            )
+            if reply.status != 200:  # noqa: PLR2004
+                raise DemoError(f"the API answered {reply.status}: {reply.body[:300]!r}")
+            predictions: list[dict[str, Any]] = reply.json()["predictions"]
+            return predictions
+    finally:
+        await kube.close()
+
+
+def deploy(info: ClusterInfo, say: Callable[[str], None]) -> None:
+    say(_run(info, info.tool("kubectl"), "apply", "-f", str(IRIS / "realtimeapi.yaml")).strip())
+    say("waiting for rtapi/iris to be Ready (the pod fetches the model, then the runtime loads it)")
+    _run(
+        info,
+        info.tool("kubectl"),
+        "wait",
+        "--for=condition=Ready",
+        "rtapi/iris",
+        f"--timeout={READY_TIMEOUT}s",
+    )
+    say(_run(info, info.tool("kubectl"), "get", "rtapi", "iris").rstrip())
