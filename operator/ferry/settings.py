@@ -48,6 +48,15 @@ class Settings:
     log_format: str = "plain"
     log_level: str = "INFO"
     cluster_domain: str = "cluster.local"
+    autoscale_interval: float = 2.0
+    """Seconds between autoscaler ticks of each API: the tick the simulation chose the defaults
+    for (docs/autoscaling.md), and Knative's decider period."""
+    scrape_timeout: float = 1.0
+    """Seconds a proxy has to answer /stats; one that does not is unknown demand, not zero."""
+    scrape_concurrency: int = 200
+    """Scrapes in flight at once across all APIs: bounds sockets and memory at thousands of pods."""
+    metrics_port: int = 9090
+    """Port of the operator's Prometheus /metrics."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -57,6 +66,18 @@ class Settings:
             except ValueError:
                 raise SettingsError(f"{name} must be a whole number, not {env[name]!r}") from None
 
+        def seconds(name: str, default: float) -> float:
+            try:
+                value = float(env.get(name, default))
+            except ValueError:
+                value = -1.0
+            if not value > 0:
+                raise SettingsError(f"{name} must be seconds above 0, not {env[name]!r}")
+            return value
+
+        scrape_concurrency = number("FERRY_SCRAPE_CONCURRENCY", 200)
+        if scrape_concurrency < 1:
+            raise SettingsError("FERRY_SCRAPE_CONCURRENCY must be at least 1")
         log_format = env.get("FERRY_LOG_FORMAT", "plain")
         if log_format not in ("plain", "json"):
             raise SettingsError(f"FERRY_LOG_FORMAT must be plain or json, not {log_format!r}")
@@ -77,6 +98,10 @@ class Settings:
             log_format=log_format,
             log_level=env.get("FERRY_LOG_LEVEL", "INFO").upper(),
             cluster_domain=env.get("FERRY_CLUSTER_DOMAIN", "cluster.local"),
+            autoscale_interval=seconds("FERRY_AUTOSCALE_INTERVAL", 2.0),
+            scrape_timeout=seconds("FERRY_SCRAPE_TIMEOUT", 1.0),
+            scrape_concurrency=scrape_concurrency,
+            metrics_port=number("FERRY_METRICS_PORT", 9090),
         )
 
 

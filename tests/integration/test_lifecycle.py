@@ -65,7 +65,8 @@ def test_up_env_down_beside_another_cluster(cluster: ClusterInfo, state_dir: Pat
         check=True,
         timeout=60,
     ).stdout.split()
-    assert nodes == ["node/kwok-node-0", "node/kwok-node-1"]
+    # Two simulated nodes, and the node agent's, which runs pods for real.
+    assert nodes == ["node/ferry-local", "node/kwok-node-0", "node/kwok-node-1"]
 
     down = ferry(state_dir, "down", "--name", "second")
     assert down.returncode == 0, down.stderr

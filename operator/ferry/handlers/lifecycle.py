@@ -7,8 +7,10 @@ from typing import Any
 
 import kopf
 
+from ferry import metrics
 from ferry.adapters.aws import Aws, AwsSettings
 from ferry.adapters.kube import Kube
+from ferry.adapters.stats import StatsScraper
 
 
 @kopf.on.startup()
@@ -32,6 +34,10 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.batching.batch_window = 0.02
     memo.kube = await Kube.connect()
     memo.aws = Aws(AwsSettings.from_env())
+    memo.scraper = StatsScraper(
+        concurrency=memo.settings.scrape_concurrency, timeout=memo.settings.scrape_timeout
+    )
+    metrics.serve(memo.settings.metrics_port)
 
 
 @kopf.on.cleanup()
@@ -39,6 +45,9 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     kube = getattr(memo, "kube", None)
     if kube is not None:
         await kube.close()
+    scraper = getattr(memo, "scraper", None)
+    if scraper is not None:
+        await scraper.close()
     aws = getattr(memo, "aws", None)
     if aws is not None:
         aws.close()

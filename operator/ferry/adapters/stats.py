@@ -1,0 +1,101 @@
+"""Reading each ready pod's demand from its proxy's /stats (ferry.proxy.admin).
+
+`pod_demand` is pure: the JSON in, queued + in-flight requests out. `StatsScraper` does the HTTP:
+one shared aiohttp session for every API, a short timeout per pod, and one semaphore that caps
+scrapes in flight across all APIs, so a thousand APIs ticking together cannot open thousands of
+sockets at once. A pod that does not answer, or answers nonsense, is None: its demand is unknown,
+which is not the same as zero.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from ferry import names
+
+STATS_FORMAT_VERSION = 1
+"""The /stats format this parser reads (ferry.proxy.stats.FORMAT_VERSION)."""
+
+
+class StatsFormatError(ValueError):
+    """The body is not the proxy's /stats in a format this operator reads."""
+
+
+def _count(value: Any, field: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise StatsFormatError(f"{field} is not a count: {value!r}")
+    return float(value)
+
+
+def pod_demand(stats: Any) -> float:
+    """Queued + in-flight requests of one pod, from its /stats document.
+
+    The shortest averaging window with samples is used: it is the proxy's freshest average of
+    its one-second samples, so a tick sees the demand since about the previous tick rather than
+    a single instant. A proxy that has not taken a sample yet (its first second) has only its
+    current counts, which are used instead.
+    """
+    if not isinstance(stats, Mapping):
+        raise StatsFormatError(f"expected a JSON object, got {type(stats).__name__}")
+    if stats.get("version") != STATS_FORMAT_VERSION:
+        raise StatsFormatError(f"unknown stats version {stats.get('version')!r}")
+    windows = stats.get("windows")
+    if not isinstance(windows, list) or not all(isinstance(w, Mapping) for w in windows):
+        raise StatsFormatError("windows is not a list of objects")
+    sampled = [w for w in windows if _count(w.get("samples"), "windows[].samples") > 0]
+    if sampled:
+        window = min(sampled, key=lambda w: _count(w.get("seconds"), "windows[].seconds"))
+        return _count(window.get("inFlight"), "windows[].inFlight") + _count(
+            window.get("queued"), "windows[].queued"
+        )
+    return _count(stats.get("inFlight"), "inFlight") + _count(stats.get("queued"), "queued")
+
+
+@dataclass(frozen=True)
+class PodAnswer:
+    pod: str
+    demand: float | None
+    """None: the pod did not answer in time, or not with stats; see `error`."""
+    error: str | None = None
+
+
+class StatsScraper:
+    """Scrapes proxies' /stats; one per operator, shared by every API's tick."""
+
+    def __init__(
+        self, *, concurrency: int, timeout: float, port: int = names.PROXY_ADMIN_PORT
+    ) -> None:
+        # The semaphore is the cap; the connector's own limit would queue requests inside the
+        # timeout and make a busy operator look like dead pods.
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=None),
+            timeout=aiohttp.ClientTimeout(total=timeout),
+            raise_for_status=True,
+        )
+        self._slots = asyncio.Semaphore(concurrency)
+        self._port, self._timeout = port, timeout
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def scrape(self, pods: Sequence[tuple[str, str]]) -> list[PodAnswer]:
+        """Each (pod name, pod IP)'s demand, concurrently, in the order given."""
+        return list(await asyncio.gather(*(self._one(name, ip) for name, ip in pods)))
+
+    async def _one(self, pod: str, ip: str) -> PodAnswer:
+        async with self._slots:
+            try:
+                host = f"[{ip}]" if ":" in ip else ip
+                async with self._session.get(f"http://{host}:{self._port}/stats") as response:
+                    body = await response.read()
+                return PodAnswer(pod, pod_demand(json.loads(body)))
+            except TimeoutError:
+                return PodAnswer(pod, None, f"no answer within {self._timeout:g}s")
+            except (aiohttp.ClientError, OSError, ValueError) as error:
+                return PodAnswer(pod, None, f"{type(error).__name__}: {error}")

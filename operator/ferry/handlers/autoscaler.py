@@ -1,0 +1,46 @@
+"""The autoscaler's timer: one per RealtimeAPI, every FERRY_AUTOSCALE_INTERVAL seconds."""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+import kopf
+
+from ferry import metrics
+from ferry.handlers.realtimeapi import recorder
+from ferry.services import autoscale as service
+from ferry.settings import Settings
+from ferry.spec.schema import GROUP, PLURAL, VERSION
+
+
+async def autoscale(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    # kopf gives each object a memo of its own: the API's demand history lives there.
+    memo.autoscaler = await service.tick(
+        memo.kube, memo.scraper, body, memo.get("autoscaler"), recorder(body)
+    )
+
+
+def _not_a_tick_success(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Timer 'autoscale' succeeded")
+
+
+def register(settings: Settings) -> None:
+    interval = settings.autoscale_interval
+    # kopf logs every handler's success; at a tick per API every 2 s that line would be most of
+    # the log and a good share of the CPU. Failures, decisions and scaling are still logged.
+    logging.getLogger("kopf.objects").addFilter(_not_a_tick_success)
+
+    def jitter(**_: Any) -> float:
+        # APIs seen together (a restart lists them all at once) would otherwise tick in step.
+        return random.uniform(0, interval)  # noqa: S311 - spreading load, not secrecy
+
+    kopf.timer(GROUP, VERSION, PLURAL, interval=interval, initial_delay=jitter, backoff=interval)(
+        autoscale
+    )
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
+def forget(namespace: str | None, name: str, **_: Any) -> None:
+    metrics.forget_api(str(namespace), name)

@@ -1,0 +1,87 @@
+"""The operator's Prometheus metrics, in a registry of its own, served on FERRY_METRICS_PORT.
+
+Per-API series carry `namespace` and `api` labels and are removed when the API is deleted, so a
+churn of short-lived APIs does not grow the operator's memory without bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+log = logging.getLogger(__name__)
+
+REGISTRY = CollectorRegistry()
+_API = ("namespace", "api")
+
+DEMAND = Gauge(
+    "ferry_autoscaler_demand",
+    "Queued + in-flight requests the autoscaler saw, averaged over the stable or panic window.",
+    [*_API, "window"],
+    registry=REGISTRY,
+)
+DESIRED_REPLICAS = Gauge(
+    "ferry_autoscaler_desired_replicas",
+    "Replicas the autoscaler asked for at its last tick.",
+    _API,
+    registry=REGISTRY,
+)
+READY_REPLICAS = Gauge(
+    "ferry_autoscaler_ready_replicas",
+    "Ready pods the autoscaler found at its last tick.",
+    _API,
+    registry=REGISTRY,
+)
+CURRENT_REPLICAS = Gauge(
+    "ferry_autoscaler_current_replicas",
+    "Replicas of the Deployment before the last tick's decision.",
+    _API,
+    registry=REGISTRY,
+)
+DECISIONS = Counter(
+    "ferry_autoscaler_decisions",
+    "Autoscaler decisions by reason (ScaleUp, Stabilizing, PartialData, ...).",
+    ["reason"],
+    registry=REGISTRY,
+)
+SCRAPE_FAILURES = Counter(
+    "ferry_autoscaler_scrape_failures",
+    "Scrapes of a ready pod's /stats that got no usable answer in time.",
+    _API,
+    registry=REGISTRY,
+)
+TICK_ERRORS = Counter(
+    "ferry_autoscaler_tick_errors",
+    "Ticks abandoned on a Kubernetes API error; the next tick tries again.",
+    _API,
+    registry=REGISTRY,
+)
+TICK_SECONDS = Histogram(
+    "ferry_autoscaler_tick_seconds",
+    "Wall time of one API's tick: list pods, scrape, decide, write.",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+    registry=REGISTRY,
+)
+
+_PER_API = (DESIRED_REPLICAS, READY_REPLICAS, CURRENT_REPLICAS, SCRAPE_FAILURES, TICK_ERRORS)
+
+
+def forget_api(namespace: str, api: str) -> None:
+    """Drop a deleted API's series."""
+    for metric in _PER_API:
+        with contextlib.suppress(KeyError):
+            metric.remove(namespace, api)
+    for window in ("stable", "panic"):
+        with contextlib.suppress(KeyError):
+            DEMAND.remove(namespace, api, window)
+
+
+def serve(port: int) -> None:
+    """Serve /metrics from a background thread. A taken port costs the metrics, not scaling:
+    the operator keeps running and says so."""
+    try:
+        start_http_server(port, registry=REGISTRY)
+    except OSError as error:
+        log.error("metrics are not served: port %d: %s", port, error)  # noqa: TRY400

@@ -1,0 +1,232 @@
+"""One autoscaler tick of one RealtimeAPI: ready pods → their proxies' demand → decide() →
+replicas through the Deployment's scale subresource → status, an Event and metrics.
+
+The tick owns `spec.replicas` of the Deployment under its own field manager; the reconciler
+never writes it. It keeps what the next tick needs (the demand history and the decision's state)
+in a `Memory` the caller holds per API. A Kubernetes error abandons the tick, keeps the memory
+as it was, and leaves the retry to the next tick: a tick never raises one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ferry import metrics, names
+from ferry.adapters.kube import Kube, KubeError, path_of
+from ferry.adapters.stats import PodAnswer, StatsScraper
+from ferry.autoscaling import (
+    AutoscalingPolicy,
+    Decision,
+    DemandHistory,
+    DurationError,
+    PolicyError,
+    Sample,
+    ScalerState,
+    decide,
+)
+from ferry.services.events import Recorder
+from ferry.services.status import deployment_path, now_iso, write_status
+from ferry.spec.model import InvalidSpecError, RealtimeAPISpec, parse_spec
+
+log = logging.getLogger("ferry.autoscaler")
+
+FIXED_REPLICAS = "FixedReplicas"
+"""lastScaleReason when autoscaling is off and spec.replicas set the count."""
+
+
+@dataclass(frozen=True)
+class Memory:
+    """What one API's tick hands to the next."""
+
+    history: DemandHistory
+    state: ScalerState = field(default_factory=ScalerState)
+
+
+def ready_pods(pods: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """(name, IP) of the pods the Service sends requests to: Ready, addressed, not leaving."""
+    ready = []
+    for pod in pods:
+        status = pod.get("status") or {}
+        conditions = status.get("conditions") or ()
+        if (
+            status.get("podIP")
+            and "deletionTimestamp" not in pod["metadata"]
+            and any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+        ):
+            ready.append((pod["metadata"]["name"], status["podIP"]))
+    return ready
+
+
+def shown_demand(demand: float | None) -> float | None:
+    """status.inFlight, to two significant figures: enough for the printer column, and fewer
+    changes, each of which costs a status write and a watch event."""
+    return None if demand is None else float(f"{demand:.2g}")
+
+
+def scaler_status(
+    desired: int, demand: float | None, scaled: tuple[str, str] | None
+) -> dict[str, Any]:
+    """The status fields the autoscaler owns; `scaled` is (time, reason) of a scaling action now.
+    A None inFlight removes the field (merge patch): no demand is known."""
+    status: dict[str, Any] = {"desiredReplicas": desired, "inFlight": shown_demand(demand)}
+    if scaled is not None:
+        status["lastScaleTime"], status["lastScaleReason"] = scaled
+    return status
+
+
+def remembered(memory: Memory | None, policy: AutoscalingPolicy) -> Memory:
+    """The memory to decide with; a changed spec keeps the samples but not more of them."""
+    if memory is None:
+        return Memory(DemandHistory(policy.memory))
+    if memory.history.horizon != policy.memory:
+        return Memory(DemandHistory(policy.memory, memory.history.samples), memory.state)
+    return memory
+
+
+async def tick(
+    kube: Kube,
+    scraper: StatsScraper,
+    api: Mapping[str, Any],
+    memory: Memory | None,
+    record: Recorder,
+) -> Memory | None:
+    """Scale one API once; returns the memory for its next tick (None: nothing to remember)."""
+    meta = api["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    started = time.monotonic()
+    try:
+        spec = parse_spec(api["spec"])
+        policy = AutoscalingPolicy.from_spec(spec.autoscaling)
+    except (InvalidSpecError, DurationError, PolicyError) as error:
+        # The reconciler reports a spec the user must fix; scaling waits for a good one.
+        log.debug("%s/%s: not scaling: %s", namespace, name, error)
+        return memory
+    try:
+        if not spec.autoscaling.enabled:
+            await _fixed(kube, api, spec, record)
+            return None
+        return await _scale(
+            kube,
+            scraper=scraper,
+            api=api,
+            policy=policy,
+            memory=remembered(memory, policy),
+            record=record,
+            now=started,
+        )
+    except KubeError as error:
+        metrics.TICK_ERRORS.labels(namespace, name).inc()
+        log.warning(
+            "%s/%s: autoscaler tick abandoned, next one retries: %s", namespace, name, error
+        )
+        return memory
+    finally:
+        metrics.TICK_SECONDS.observe(time.monotonic() - started)
+
+
+async def _scale(
+    kube: Kube,
+    *,
+    scraper: StatsScraper,
+    api: Mapping[str, Any],
+    policy: AutoscalingPolicy,
+    memory: Memory,
+    record: Recorder,
+    now: float,
+) -> Memory:
+    meta = api["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    current, listed = await asyncio.gather(
+        _current_replicas(kube, namespace, name),
+        kube.list(path_of("v1", "Pod", namespace), names.selector(name)),
+    )
+    if current is None:
+        return memory
+    pods = ready_pods(listed)
+    answers = await scraper.scrape(pods)
+    _report_silent(namespace, name, answers)
+    history = memory.history.record(Sample.from_pods(now, [a.demand for a in answers]))
+    decision = decide(
+        history,
+        policy,
+        ready_replicas=len(pods),
+        current_replicas=current,
+        now=now,
+        state=memory.state,
+    )
+    _observe(namespace, name, decision, current, len(pods))
+    scaled = None
+    if decision.replicas != current:
+        await _write_replicas(kube, namespace, name, decision.replicas)
+        direction = "ScaledUp" if decision.replicas > current else "ScaledDown"
+        record("Normal", direction, decision.message)
+        log.info("%s/%s: %s", namespace, name, decision.message)
+        scaled = (now_iso(), decision.reason.value)
+    await write_status(kube, api, scaler_status(decision.replicas, decision.stable_demand, scaled))
+    return Memory(history, decision.state)
+
+
+async def _fixed(
+    kube: Kube, api: Mapping[str, Any], spec: RealtimeAPISpec, record: Recorder
+) -> None:
+    """Autoscaling off: spec.replicas (what `kubectl scale rtapi` writes) is the count; without
+    it, replicas stay where they are."""
+    meta = api["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    current = await _current_replicas(kube, namespace, name)
+    if current is None:
+        return
+    wanted = current if spec.replicas is None else spec.replicas
+    scaled = None
+    if wanted != current:
+        await _write_replicas(kube, namespace, name, wanted)
+        message = f"autoscaling is off; spec.replicas asks for {wanted}: {current} -> {wanted}"
+        record("Normal", "ScaledUp" if wanted > current else "ScaledDown", message)
+        log.info("%s/%s: %s", namespace, name, message)
+        scaled = (now_iso(), FIXED_REPLICAS)
+    await write_status(kube, api, scaler_status(wanted, None, scaled))
+
+
+async def _current_replicas(kube: Kube, namespace: str, name: str) -> int | None:
+    """The Deployment's replicas; None before the reconciler has created it."""
+    deployment = await kube.get(deployment_path(namespace, name))
+    if deployment is None:
+        return None
+    return int(deployment["spec"].get("replicas", 1))
+
+
+async def _write_replicas(kube: Kube, namespace: str, name: str, replicas: int) -> None:
+    await kube.patch_merge(
+        f"{deployment_path(namespace, name)}/scale",
+        {"spec": {"replicas": replicas}},
+        names.SCALER_FIELD_MANAGER,
+    )
+
+
+def _report_silent(namespace: str, name: str, answers: Sequence[PodAnswer]) -> None:
+    silent = [answer for answer in answers if answer.demand is None]
+    if silent:
+        metrics.SCRAPE_FAILURES.labels(namespace, name).inc(len(silent))
+        log.info(
+            "%s/%s: %d of %d ready pods did not answer (unknown demand, not zero): %s",
+            namespace,
+            name,
+            len(silent),
+            len(answers),
+            "; ".join(f"{answer.pod}: {answer.error}" for answer in silent),
+        )
+
+
+def _observe(namespace: str, name: str, decision: Decision, current: int, ready: int) -> None:
+    metrics.DECISIONS.labels(decision.reason.value).inc()
+    metrics.DESIRED_REPLICAS.labels(namespace, name).set(decision.replicas)
+    metrics.CURRENT_REPLICAS.labels(namespace, name).set(current)
+    metrics.READY_REPLICAS.labels(namespace, name).set(ready)
+    for window, demand in (("stable", decision.stable_demand), ("panic", decision.panic_demand)):
+        if demand is not None:
+            metrics.DEMAND.labels(namespace, name, window).set(demand)
