@@ -31,7 +31,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.batching.worker_limit = memo.settings.worker_limit
     # Events of one object that arrive within this window are handled once, as the last of them.
     # kopf's 0.1 s would add a tenth of a second to every reconcile; a burst still coalesces.
-    settings.batching.batch_window = 0.02
+    settings.batching.batch_window = 0.005
     memo.kube = await Kube.connect()
     memo.aws = Aws(AwsSettings.from_env())
     memo.scraper = StatsScraper(
