@@ -57,6 +57,10 @@ class Settings:
     """Scrapes in flight at once across all APIs: bounds sockets and memory at thousands of pods."""
     metrics_port: int = 9090
     """Port of the operator's Prometheus /metrics."""
+    log_group_prefix: str = "/ferry"
+    """CloudWatch Logs groups are <prefix>/<namespace>/<name>."""
+    delete_log_groups: bool = False
+    """Whether deleting an API deletes its log group; kept by default, since logs outlive APIs."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -83,6 +87,11 @@ class Settings:
             raise SettingsError(f"FERRY_LOG_FORMAT must be plain or json, not {log_format!r}")
         namespaces = tuple(n for n in env.get("FERRY_NAMESPACES", "").split(",") if n.strip())
         node_groups = parse_node_groups(env.get("FERRY_NODE_GROUPS", ""))
+        on_delete = env.get("FERRY_LOG_GROUP_ON_DELETE", "keep")
+        if on_delete not in ("keep", "delete"):
+            raise SettingsError(
+                f"FERRY_LOG_GROUP_ON_DELETE must be keep or delete, not {on_delete!r}"
+            )
         default_group = env.get("FERRY_DEFAULT_NODE_GROUP") or None
         if default_group is not None and default_group not in node_groups:
             raise SettingsError(
@@ -102,6 +111,8 @@ class Settings:
             scrape_timeout=seconds("FERRY_SCRAPE_TIMEOUT", 1.0),
             scrape_concurrency=scrape_concurrency,
             metrics_port=number("FERRY_METRICS_PORT", 9090),
+            log_group_prefix=env.get("FERRY_LOG_GROUP_PREFIX", "/ferry"),
+            delete_log_groups=on_delete == "delete",
         )
 
 

@@ -34,6 +34,7 @@ PERMANENT_CODES = frozenset(
         "InvalidAccessKeyId",
         "SignatureDoesNotMatch",
         "ResourceNotFoundException",
+        "ResourceAlreadyExistsException",
         "404",
         "403",
     }

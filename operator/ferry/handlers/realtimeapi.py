@@ -10,6 +10,7 @@ from ferry import names
 from ferry.handlers.errors import guarded
 from ferry.services import reconcile as service
 from ferry.services.events import Recorder
+from ferry.services.logs import delete_log_group, log_group_name
 from ferry.services.status import api_path, publish
 from ferry.spec.schema import GROUP, PLURAL, VERSION
 
@@ -53,3 +54,15 @@ async def deployment_changed(
         await service.reconcile(memo.kube, memo.aws, memo.settings, api, recorder(body))
     else:
         await publish(memo.kube, api, body)
+
+
+# Optional: never a reason for a finalizer of its own. It runs while the autoscaler's timer holds
+# kopf's finalizer; when the operator keeps log groups (the default) it does nothing.
+@kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
+async def cleanup(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    if memo.settings.delete_log_groups:
+        group = log_group_name(
+            str(body.metadata.namespace), str(body.metadata.name), memo.settings.log_group_prefix
+        )
+        if await delete_log_group(memo.aws, group):
+            kopf.info(body, reason="LogGroupDeleted", message=group)

@@ -11,11 +11,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from ferry import names
-from ferry.adapters.aws import Aws
+from ferry.adapters.aws import Aws, AwsPermanentError
 from ferry.adapters.kube import Kube
 from ferry.artifacts.versions import ModelCheck
 from ferry.render.children import ApiRef, node_group_for, render_deployment, render_service
 from ferry.services.events import Recorder
+from ferry.services.logs import ensure_log_group, log_group_name
 from ferry.services.model import check_model
 from ferry.services.status import api_path, deployment_path, now_iso, publish, write_status
 from ferry.settings import Settings
@@ -46,8 +47,10 @@ async def reconcile(
     except InvalidSpecError as error:
         return await refuse(kube, body, str(error), record)
 
-    model, existing = await asyncio.gather(
-        _model(aws, body, spec), kube.get(deployment_path(api.namespace, api.name))
+    model, existing, _ = await asyncio.gather(
+        _model(aws, body, spec),
+        kube.get(deployment_path(api.namespace, api.name)),
+        _log_group(aws, settings, api, spec, record),
     )
     if model is not None and not model.available:
         if _news(body, model):
@@ -71,6 +74,20 @@ async def reconcile(
             "Normal", "Updated", f"updated Deployment {api.name} for generation {api.generation}"
         )
     return await _publish_fresh(kube, api, applied, model)
+
+
+async def _log_group(
+    aws: Aws, settings: Settings, api: ApiRef, spec: RealtimeAPISpec, record: Recorder
+) -> None:
+    """The API's log group: a problem there is reported, but never holds up serving."""
+    group = log_group_name(api.namespace, api.name, settings.log_group_prefix)
+    try:
+        done = await ensure_log_group(aws, group, spec.retention_days, api.name)
+    except AwsPermanentError as error:
+        record("Warning", "LogGroupFailed", f"log group {group}: {error}")
+        return
+    if done is not None:
+        record("Normal", f"LogGroup{done}", f"{group}, retention {spec.retention_days} days")
 
 
 async def _publish_fresh(

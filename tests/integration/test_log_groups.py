@@ -1,0 +1,66 @@
+"""Each API's CloudWatch Logs group, against moto: created, retention followed, kept on delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client import ApiClient
+
+from ferry.local.wait import eventually
+from ferry.services.logs import log_group_name
+from tests.integration.test_operator import (
+    GROUP,
+    PLURAL,
+    VERSION,
+    create,
+    patch_api,
+    realtime_api,
+    wait_ready,
+)
+from tests.support.operator import Operator
+
+
+def test_log_groups_are_named_for_namespace_and_api() -> None:
+    assert log_group_name("ml", "iris") == "/ferry/ml/iris"
+    assert log_group_name("ml", "iris", "/acme/") == "/acme/ml/iris"
+
+
+async def test_an_api_gets_a_log_group_that_follows_its_retention_and_outlives_it(
+    api: ApiClient, namespace: str, operator: Operator, aws_env: dict[str, str]
+) -> None:
+    logs = boto3.client("logs")
+    group = f"/ferry/{namespace}/iris"
+
+    def retention() -> Any:
+        found = logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]
+        return found[0].get("retentionInDays") if found else None
+
+    await create(api, namespace, realtime_api("iris", logging={"retentionDays": 7}))
+    await wait_ready(api, namespace, "iris")
+    assert retention() == 7
+    events = await client.CoreV1Api(api).list_namespaced_event(
+        namespace, field_selector="involvedObject.name=iris"
+    )
+    assert "LogGroupCreated" in {e.reason for e in events.items}
+
+    await patch_api(api, namespace, "iris", {"spec": {"logging": {"retentionDays": 30}}})
+
+    async def retention_followed() -> bool:
+        return retention() == 30
+
+    await eventually(retention_followed, timeout=60, what="retention 30 days on the log group")
+
+    await client.CustomObjectsApi(api).delete_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, "iris"
+    )
+
+    async def api_gone() -> bool:
+        listed = await client.CustomObjectsApi(api).list_namespaced_custom_object(
+            GROUP, VERSION, namespace, PLURAL
+        )
+        return not listed["items"]
+
+    await eventually(api_gone, timeout=60, what="the API to be deleted")
+    assert retention() == 30, "the operator keeps log groups unless told to delete them"
