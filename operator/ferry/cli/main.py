@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ferry import __version__
-from ferry.cli import local, model
+from ferry.cli import local, logs, model
 
 
 def parser() -> argparse.ArgumentParser:
@@ -17,6 +17,7 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True)
     local.register(commands)
     model.register(commands)
+    logs.register(commands)
     return root
 
 

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from ferry.artifacts.push import PushError, push
+from ferry.cli.progress import ProgressBar
 from ferry.model.fetch import FetchError, ModelFetcher, s3_client
 
 
@@ -37,6 +39,20 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     fetch.set_defaults(run=_fetch)
 
+    model = subparsers.add_parser("model", help="model versions in S3")
+    commands = model.add_subparsers(dest="model_command", required=True)
+    push_cmd = commands.add_parser(
+        "push", help="upload a directory as a new model version (markers keep half-uploads unseen)"
+    )
+    push_cmd.add_argument("directory", type=Path)
+    push_cmd.add_argument("uri", help="s3://bucket/prefix")
+    which = push_cmd.add_mutually_exclusive_group()
+    which.add_argument("--version", help="the version number to create")
+    which.add_argument(
+        "--next", action="store_true", help="one above the highest version (the default)"
+    )
+    push_cmd.set_defaults(run=_push)
+
 
 def _fetch(args: argparse.Namespace) -> int:
     if not args.uri:
@@ -58,4 +74,18 @@ def _fetch(args: argparse.Namespace) -> int:
             f"{fetched.files} files, {fetched.bytes} bytes in {time.monotonic() - started:.1f}s",
             file=sys.stderr,
         )
+    return 0
+
+
+def _push(args: argparse.Namespace) -> int:
+    bar = ProgressBar(f"pushing {args.directory}")
+    try:
+        pushed = push(s3_client(8), args.directory, args.uri, version=args.version, progress=bar)
+    except PushError as error:
+        print(f"ferry model push: {error}", file=sys.stderr)
+        return 1
+    print(
+        f"pushed {pushed.files} files ({pushed.bytes} bytes) as version {pushed.version}: "
+        f"{pushed.uri}"
+    )
     return 0
