@@ -27,7 +27,7 @@ from kubernetes_asyncio.client import ApiClient
 
 from ferry.local.cluster import local_cluster
 from ferry.local.layout import ClusterLayout
-from tests.support.operator import Operator, kubectl
+from tests.support.ferry_operator import Operator, kubectl
 
 REPO = Path(__file__).resolve().parents[2]
 POD = {"cpu": "50m", "memory": "64Mi"}

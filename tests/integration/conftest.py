@@ -9,7 +9,7 @@ import pytest
 
 from ferry.local.aws import MotoServer
 from ferry.local.cluster import ClusterInfo
-from tests.support.operator import REPO, Operator, kubectl
+from tests.support.ferry_operator import REPO, Operator, kubectl
 
 
 @pytest.fixture(scope="session")

@@ -22,7 +22,7 @@ from tests.integration.test_operator import (
     realtime_api,
     wait_ready,
 )
-from tests.support.operator import Operator
+from tests.support.ferry_operator import Operator
 
 IMAGE = "registry.example.com/iris:1.0.0"
 

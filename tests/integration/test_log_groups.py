@@ -19,7 +19,7 @@ from tests.integration.test_operator import (
     realtime_api,
     wait_ready,
 )
-from tests.support.operator import Operator
+from tests.support.ferry_operator import Operator
 
 
 def test_log_groups_are_named_for_namespace_and_api() -> None:

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from ferry.local.cluster import ClusterInfo
-from tests.support.operator import REPO, kubectl
+from tests.support.ferry_operator import REPO, kubectl
 
 MANIFESTS = sorted((REPO / "manifests").glob("*.yaml"))
 

@@ -10,7 +10,7 @@ from kubernetes_asyncio.client import ApiClient
 
 from ferry.local.wait import eventually
 from tests.integration.test_operator import condition, create, get_api, realtime_api, wait_ready
-from tests.support.operator import Operator
+from tests.support.ferry_operator import Operator
 
 
 async def test_an_api_waits_for_its_model_then_rolls_out_the_resolved_version(

@@ -10,7 +10,7 @@ from kubernetes_asyncio.client import ApiClient
 from ferry.local.cluster import ClusterInfo
 from ferry.local.wait import eventually
 from ferry.names import SCALER_FIELD_MANAGER
-from tests.support.operator import Operator, kubectl
+from tests.support.ferry_operator import Operator, kubectl
 
 GROUP, VERSION, PLURAL = "ferry.dev", "v1alpha1", "realtimeapis"
 

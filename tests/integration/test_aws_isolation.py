@@ -1,0 +1,82 @@
+"""One API's hanging AWS endpoint holds up neither the reconcile nor the autoscaling of another."""
+
+from __future__ import annotations
+
+import socket
+import sys
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import boto3
+import pytest
+from kubernetes_asyncio.client import ApiClient
+
+from ferry.local import processes
+from ferry.local.aws import MotoServer
+from ferry.local.cluster import ClusterInfo
+from ferry.local.health import healthy
+from ferry.local.wait import eventually, wait_until
+from tests.integration.test_operator import condition, create, get_api, realtime_api, wait_ready
+from tests.support.ferry_operator import Operator
+
+STALL_PROXY = Path(__file__).resolve().parents[1] / "support" / "stall_proxy.py"
+
+
+@pytest.fixture
+def stalling_endpoint(moto: MotoServer, tmp_path: Path) -> Iterator[str]:
+    with closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proxy = processes.spawn(
+        [sys.executable, str(STALL_PROXY), str(port), moto.endpoint], tmp_path / "proxy.log"
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: healthy(f"{url}/moto-api/"), timeout=30, what="the stalling proxy")
+        yield url
+    finally:
+        processes.stop_group(proxy, grace=2)
+
+
+@pytest.fixture
+def stalling_operator(
+    cluster: ClusterInfo,
+    crd: None,
+    namespace: str,
+    tmp_path: Path,
+    moto: MotoServer,
+    stalling_endpoint: str,
+) -> Iterator[Operator]:
+    env = {**moto.env(), "AWS_ENDPOINT_URL": stalling_endpoint, "FERRY_AUTOSCALE_INTERVAL": "1"}
+    running = Operator(cluster, namespace, tmp_path / "operator.log", env=env)
+    running.start()
+    yield running
+    running.stop()
+
+
+async def test_a_stalled_s3_call_delays_no_other_api(
+    api: ApiClient, namespace: str, stalling_operator: Operator, aws_env: dict[str, str]
+) -> None:
+    s3 = boto3.client("s3")
+    for bucket in ("stalled-models", f"fine-{namespace}"):
+        s3.create_bucket(Bucket=bucket)
+        s3.put_object(Bucket=bucket, Key="m/1/model.bin", Body=b"w")
+
+    await create(api, namespace, realtime_api("stuck", model={"uri": "s3://stalled-models/m"}))
+    await create(api, namespace, realtime_api("fine", model={"uri": f"s3://fine-{namespace}/m"}))
+
+    fine = await wait_ready(api, namespace, "fine", timeout=20)
+    assert fine["status"]["modelVersion"] == "1"
+    stuck = await get_api(api, namespace, "stuck")
+    assert condition(stuck, "Ready").get("status") != "True"
+    assert "ModelAvailable" not in {
+        c["type"] for c in stuck.get("status", {}).get("conditions", [])
+    }
+
+    # The autoscaler of the healthy API ticks on (it makes no AWS calls at all).
+    async def autoscaled() -> bool:
+        obj = await get_api(api, namespace, "fine")
+        return "desiredReplicas" in obj.get("status", {})
+
+    await eventually(autoscaled, timeout=20, what="the healthy API's autoscaler to report")

@@ -1,0 +1,48 @@
+"""An HTTP proxy in front of moto that never answers requests for buckets named `stalled-*`:
+a stand-in for one API's AWS endpoint hanging.
+
+    python tests/support/stall_proxy.py PORT UPSTREAM_URL
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import aiohttp
+from aiohttp import web
+
+STALLED = "/stalled-"
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+
+
+def app(upstream: str) -> web.Application:
+    session: dict[str, aiohttp.ClientSession] = {}
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        if request.path.startswith(STALLED):
+            await asyncio.Event().wait()  # until the client gives up and the handler is cancelled
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+        async with session["client"].request(
+            request.method, upstream + request.path_qs, headers=headers, data=body
+        ) as reply:
+            payload = await reply.read()
+            out = {k: v for k, v in reply.headers.items() if k.lower() not in HOP_BY_HOP}
+            return web.Response(status=reply.status, body=payload, headers=out)
+
+    async def start(_: web.Application) -> None:
+        session["client"] = aiohttp.ClientSession()
+
+    async def stop(_: web.Application) -> None:
+        await session["client"].close()
+
+    application = web.Application(client_max_size=64 * 2**20)
+    application.router.add_route("*", "/{tail:.*}", forward)
+    application.on_startup.append(start)
+    application.on_cleanup.append(stop)
+    return application
+
+
+if __name__ == "__main__":
+    web.run_app(app(sys.argv[2]), host="127.0.0.1", port=int(sys.argv[1]), print=None)
