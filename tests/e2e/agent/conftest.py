@@ -12,7 +12,7 @@ from kubernetes_asyncio.client import ApiClient
 from ferry.adapters.kube import Kube
 from ferry.local.cluster import ClusterInfo
 from tests.e2e.agent.support import AgentProcess
-from tests.support.operator import kubectl
+from tests.support.ferry_operator import kubectl
 
 
 @pytest.fixture(scope="session")
