@@ -1,7 +1,8 @@
-"""An HTTP proxy in front of moto that never answers requests for buckets named `stalled-*`:
-a stand-in for one API's AWS endpoint hanging.
+"""An HTTP proxy in front of moto that never answers requests for buckets named `stalled-*` (a
+stand-in for one API's AWS endpoint hanging) and can add a round trip's worth of delay to every
+other request (AWS is milliseconds away; moto on loopback is not).
 
-    python tests/support/stall_proxy.py PORT UPSTREAM_URL
+    python tests/support/stall_proxy.py PORT UPSTREAM_URL [DELAY_MS]
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ STALLED = "/stalled-"
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
 
-def app(upstream: str) -> web.Application:
+def app(upstream: str, delay: float = 0.0) -> web.Application:
     session: dict[str, aiohttp.ClientSession] = {}
 
     async def forward(request: web.Request) -> web.StreamResponse:
         if request.path.startswith(STALLED):
             await asyncio.Event().wait()  # until the client gives up and the handler is cancelled
         body = await request.read()
+        await asyncio.sleep(delay)  # the network latency this stand-in adds on purpose
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
         async with session["client"].request(
             request.method, upstream + request.path_qs, headers=headers, data=body
@@ -45,4 +47,7 @@ def app(upstream: str) -> web.Application:
 
 
 if __name__ == "__main__":
-    web.run_app(app(sys.argv[2]), host="127.0.0.1", port=int(sys.argv[1]), print=None)
+    delay_ms = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
+    web.run_app(
+        app(sys.argv[2], delay_ms / 1000), host="127.0.0.1", port=int(sys.argv[1]), print=None
+    )
