@@ -17,9 +17,11 @@ Measured:
   < 250 MB), its CPU per 2 s (one tick of every API, plus its watches), and its own histogram of
   per-API tick latency (`ferry_autoscaler_tick_seconds` on its metrics port).
 - One tick across all N APIs run in this process, with the operator stopped: the autoscaler
-  service (`ferry.services.autoscale.tick`: read the Deployment, list the pods, scrape every
-  pod's /stats, decide, write status when it changed) for all N APIs at once against the same
-  API server and stats servers; wall time (goal < 1 s) and this process's CPU.
+  service (`ferry.services.autoscale.tick`: pick the ready pods, scrape every pod's /stats,
+  decide, write status when it changed) for all N APIs at once against the same API server and
+  stats servers; wall time (goal < 1 s) and this process's CPU. The pods and replicas it is
+  handed are listed before each tick, outside the timing, as the operator's indexes
+  (ferry.handlers.indexes) keep them in memory.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client import ApiClient
 
 from ferry import names
-from ferry.adapters.kube import Kube
+from ferry.adapters.kube import Kube, path_of
 from ferry.adapters.stats import StatsScraper
 from ferry.local import processes
 from ferry.local.cluster import ClusterInfo, local_cluster
@@ -49,7 +51,7 @@ from ferry.local.layout import ClusterLayout
 from ferry.local.wait import eventually
 from ferry.services import autoscale
 from ferry.services.events import Recorder
-from tests.support.operator import REPO, Operator, kubectl
+from tests.support.ferry_operator import REPO, Operator, kubectl
 
 NAMESPACE = "bench"
 PODS_PER_NODE = 110
@@ -170,8 +172,9 @@ async def tick_in_process(
 ) -> list[tuple[float, float, int]]:
     """(wall s, CPU s, APIs whose pods all answered) of each tick across every API.
 
-    The APIs are listed afresh before each tick, outside the timing, as kopf hands the timer
-    the body its watch keeps current: a stale status would make every tick write it again.
+    The APIs, their pods and Deployments are listed afresh before each tick, outside the
+    timing, as kopf hands the timer the body and the indexes its watches keep current: a stale
+    status would make every tick write it again.
     """
     objects = client.CustomObjectsApi(api)
     kube = await Kube.connect(str(kubeconfig))
@@ -189,11 +192,28 @@ async def tick_in_process(
                 "ferry.dev", "v1alpha1", NAMESPACE, "realtimeapis"
             )
             apis = listed["items"]
+            pods: dict[str, list[autoscale.PodView]] = {}
+            for pod in await kube.list(path_of("v1", "Pod", NAMESPACE), names.API_LABEL):
+                pods.setdefault(pod["metadata"]["labels"][names.API_LABEL], []).append(
+                    autoscale.PodView.of(pod)
+                )
+            replicas = {
+                deployment["metadata"]["name"]: autoscale.deployment_replicas(deployment)
+                for deployment in await kube.list(
+                    path_of("apps/v1", "Deployment", NAMESPACE), names.API_LABEL
+                )
+            }
             cpu0, wall0 = time.process_time(), time.perf_counter()
             ticked = await asyncio.gather(
                 *(
                     autoscale.tick(
-                        kube, scraper, body, memories.get(body["metadata"]["name"]), recorder
+                        kube,
+                        scraper,
+                        body,
+                        memories.get(body["metadata"]["name"]),
+                        recorder,
+                        replicas=replicas.get(body["metadata"]["name"]),
+                        pods=pods.get(body["metadata"]["name"], ()),
                     )
                     for body in apis
                 )
@@ -238,7 +258,12 @@ async def bench(cluster: ClusterInfo, count: int, servers: int, logs: Path) -> N
             operator_figures = await measure_operator(
                 operator, f"http://127.0.0.1:{metrics_port}/metrics"
             )
-            assert operator.stop() == 0, f"see {operator.log}"
+            # Shown now: a failed shutdown below ends the run, and with it the temporary logs.
+            print(f"operator figures: {operator_figures}", flush=True)
+            code = operator.stop()
+            if code != 0:
+                print(operator.logs()[-4000:], file=sys.stderr)
+                raise SystemExit(f"ferry-operator stopped with {code}")
             ticks = await tick_in_process(cluster.kubeconfig, api, rounds=3)
     finally:
         operator.stop()

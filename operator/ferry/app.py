@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     # Importing the handler modules registers them with kopf.
     import ferry.handlers.autoscaler  # noqa: PLC0415
+    import ferry.handlers.indexes  # noqa: PLC0415
     import ferry.handlers.lifecycle  # noqa: PLC0415
     import ferry.handlers.realtimeapi  # noqa: PLC0415
 

@@ -72,9 +72,11 @@ class StatsScraper:
         self, *, concurrency: int, timeout: float, port: int = names.PROXY_ADMIN_PORT
     ) -> None:
         # The semaphore is the cap; the connector's own limit would queue requests inside the
-        # timeout and make a busy operator look like dead pods.
+        # timeout and make a busy operator look like dead pods. Each pod's connection is kept
+        # from tick to tick, for less time than the proxy keeps it (ferry.proxy.admin
+        # .KEEP_ALIVE_TIMEOUT), so this end closes first and never reuses a closing connection.
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=None),
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=None, keepalive_timeout=15),
             timeout=aiohttp.ClientTimeout(total=timeout),
             raise_for_status=True,
         )

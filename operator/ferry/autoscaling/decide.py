@@ -54,7 +54,7 @@ class Reason(StrEnum):
     AT_MAX = "AtMax"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Recommendation:
     time: float
     replicas: int

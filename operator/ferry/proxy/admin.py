@@ -18,6 +18,10 @@ from ferry.proxy.upstream import upstream_ready
 
 _PROBE_TIMEOUT = 1.0
 _JSON = b"application/json"
+# How long a kept-open connection may wait for its next request: longer than the operator's
+# scraper keeps an idle connection (ferry.adapters.stats), so the client is the one to close and
+# never sends a request into a connection this end is closing.
+KEEP_ALIVE_TIMEOUT = 30.0
 
 
 class Admin:
@@ -30,16 +34,29 @@ class Admin:
         return await asyncio.start_server(self._handle, config.listen_host, config.admin_port)
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        # Connections are kept open: the operator scrapes every pod each tick, and a new TCP
+        # connection per scrape costs both ends more than the answer does.
+        wait = self._proxy.config.read_timeout
         try:
-            async with asyncio.timeout(self._proxy.config.read_timeout):
-                raw = await reader.readuntil(b"\r\n\r\n")
-            head = parse_request_head(raw[:-4])
-            if head.method not in (b"GET", b"HEAD"):
-                response = simple_response(405, error_body("use GET"), close=True)
-            else:
-                response = await self._route(head.target.split(b"?", 1)[0])
-            writer.write(response)
-            await writer.drain()
+            keep_alive = True
+            while keep_alive:
+                async with asyncio.timeout(wait):
+                    raw = await reader.readuntil(b"\r\n\r\n")
+                head = parse_request_head(raw[:-4])
+                # A request body is never read here, so it would be taken for the next request.
+                keep_alive = head.keep_alive and not head.chunked and head.content_length == 0
+                if head.method not in (b"GET", b"HEAD"):
+                    keep_alive = False
+                    response = simple_response(405, error_body("use GET"), close=True)
+                else:
+                    path = head.target.split(b"?", 1)[0]
+                    response = await self._route(path, close=not keep_alive)
+                if head.method == b"HEAD":
+                    # Content-Length stays that of the GET; a body would be read as a request.
+                    response = response[: response.index(b"\r\n\r\n") + 4]
+                writer.write(response)
+                await writer.drain()
+                wait = KEEP_ALIVE_TIMEOUT
         except (
             asyncio.IncompleteReadError,
             asyncio.LimitOverrunError,
@@ -51,15 +68,15 @@ class Admin:
         finally:
             writer.close()
 
-    async def _route(self, path: bytes) -> bytes:
+    async def _route(self, path: bytes, *, close: bool) -> bytes:
         proxy = self._proxy
         if path == b"/stats":
             snapshot = proxy.stats.snapshot(draining=proxy.draining)
             body = json.dumps(snapshot, separators=(",", ":")).encode()
-            return simple_response(200, body, close=True)
+            return simple_response(200, body, close=close)
         if path == b"/metrics":
             return simple_response(
-                200, render(self._registry), content_type=CONTENT_TYPE_LATEST.encode(), close=True
+                200, render(self._registry), content_type=CONTENT_TYPE_LATEST.encode(), close=close
             )
         if path == b"/ready":
             config = proxy.config
@@ -67,7 +84,7 @@ class Admin:
                 config.upstream_host, config.upstream_port, config.readiness_path, _PROBE_TIMEOUT
             )
             body = json.dumps({"ready": ready, "draining": proxy.draining}).encode()
-            return simple_response(200 if ready else 503, body, close=True)
+            return simple_response(200 if ready else 503, body, close=close)
         if path == b"/healthz":
-            return simple_response(200, b'{"alive":true}', close=True)
-        return simple_response(404, error_body("no such admin path"), close=True)
+            return simple_response(200, b'{"alive":true}', close=close)
+        return simple_response(404, error_body("no such admin path"), close=close)

@@ -20,7 +20,11 @@ from ferry.settings import NodeGroup, Settings
 from ferry.spec.model import InvalidSpecError, RealtimeAPISpec
 from ferry.spec.schema import GROUP, KIND, VERSION
 
-# Seconds on top of serving.timeoutSeconds before the kubelet kills a terminating pod.
+# Seconds a terminating proxy keeps accepting requests: endpoint updates take a moment to reach
+# every client (kube-proxy, load balancers, the local client's watch).
+DRAIN_DELAY_SECONDS = 3
+# Seconds on top of serving.timeoutSeconds before the kubelet kills a terminating pod: the drain
+# delay, then time to finish what was accepted.
 DRAIN_MARGIN_SECONDS = 15
 
 CONTAINER_SECURITY = {
@@ -146,6 +150,7 @@ def render_deployment(
         predictor_resources=predictor_resources(spec),
         container_security=CONTAINER_SECURITY,
         drain_margin_seconds=DRAIN_MARGIN_SECONDS,
+        drain_delay_seconds=DRAIN_DELAY_SECONDS,
         model_dir=names.MODEL_DIR,
         proxy_port=names.PROXY_PORT,
         proxy_admin_port=names.PROXY_ADMIN_PORT,

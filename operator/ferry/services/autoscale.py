@@ -1,6 +1,10 @@
 """One autoscaler tick of one RealtimeAPI: ready pods → their proxies' demand → decide() →
 replicas through the Deployment's scale subresource → status, an Event and metrics.
 
+The tick is handed the API's pods and its Deployment's replicas as the operator's watches keep
+them (`PodView`, `deployment_replicas`): a thousand APIs ticking every two seconds would
+otherwise be two reads of the API server each, most of their cost in decoding whole objects.
+
 The tick owns `spec.replicas` of the Deployment under its own field manager; the reconciler
 never writes it. It keeps what the next tick needs (the demand history and the decision's state)
 in a `Memory` the caller holds per API. A Kubernetes error abandons the tick, keeps the memory
@@ -9,15 +13,14 @@ as it was, and leaves the retry to the next tick: a tick never raises one.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ferry import metrics, names
-from ferry.adapters.kube import Kube, KubeError, path_of
+from ferry.adapters.kube import Kube, KubeError
 from ferry.adapters.stats import PodAnswer, StatsScraper
 from ferry.autoscaling import (
     AutoscalingPolicy,
@@ -47,19 +50,38 @@ class Memory:
     state: ScalerState = field(default_factory=ScalerState)
 
 
-def ready_pods(pods: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
-    """(name, IP) of the pods the Service sends requests to: Ready, addressed, not leaving."""
-    ready = []
-    for pod in pods:
+@dataclass(frozen=True, slots=True)
+class PodView:
+    """What a tick needs of one of the API's pods; the operator keeps one per pod in memory."""
+
+    name: str
+    ip: str | None
+    ready: bool
+    """The Ready condition is True."""
+    leaving: bool
+    """The pod has a deletionTimestamp: the Service no longer sends it requests."""
+
+    @classmethod
+    def of(cls, pod: Mapping[str, Any]) -> PodView:
         status = pod.get("status") or {}
         conditions = status.get("conditions") or ()
-        if (
-            status.get("podIP")
-            and "deletionTimestamp" not in pod["metadata"]
-            and any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-        ):
-            ready.append((pod["metadata"]["name"], status["podIP"]))
-    return ready
+        return cls(
+            name=pod["metadata"]["name"],
+            ip=status.get("podIP") or None,
+            ready=any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions),
+            leaving=pod["metadata"].get("deletionTimestamp") is not None,
+        )
+
+
+def ready_pods(pods: Iterable[PodView]) -> list[tuple[str, str]]:
+    """(name, IP) of the pods the Service sends requests to: Ready, addressed, not leaving;
+    by name, so that the log of a tick does not depend on the order pods were seen in."""
+    return sorted((pod.name, pod.ip) for pod in pods if pod.ip and pod.ready and not pod.leaving)
+
+
+def deployment_replicas(deployment: Mapping[str, Any]) -> int:
+    """The count last asked for (spec.replicas), which the API server defaults to 1."""
+    return int(deployment["spec"].get("replicas", 1))
 
 
 def shown_demand(demand: float | None) -> float | None:
@@ -94,8 +116,14 @@ async def tick(
     api: Mapping[str, Any],
     memory: Memory | None,
     record: Recorder,
+    *,
+    replicas: int | None,
+    pods: Iterable[PodView],
 ) -> Memory | None:
-    """Scale one API once; returns the memory for its next tick (None: nothing to remember)."""
+    """Scale one API once; returns the memory for its next tick (None: nothing to remember).
+
+    `replicas` is the Deployment's (None: the reconciler has not made it yet), `pods` the API's.
+    """
     meta = api["metadata"]
     namespace, name = meta["namespace"], meta["name"]
     started = time.monotonic()
@@ -108,12 +136,17 @@ async def tick(
         return memory
     try:
         if not spec.autoscaling.enabled:
-            await _fixed(kube, api, spec, record)
+            if replicas is not None:
+                await _fixed(kube, api, spec, replicas, record)
             return None
+        if replicas is None:
+            return memory
         return await _scale(
             kube,
             scraper=scraper,
             api=api,
+            current=replicas,
+            pods=ready_pods(pods),
             policy=policy,
             memory=remembered(memory, policy),
             record=record,
@@ -134,6 +167,8 @@ async def _scale(
     *,
     scraper: StatsScraper,
     api: Mapping[str, Any],
+    current: int,
+    pods: Sequence[tuple[str, str]],
     policy: AutoscalingPolicy,
     memory: Memory,
     record: Recorder,
@@ -141,13 +176,6 @@ async def _scale(
 ) -> Memory:
     meta = api["metadata"]
     namespace, name = meta["namespace"], meta["name"]
-    current, listed = await asyncio.gather(
-        _current_replicas(kube, namespace, name),
-        kube.list(path_of("v1", "Pod", namespace), names.selector(name)),
-    )
-    if current is None:
-        return memory
-    pods = ready_pods(listed)
     answers = await scraper.scrape(pods)
     _report_silent(namespace, name, answers)
     history = memory.history.record(Sample.from_pods(now, [a.demand for a in answers]))
@@ -172,15 +200,12 @@ async def _scale(
 
 
 async def _fixed(
-    kube: Kube, api: Mapping[str, Any], spec: RealtimeAPISpec, record: Recorder
+    kube: Kube, api: Mapping[str, Any], spec: RealtimeAPISpec, current: int, record: Recorder
 ) -> None:
     """Autoscaling off: spec.replicas (what `kubectl scale rtapi` writes) is the count; without
     it, replicas stay where they are."""
     meta = api["metadata"]
     namespace, name = meta["namespace"], meta["name"]
-    current = await _current_replicas(kube, namespace, name)
-    if current is None:
-        return
     wanted = current if spec.replicas is None else spec.replicas
     scaled = None
     if wanted != current:
@@ -190,14 +215,6 @@ async def _fixed(
         log.info("%s/%s: %s", namespace, name, message)
         scaled = (now_iso(), FIXED_REPLICAS)
     await write_status(kube, api, scaler_status(wanted, None, scaled))
-
-
-async def _current_replicas(kube: Kube, namespace: str, name: str) -> int | None:
-    """The Deployment's replicas; None before the reconciler has created it."""
-    deployment = await kube.get(deployment_path(namespace, name))
-    if deployment is None:
-        return None
-    return int(deployment["spec"].get("replicas", 1))
 
 
 async def _write_replicas(kube: Kube, namespace: str, name: str, replicas: int) -> None:

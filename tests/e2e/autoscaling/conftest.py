@@ -24,7 +24,7 @@ from ferry import names
 from ferry.local import processes
 from ferry.local.aws import MotoServer
 from ferry.local.cluster import ClusterInfo
-from tests.support.operator import REPO, Operator, kubectl
+from tests.support.ferry_operator import REPO, Operator, kubectl
 
 TICK_SECONDS = 1.0
 

@@ -19,7 +19,7 @@ from e2e.conftest import Upstream, get_json
 from ferry import names
 from ferry.local.cluster import ClusterInfo
 from ferry.local.wait import eventually
-from tests.support.operator import kubectl
+from tests.support.ferry_operator import kubectl
 
 GROUP, VERSION, PLURAL = "ferry.dev", "v1alpha1", "realtimeapis"
 # Short windows so that a step up and back down takes seconds; targetInFlight 2 per replica.

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import time
+from pathlib import Path
 
 import aiohttp
 
-from e2e.conftest import StartProxy, Upstream
+from e2e.conftest import LOOPBACK, StartProxy, Upstream
 from ferry.adapters.stats import StatsScraper
 from ferry.local.wait import eventually
 
@@ -53,3 +55,48 @@ async def test_a_pod_that_does_not_answer_is_unknown_not_zero(
     await eventually(answered, timeout=20, what="the held requests answered")
     for task in held:
         task.result().release()
+
+
+async def test_the_admin_port_answers_many_scrapes_on_one_connection(
+    start_proxy: StartProxy,
+) -> None:
+    proxy = start_proxy()
+    reader, writer = await asyncio.open_connection(LOOPBACK, proxy.admin_port)
+    try:
+        for request in (b"GET /stats", b"HEAD /stats", b"GET /healthz", b"GET /stats"):
+            writer.write(request + b" HTTP/1.1\r\nHost: pod\r\n\r\n")
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert head.startswith(b"HTTP/1.1 200 ")
+            assert b"connection: close" not in head.lower()
+            if request.startswith(b"GET"):
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                json.loads(await reader.readexactly(length))
+        # A client that says it is done gets its answer and the end of the connection.
+        writer.write(b"GET /stats HTTP/1.1\r\nConnection: close\r\n\r\n")
+        answer = await asyncio.wait_for(reader.read(), 5)
+        assert answer.startswith(b"HTTP/1.1 200 ")
+        assert b"Connection: close\r\n" in answer
+    finally:
+        writer.close()
+
+
+async def test_the_scraper_reuses_its_connection_to_a_pod_from_tick_to_tick(
+    start_proxy: StartProxy,
+) -> None:
+    proxy = start_proxy()
+    scraper = StatsScraper(concurrency=2, timeout=1.0, port=proxy.admin_port)
+    try:
+        for _ in range(3):
+            (answer,) = await scraper.scrape([("live", LOOPBACK)])
+            assert answer.demand == 0.0
+        # One connection the whole time: a new one per scrape would leave three open.
+        assert established_on(proxy.admin_port) == 1
+    finally:
+        await scraper.close()
+
+
+def established_on(port: int) -> int:
+    """Established TCP connections whose local end is this port (the server's side)."""
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    fields = (line.split() for line in lines)
+    return sum(1 for f in fields if int(f[1].rsplit(":", 1)[1], 16) == port and f[3] == "01")

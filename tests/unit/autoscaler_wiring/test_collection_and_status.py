@@ -8,7 +8,15 @@ import pytest
 
 from ferry.adapters.stats import StatsFormatError, pod_demand
 from ferry.autoscaling import AutoscalingPolicy, DemandHistory, Sample, ScalerState
-from ferry.services.autoscale import Memory, ready_pods, remembered, scaler_status, shown_demand
+from ferry.services.autoscale import (
+    Memory,
+    PodView,
+    deployment_replicas,
+    ready_pods,
+    remembered,
+    scaler_status,
+    shown_demand,
+)
 from ferry.settings import Settings, SettingsError
 
 
@@ -85,14 +93,29 @@ def pod(name: str, ip: str | None, ready: str = "True", **meta: Any) -> dict[str
 
 def test_only_ready_addressed_pods_that_are_not_leaving_are_scraped() -> None:
     pods = [
-        pod("a", "127.64.0.1"),
+        pod("b", "127.64.0.4"),
         pod("starting", "127.64.0.2", ready="False"),
         pod("pending", None),
         pod("leaving", "127.64.0.3", deletionTimestamp="2025-01-01T00:00:00Z"),
         {"metadata": {"name": "new"}, "status": {}},
-        pod("b", "127.64.0.4"),
+        {"metadata": {"name": "unscheduled"}},
+        pod("a", "127.64.0.1"),
     ]
-    assert ready_pods(pods) == [("a", "127.64.0.1"), ("b", "127.64.0.4")]
+    views = [PodView.of(p) for p in pods]
+    assert ready_pods(views) == [("a", "127.64.0.1"), ("b", "127.64.0.4")]
+
+
+def test_a_pod_is_remembered_by_the_few_fields_a_tick_reads() -> None:
+    body = {
+        **pod("a", "127.64.0.1", deletionTimestamp="2025-01-01T00:00:00Z"),
+        "spec": {"containers": [{"name": "predictor", "image": "example.com/iris:1"}]},
+    }
+    assert PodView.of(body) == PodView("a", "127.64.0.1", ready=True, leaving=True)
+
+
+def test_a_deployment_without_replicas_has_the_api_servers_default_of_one() -> None:
+    assert deployment_replicas({"spec": {"replicas": 3}}) == 3
+    assert deployment_replicas({"spec": {}}) == 1
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,35 @@
+"""What the autoscaler's tick reads from memory instead of the API server: each API's pods and
+its Deployment's replicas, kept current by kopf's watches of Ferry's own Pods and Deployments.
+
+Index functions run at every event of every object they match, so they keep only the few fields
+a tick needs, as small frozen values, keyed by (namespace, API name).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from ferry import names
+from ferry.services.autoscale import PodView, deployment_replicas
+
+ApiKey = tuple[str, str]
+"""(namespace, RealtimeAPI name)."""
+
+# kopf filters by label in the operator, not in the watch: every Pod event of the watched
+# namespaces is received, and only Ferry's reach the index function.
+_FERRYS = {"app.kubernetes.io/managed-by": names.MANAGED_BY}
+
+
+@kopf.index("v1", "pods", labels={**_FERRYS, names.API_LABEL: kopf.PRESENT})
+def api_pods(
+    body: kopf.Body, namespace: str | None, labels: kopf.Labels, **_: Any
+) -> dict[ApiKey, PodView]:
+    return {(str(namespace), labels[names.API_LABEL]): PodView.of(body)}
+
+
+@kopf.index("apps", "v1", "deployments", labels=_FERRYS)
+def api_replicas(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[ApiKey, int]:
+    # The reconciler names an API's Deployment after the API.
+    return {(str(namespace), name): deployment_replicas(body)}
