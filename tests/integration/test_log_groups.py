@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import boto3
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client import ApiClient
 
+from ferry.local.cluster import ClusterInfo
 from ferry.local.wait import eventually
 from ferry.services.logs import log_group_name
 from tests.integration.test_operator import (
@@ -64,3 +66,30 @@ async def test_an_api_gets_a_log_group_that_follows_its_retention_and_outlives_i
 
     await eventually(api_gone, timeout=60, what="the API to be deleted")
     assert retention() == 30, "the operator keeps log groups unless told to delete them"
+
+
+async def test_an_operator_without_aws_still_serves_and_says_why_logs_are_missing(
+    api: ApiClient, namespace: str, cluster: ClusterInfo, crd: None, tmp_path: Path
+) -> None:
+    # Nothing listens on port 9 of loopback: every AWS call fails to connect.
+    no_aws = {
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+        "AWS_REGION": "us-east-1",
+    }
+    operator = Operator(cluster, namespace, tmp_path / "operator.log", env=no_aws)
+    operator.start()
+    try:
+        await create(api, namespace, realtime_api("iris"))
+        await wait_ready(api, namespace, "iris", timeout=60)
+
+        async def warned() -> bool:
+            events = await client.CoreV1Api(api).list_namespaced_event(
+                namespace, field_selector="involvedObject.name=iris"
+            )
+            return "LogGroupFailed" in {e.reason for e in events.items}
+
+        await eventually(warned, timeout=120, what="a LogGroupFailed Warning")
+    finally:
+        operator.stop()

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ferry import names
-from ferry.adapters.aws import Aws, AwsPermanentError
+from ferry.adapters.aws import Aws, AwsError
 from ferry.adapters.kube import Kube
 from ferry.artifacts.versions import ModelCheck
 from ferry.render.children import ApiRef, node_group_for, render_deployment, render_service
@@ -47,10 +47,8 @@ async def reconcile(
     except InvalidSpecError as error:
         return await refuse(kube, body, str(error), record)
 
-    model, existing, _ = await asyncio.gather(
-        _model(aws, body, spec),
-        kube.get(deployment_path(api.namespace, api.name)),
-        _log_group(aws, settings, api, spec, record),
+    model, existing = await asyncio.gather(
+        _model(aws, body, spec), kube.get(deployment_path(api.namespace, api.name))
     )
     if model is not None and not model.available:
         if _news(body, model):
@@ -73,7 +71,10 @@ async def reconcile(
         record(
             "Normal", "Updated", f"updated Deployment {api.name} for generation {api.generation}"
         )
-    return await _publish_fresh(kube, api, applied, model)
+    published = await _publish_fresh(kube, api, applied, model)
+    # Last, so that a slow or absent AWS never delays serving or the status.
+    await _log_group(aws, settings, api, spec, record)
+    return published
 
 
 async def _log_group(
@@ -83,7 +84,8 @@ async def _log_group(
     group = log_group_name(api.namespace, api.name, settings.log_group_prefix)
     try:
         done = await ensure_log_group(aws, group, spec.retention_days, api.name)
-    except AwsPermanentError as error:
+    except AwsError as error:
+        # Retried at the next reconcile; an operator without AWS still serves every API.
         record("Warning", "LogGroupFailed", f"log group {group}: {error}")
         return
     if done is not None:
