@@ -14,6 +14,7 @@ from ferry.local.aws import MotoServer, moto_server
 from ferry.local.cluster import ClusterInfo, local_cluster
 from ferry.local.layout import ClusterLayout
 from ferry.local.wait import eventually
+from tests.support.ferry_operator import REPO, kubectl
 
 TEST_NODES = 3
 
@@ -24,6 +25,19 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterInfo]:
     root: Path = tmp_path_factory.mktemp("clusters") / "ferry-test"
     with local_cluster(ClusterLayout(root), nodes=TEST_NODES) as info:
         yield info
+
+
+@pytest.fixture(scope="session")
+def crd(cluster: ClusterInfo) -> None:
+    """The RealtimeAPI CRD installed from crds/, as a user would, and Established."""
+    kubectl(cluster, "apply", "--server-side", "-f", str(REPO / "crds"))
+    kubectl(
+        cluster,
+        "wait",
+        "--for=condition=Established",
+        "crd/realtimeapis.ferry.dev",
+        "--timeout=60s",
+    )
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from typing import Any
 import boto3
 import pytest
 
-from e2e.conftest import BIN
 from ferry.local.aws import MotoServer
+from tests.e2e.conftest import BIN
 
 
 @pytest.fixture

@@ -7,8 +7,8 @@ import asyncio
 import aiohttp
 import pytest
 
-from e2e.conftest import ProxyProcess, StartProxy, get_json
 from ferry.local.wait import eventually
+from tests.e2e.conftest import ProxyProcess, StartProxy, get_json
 
 
 async def exchange(proxy: ProxyProcess, raw: bytes, *, send_eof: bool = False) -> bytes:

@@ -7,8 +7,8 @@ import signal
 
 import aiohttp
 
-from e2e.conftest import StartProxy, Upstream, get_json, post
 from ferry.local.wait import eventually, wait_until
+from tests.e2e.conftest import StartProxy, Upstream, get_json, post
 
 
 async def test_a_drain_answers_every_accepted_request_then_exits(

@@ -7,8 +7,8 @@ from typing import Any
 
 import aiohttp
 
-from e2e.conftest import ProxyProcess, StartProxy, Upstream, get_json, post
 from ferry.local.wait import eventually
+from tests.e2e.conftest import ProxyProcess, StartProxy, Upstream, get_json, post
 
 
 async def counts(session: aiohttp.ClientSession, proxy: ProxyProcess) -> tuple[int, int]:

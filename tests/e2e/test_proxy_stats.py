@@ -8,8 +8,8 @@ from typing import Any
 
 import aiohttp
 
-from e2e.conftest import StartProxy, Upstream, get_json, post
 from ferry.local.wait import eventually
+from tests.e2e.conftest import StartProxy, Upstream, get_json, post
 
 
 async def test_stats_and_metrics_match_the_load(

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from e2e.conftest import StartRuntime, http
 from ferry.local.wait import wait_until
+from tests.e2e.conftest import StartRuntime, http
 
 PREDICTORS = """
 import asyncio

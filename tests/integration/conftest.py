@@ -9,19 +9,7 @@ import pytest
 
 from ferry.local.aws import MotoServer
 from ferry.local.cluster import ClusterInfo
-from tests.support.ferry_operator import REPO, Operator, kubectl
-
-
-@pytest.fixture(scope="session")
-def crd(cluster: ClusterInfo) -> None:
-    kubectl(cluster, "apply", "--server-side", "-f", str(REPO / "crds"))
-    kubectl(
-        cluster,
-        "wait",
-        "--for=condition=Established",
-        "crd/realtimeapis.ferry.dev",
-        "--timeout=60s",
-    )
+from tests.support.ferry_operator import Operator
 
 
 @pytest.fixture

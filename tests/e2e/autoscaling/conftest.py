@@ -19,26 +19,14 @@ import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client import ApiClient
 
-from e2e.conftest import BIN, Upstream, free_ports
 from ferry import names
 from ferry.local import processes
 from ferry.local.aws import MotoServer
 from ferry.local.cluster import ClusterInfo
-from tests.support.ferry_operator import REPO, Operator, kubectl
+from tests.e2e.conftest import BIN, Upstream, free_ports
+from tests.support.ferry_operator import Operator
 
 TICK_SECONDS = 1.0
-
-
-@pytest.fixture(scope="session")
-def crd(cluster: ClusterInfo) -> None:
-    kubectl(cluster, "apply", "--server-side", "-f", str(REPO / "crds"))
-    kubectl(
-        cluster,
-        "wait",
-        "--for=condition=Established",
-        "crd/realtimeapis.ferry.dev",
-        "--timeout=60s",
-    )
 
 
 class ScalingOperator(Operator):

@@ -14,11 +14,11 @@ import aiohttp
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client import ApiClient
 
-from e2e.autoscaling.conftest import API, PodProxies, ScalingOperator
-from e2e.conftest import Upstream, get_json
 from ferry import names
 from ferry.local.cluster import ClusterInfo
 from ferry.local.wait import eventually
+from tests.e2e.autoscaling.conftest import API, PodProxies, ScalingOperator
+from tests.e2e.conftest import Upstream, get_json
 from tests.support.ferry_operator import kubectl
 
 GROUP, VERSION, PLURAL = "ferry.dev", "v1alpha1", "realtimeapis"

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import aiohttp
 
-from e2e.conftest import LOOPBACK, StartProxy, Upstream
 from ferry.adapters.stats import StatsScraper
 from ferry.local.wait import eventually
+from tests.e2e.conftest import LOOPBACK, StartProxy, Upstream
 
 
 async def test_a_pod_that_does_not_answer_is_unknown_not_zero(
