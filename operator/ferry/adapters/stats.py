@@ -92,6 +92,9 @@ class StatsScraper:
 
     async def _one(self, pod: str, ip: str) -> PodAnswer:
         async with self._slots:
+            if self._session.closed:
+                # The operator is shutting down while a tick is still in flight.
+                return PodAnswer(pod, None, "the operator is stopping")
             try:
                 host = f"[{ip}]" if ":" in ip else ip
                 async with self._session.get(f"http://{host}:{self._port}/stats") as response:

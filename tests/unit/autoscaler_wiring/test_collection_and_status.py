@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ferry.adapters.stats import StatsFormatError, pod_demand
+from ferry.adapters.stats import StatsFormatError, StatsScraper, pod_demand
 from ferry.autoscaling import AutoscalingPolicy, DemandHistory, Sample, ScalerState
 from ferry.services.autoscale import (
     Memory,
@@ -173,3 +173,10 @@ def test_autoscaler_settings_have_defaults_and_refuse_nonsense() -> None:
     ):
         with pytest.raises(SettingsError, match=next(iter(env))):
             Settings.from_env(env)
+
+
+async def test_a_tick_in_flight_at_shutdown_gets_unknown_demand_not_an_error() -> None:
+    scraper = StatsScraper(concurrency=4, timeout=0.5)
+    await scraper.close()
+    (answer,) = await scraper.scrape([("pod-a", "127.0.0.1")])
+    assert (answer.demand, answer.error) == (None, "the operator is stopping")
