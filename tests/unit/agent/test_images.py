@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from ferry.local.agent import volumes
 from ferry.local.agent.images import (
     BUILTIN_TABLE,
     ImageEntry,
@@ -118,3 +119,29 @@ def test_tables_from_the_environment_are_a_path_list() -> None:
         Path("/b.yaml"),
     ]
     assert tables_from_env({}) == []
+
+
+def test_the_tables_host_paths_are_never_taken_for_container_paths() -> None:
+    # A checkout under /tmp and a pod with a /tmp mount: only the container's strings move.
+    mounts = [volumes.Mount("tmp", "/tmp", Path("/state/pods/p/volumes/tmp"))]
+    entry = ImageEntry(
+        "example/app",
+        command=("/tmp/checkout/.venv/bin/python", "serve.py"),
+        working_dir="/tmp/checkout/app",
+    )
+
+    def to_host(text: str) -> str:
+        return volumes.rewrite(text, mounts)
+
+    image_only = launch(entry, {"name": "app"}, to_host)
+    assert image_only.argv == ("/tmp/checkout/.venv/bin/python", "serve.py")
+    assert image_only.working_dir == "/tmp/checkout/app"
+    own = launch(
+        entry, {"name": "app", "args": ["--cache=/tmp/c"], "workingDir": "/tmp/w"}, to_host
+    )
+    assert own.argv == (
+        "/tmp/checkout/.venv/bin/python",
+        "serve.py",
+        "--cache=/state/pods/p/volumes/tmp/c",
+    )
+    assert own.working_dir == "/state/pods/p/volumes/tmp/w"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -143,14 +143,24 @@ class ImageTable:
         )
 
 
-def launch(entry: ImageEntry, container: Mapping[str, Any]) -> Launch:
-    """The container's command and args over the image's, as a container runtime combines them."""
-    command = tuple(container.get("command") or ())
-    args = tuple(container.get("args") or ())
+def launch(
+    entry: ImageEntry,
+    container: Mapping[str, Any],
+    to_host: Callable[[str], str] = lambda text: text,
+) -> Launch:
+    """The container's command and args over the image's, as a container runtime combines them.
+
+    `to_host` maps the container's own strings (paths under its mounts) to this machine; the
+    table's strings are this machine's already, so a host path that happens to start like a
+    mount (a checkout under /tmp) is never rewritten.
+    """
+    command = tuple(to_host(arg) for arg in container.get("command") or ())
+    args = tuple(to_host(arg) for arg in container.get("args") or ())
     argv = command + args if command else entry.command + (args or entry.args)
     if not argv:
         raise NoCommandError(
             f'container "{container.get("name")}" sets no command and the entry for image '
             f'"{entry.image}" gives none'
         )
-    return Launch(argv, entry.path, container.get("workingDir") or entry.working_dir)
+    working_dir = container.get("workingDir")
+    return Launch(argv, entry.path, to_host(working_dir) if working_dir else entry.working_dir)

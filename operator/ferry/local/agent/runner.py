@@ -168,22 +168,24 @@ class ContainerRunner:
 
     async def _prepare(self) -> Prepared:
         entry = self.pod.table.lookup(self.record.image)
-        launch = images.launch(entry, self.spec)
         mounts = volumes.container_mounts(self.pod.folder, self.pod.pod, self.spec)
         pod_env = await container_env(
             self.pod.pod, self.spec, self.pod.pod_ip, self.pod.host_ip, self.pod.lookup
         )
         env = {
             **self.pod.base_env,
-            "PATH": os.pathsep.join([*launch.path, self.pod.base_env.get("PATH", os.defpath)]),
+            "PATH": os.pathsep.join([*entry.path, self.pod.base_env.get("PATH", os.defpath)]),
             "HOSTNAME": self.pod.pod["metadata"]["name"],
             "POD_IP": self.pod.pod_ip,
             "FERRY_HOST": self.pod.pod_ip,
             **volumes.mount_env(mounts),
             **{key: volumes.rewrite(value, mounts) for key, value in pod_env.items()},
         }
-        argv = tuple(volumes.rewrite(expand(arg, env), mounts) for arg in launch.argv)
-        cwd = Path(volumes.rewrite(launch.working_dir, mounts)) if launch.working_dir else None
+        launch = images.launch(
+            entry, self.spec, lambda text: volumes.rewrite(expand(text, env), mounts)
+        )
+        argv = launch.argv
+        cwd = Path(launch.working_dir) if launch.working_dir else None
         return Prepared(argv, env, cwd or self.pod.folder.root, tuple(mounts))
 
     async def _prepared(self) -> Prepared | None:
