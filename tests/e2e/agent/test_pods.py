@@ -48,7 +48,7 @@ async def test_a_container_gets_its_pods_env_address_and_volumes(
             {"name": "MODEL", "value": "/mnt/model/7"},
         ],
         volumeMounts=[
-            {"name": "tmp", "mountPath": "/tmp"},  # noqa: S108 - inside the pod
+            {"name": "tmp", "mountPath": "/tmp"},
             {"name": "model", "mountPath": "/mnt/model"},
         ],
     )

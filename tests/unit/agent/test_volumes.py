@@ -1,7 +1,5 @@
 """Volumes are folders of the pod; mount paths in commands, args and env point at them."""
 
-# ruff: noqa: S108 - the /tmp paths here are paths inside a pod, not files this test opens
-
 from __future__ import annotations
 
 from pathlib import Path
