@@ -85,6 +85,11 @@ class Admin:
             )
             body = json.dumps({"ready": ready, "draining": proxy.draining}).encode()
             return simple_response(200 if ready else 503, body, close=close)
+        if path == b"/drained":
+            # The predictor container's preStop hook: it returns once the proxy has finished every
+            # request it accepted, so Kubernetes stops the predictor only after that.
+            await proxy.drained.wait()
+            return simple_response(200, b'{"drained":true}', close=True)
         if path == b"/healthz":
             return simple_response(200, b'{"alive":true}', close=close)
         return simple_response(404, error_body("no such admin path"), close=close)

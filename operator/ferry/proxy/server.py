@@ -54,6 +54,9 @@ class Proxy:
         self.connections: set[ClientConnection] = set()
         self.draining = False
         self._all_closed = asyncio.Event()
+        # Set once every accepted request is answered (or cut): the predictor's preStop hook waits
+        # on it, so the predictor outlives the requests the proxy still forwards to it.
+        self.drained = asyncio.Event()
         self.busy_response = simple_response(
             503,
             error_body("every slot and queue place is taken"),
@@ -108,8 +111,10 @@ class Proxy:
             )
             for connection in list(self.connections):
                 connection.abort()
+            self.drained.set()
             return 1
         log.info("drained in %.3fs", self.loop.time() - started)
+        self.drained.set()
         return 0
 
 

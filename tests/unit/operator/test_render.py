@@ -77,6 +77,10 @@ def test_the_proxy_sidecar_carries_the_serving_limits_and_gates_readiness() -> N
     } <= set(proxy["args"])
     assert proxy["readinessProbe"]["httpGet"]["port"] == "admin"
     assert "readinessProbe" not in containers(rendered)["predictor"]
+    # The predictor stops only once the proxy has answered everything it accepted.
+    assert containers(rendered)["predictor"]["lifecycle"]["preStop"] == {
+        "httpGet": {"path": "/drained", "port": names.PROXY_ADMIN_PORT}
+    }
     assert rendered["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > 30
 
 
