@@ -15,27 +15,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 
 import boto3
 
 from ferry.adapters.aws import Aws, AwsSettings
-from ferry.local import processes
 from ferry.local.aws import moto_server
-from ferry.local.health import healthy
-from ferry.local.wait import wait_until
 from ferry.services.logs import ensure_log_group, log_group_name
 from ferry.services.model import check_model
 from ferry.spec.model import ModelSource
+from tests.support import stall_proxy
 
 BUCKET = "bench-models"
-SLOW_PROXY = Path(__file__).resolve().parents[2] / "tests" / "support" / "stall_proxy.py"
 
 
 @contextmanager
@@ -44,17 +40,8 @@ def latency(upstream: str, delay_ms: float, tmp: Path) -> Iterator[str]:
     if delay_ms <= 0:
         yield upstream
         return
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    argv = [sys.executable, str(SLOW_PROXY), str(port), upstream, str(delay_ms)]
-    proxy = processes.spawn(argv, tmp / "proxy.log")
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: healthy(f"{url}/moto-api/"), timeout=30, what="the latency proxy")
+    with stall_proxy.running(upstream, tmp / "proxy.log", delay_ms) as url:
         yield url
-    finally:
-        processes.stop_group(proxy, grace=2)
 
 
 async def one_api(aws: Aws, run: str, index: int) -> None:

@@ -2,41 +2,25 @@
 
 from __future__ import annotations
 
-import socket
-import sys
 from collections.abc import Iterator
-from contextlib import closing
 from pathlib import Path
 
 import boto3
 import pytest
 from kubernetes_asyncio.client import ApiClient
 
-from ferry.local import processes
 from ferry.local.aws import MotoServer
 from ferry.local.cluster import ClusterInfo
-from ferry.local.health import healthy
-from ferry.local.wait import eventually, wait_until
+from ferry.local.wait import eventually
 from tests.integration.test_operator import condition, create, get_api, realtime_api, wait_ready
+from tests.support import stall_proxy
 from tests.support.ferry_operator import Operator
-
-STALL_PROXY = Path(__file__).resolve().parents[1] / "support" / "stall_proxy.py"
 
 
 @pytest.fixture
 def stalling_endpoint(moto: MotoServer, tmp_path: Path) -> Iterator[str]:
-    with closing(socket.socket()) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    proxy = processes.spawn(
-        [sys.executable, str(STALL_PROXY), str(port), moto.endpoint], tmp_path / "proxy.log"
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        wait_until(lambda: healthy(f"{url}/moto-api/"), timeout=30, what="the stalling proxy")
+    with stall_proxy.running(moto.endpoint, tmp_path / "proxy.log") as url:
         yield url
-    finally:
-        processes.stop_group(proxy, grace=2)
 
 
 @pytest.fixture

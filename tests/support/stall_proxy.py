@@ -8,10 +8,18 @@ other request (AWS is milliseconds away; moto on loopback is not).
 from __future__ import annotations
 
 import asyncio
+import socket
 import sys
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from pathlib import Path
 
 import aiohttp
 from aiohttp import web
+
+from ferry.local import processes
+from ferry.local.health import healthy
+from ferry.local.wait import wait_until
 
 STALLED = "/stalled-"
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
@@ -44,6 +52,22 @@ def app(upstream: str, delay: float = 0.0) -> web.Application:
     application.on_startup.append(start)
     application.on_cleanup.append(stop)
     return application
+
+
+@contextmanager
+def running(upstream: str, log: Path, delay_ms: float = 0.0) -> Iterator[str]:
+    """This proxy as a process in front of `upstream`, for a `with` block; yields its URL."""
+    with closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    argv = [sys.executable, __file__, str(port), upstream, str(delay_ms)]
+    proxy = processes.spawn(argv, log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: healthy(f"{url}/moto-api/"), timeout=30, what=f"the proxy ({log})")
+        yield url
+    finally:
+        processes.stop_group(proxy, grace=2)
 
 
 if __name__ == "__main__":
