@@ -38,7 +38,12 @@ def parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         # FERRY_HOST: the pod's own address where pods share one network (the local node agent).
         default=environ.get("FERRY_RUNTIME_HOST") or environ.get("FERRY_HOST") or "0.0.0.0",  # noqa: S104
     )
-    parser.add_argument("--port", type=int, default=int(environ.get("FERRY_RUNTIME_PORT", "8080")))
+    parser.add_argument(
+        "--port",
+        type=int,
+        # FERRY_PORT is what the operator sets on the predictor container: spec.predictor.port.
+        default=int(environ.get("FERRY_RUNTIME_PORT") or environ.get("FERRY_PORT") or "8080"),
+    )
     parser.add_argument(
         "--model-dir",
         type=Path,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ferry.runtime.errors import LoadError, PredictorError
+from ferry.runtime.main import parser
 from ferry.runtime.predictor import find_class
 
 
@@ -33,3 +34,12 @@ def test_predictor_errors_carry_an_error_status() -> None:
     assert PredictorError("nope").status == 400
     with pytest.raises(ValueError, match="4xx or 5xx"):
         PredictorError("fine", 200)
+
+
+def test_the_runtime_serves_on_the_port_the_operator_gives_the_predictor() -> None:
+    assert parser({"FERRY_PORT": "9000"}).parse_args(["m:C"]).port == 9000
+    assert (
+        parser({"FERRY_PORT": "9000", "FERRY_RUNTIME_PORT": "7000"}).parse_args(["m:C"]).port
+        == 7000
+    )
+    assert parser({}).parse_args(["m:C"]).port == 8080
