@@ -14,7 +14,7 @@ from ferry.local.aws import MotoServer, moto_server
 from ferry.local.cluster import ClusterInfo, local_cluster
 from ferry.local.layout import ClusterLayout
 from ferry.local.wait import eventually
-from tests.support.ferry_operator import REPO, kubectl
+from tests.support.ferry_operator import install_crds
 
 TEST_NODES = 3
 
@@ -29,15 +29,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterInfo]:
 
 @pytest.fixture(scope="session")
 def crd(cluster: ClusterInfo) -> None:
-    """The RealtimeAPI CRD installed from crds/, as a user would, and Established."""
-    kubectl(cluster, "apply", "--server-side", "-f", str(REPO / "crds"))
-    kubectl(
-        cluster,
-        "wait",
-        "--for=condition=Established",
-        "crd/realtimeapis.ferry.dev",
-        "--timeout=60s",
-    )
+    """The RealtimeAPI CRD and its admission policy installed from crds/, as a user would, and
+    in force."""
+    install_crds(cluster)
 
 
 @pytest.fixture

@@ -27,9 +27,8 @@ from kubernetes_asyncio.client import ApiClient
 
 from ferry.local.cluster import local_cluster
 from ferry.local.layout import ClusterLayout
-from tests.support.ferry_operator import Operator, kubectl
+from tests.support.ferry_operator import Operator, install_crds
 
-REPO = Path(__file__).resolve().parents[2]
 POD = {"cpu": "50m", "memory": "64Mi"}
 WATCH_TIMEOUT = 300.0
 SINGLE_REPEATS = 20
@@ -241,8 +240,7 @@ def main() -> int:
         tempfile.TemporaryDirectory() as tmp,
         local_cluster(ClusterLayout(Path(tmp) / "bench-reconcile"), nodes=4) as cluster,
     ):
-        kubectl(cluster, "apply", "--server-side", "-f", str(REPO / "crds"))
-        kubectl(cluster, "wait", "--for=condition=Established", "crd/realtimeapis.ferry.dev")
+        install_crds(cluster)
         operator = Operator(cluster, "", Path(tmp) / "operator.log")
         operator.start()
         try:

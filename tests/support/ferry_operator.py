@@ -9,7 +9,7 @@ import sys
 from contextlib import closing
 from pathlib import Path
 
-from ferry.local import processes
+from ferry.local import crds, processes
 from ferry.local.cluster import ClusterInfo
 from ferry.local.health import healthy
 from ferry.local.wait import wait_until
@@ -19,10 +19,11 @@ NODE_GROUPS = '[{"name": "gpu-a10g", "labels": {"ferry.dev/node-group": "gpu-a10
 
 
 def kubectl(
-    cluster: ClusterInfo, *args: str, check: bool = True
+    cluster: ClusterInfo, *args: str, check: bool = True, stdin: str | None = None
 ) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [cluster.tool("kubectl"), f"--kubeconfig={cluster.kubeconfig}", *args],
+        input=stdin,
         capture_output=True,
         text=True,
         check=False,
@@ -31,6 +32,15 @@ def kubectl(
     if check:
         assert result.returncode == 0, result.stderr
     return result
+
+
+def install_crds(cluster: ClusterInfo) -> None:
+    """crds/ applied as a user would, then waited on until RealtimeAPIs can be created."""
+
+    def run(*args: str, stdin: str | None = None) -> str:
+        return kubectl(cluster, *args, stdin=stdin).stdout
+
+    crds.install(run, sorted((REPO / "crds").glob("*.yaml")))
 
 
 def entry_point(name: str) -> str:
@@ -62,8 +72,9 @@ class Operator:
         }
         process = processes.spawn([entry_point("ferry-operator")], self.log, env=env)
         self.process = process
+        self.liveness_url = f"http://127.0.0.1:{port}/healthz"
         wait_until(
-            lambda: process.poll() is None and healthy(f"http://127.0.0.1:{port}/healthz"),
+            lambda: process.poll() is None and healthy(self.liveness_url),
             timeout=60,
             what=f"ferry-operator's liveness endpoint (log: {self.log})",
         )

@@ -7,7 +7,7 @@ from typing import Any
 
 import kopf
 
-from ferry import metrics
+from ferry import metrics, names
 from ferry.adapters.aws import Aws, AwsSettings
 from ferry.adapters.kube import Kube
 from ferry.adapters.stats import StatsScraper
@@ -17,7 +17,7 @@ from ferry.adapters.stats import StatsScraper
 async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     # Everything kopf keeps on our objects lives under our own prefix, and in annotations: the
     # CRD's status schema is ours alone.
-    settings.persistence.finalizer = "ferry.dev/finalizer"
+    settings.persistence.finalizer = names.FINALIZER
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="ferry.dev")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix="ferry.dev", key="last-handled-configuration"
@@ -29,9 +29,6 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 30
     settings.batching.worker_limit = memo.settings.worker_limit
-    # Events of one object that arrive within this window are handled once, as the last of them.
-    # kopf's 0.1 s would add a tenth of a second to every reconcile; a burst still coalesces.
-    settings.batching.batch_window = 0.005
     memo.kube = await Kube.connect()
     memo.aws = Aws(AwsSettings.from_env())
     memo.scraper = StatsScraper(

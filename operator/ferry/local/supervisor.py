@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import os
 import signal
@@ -24,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from ferry.local import components, processes
+from ferry.local import components, crds, processes
 from ferry.local.health import client_tls, healthy, loopback_tls
 from ferry.local.kubeconfig import kubeconfig, write_kubeconfig
 from ferry.local.layout import ClusterLayout
@@ -32,7 +33,7 @@ from ferry.local.nodes import NODE_KIND_LABEL, kwok_nodes
 from ferry.local.pki import CLIENTS, ensure_credentials
 from ferry.local.toolchain import locate
 from ferry.local.wait import wait_until
-from ferry.spec.schema import CRD_FILE
+from ferry.spec.schema import ADMISSION_FILE, CRD_FILE
 
 START_TIMEOUT = 90.0
 STOP_GRACE = 10.0
@@ -101,11 +102,12 @@ class Supervisor:
         moto = components.moto(plan)
         self._start(moto, lambda: healthy(moto.health_url))
         self.write_state(aws=components.aws_env(plan))
-        with resources.as_file(resources.files("ferry.spec").joinpath(CRD_FILE)) as crd:
-            self._kubectl(
-                plan, "apply", "--server-side", "--field-manager=ferry-local", "-f", str(crd)
-            )
-        self._kubectl(plan, "wait", "--for=condition=Established", "crd/realtimeapis.ferry.dev")
+        spec = resources.files("ferry.spec")
+        with (
+            resources.as_file(spec.joinpath(CRD_FILE)) as crd,
+            resources.as_file(spec.joinpath(ADMISSION_FILE)) as policy,
+        ):
+            crds.install(functools.partial(self._kubectl, plan), [crd, policy])
         for component in (components.node_agent(plan), components.operator(plan)):
             self._start(component, lambda c=component: healthy(c.health_url))
 
@@ -135,7 +137,7 @@ class Supervisor:
                 f"its log {log} ends with:\n{_log_tail(log)}"
             )
 
-    def _kubectl(self, plan: components.Plan, *args: str, stdin: str | None = None) -> None:
+    def _kubectl(self, plan: components.Plan, *args: str, stdin: str | None = None) -> str:
         command = [
             str(plan.toolchain.binary("kubectl")),
             f"--kubeconfig={self.layout.kubeconfig}",
@@ -144,6 +146,7 @@ class Supervisor:
         result = subprocess.run(command, input=stdin, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise ComponentFailedError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+        return result.stdout
 
     def _create_nodes(self, plan: components.Plan) -> None:
         if self.nodes == 0:

@@ -18,6 +18,8 @@ VERSION = "v1alpha1"
 KIND = "RealtimeAPI"
 PLURAL = "realtimeapis"
 CRD_FILE = "realtimeapis.ferry.dev.yaml"
+ADMISSION_FILE = "realtimeapis.ferry.dev-finalizer.yaml"
+"""The admission policy that creates every RealtimeAPI with the operator's finalizer."""
 
 
 @cache

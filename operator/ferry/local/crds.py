@@ -1,0 +1,45 @@
+"""Installing the RealtimeAPI CRD and its admission policy, and waiting until both are in force.
+
+Established is not enough. The API server loads an admission policy asynchronously, and until it
+knows the new kind, a policy that matches it answers each create with 503 ("there can be a
+delay"). `install` returns once a server-side dry-run create comes back holding the operator's
+finalizer: from then on, creates succeed and are admitted as they will always be.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from ferry import names
+from ferry.local.wait import wait_until
+from ferry.spec.schema import GROUP, KIND, PLURAL, VERSION
+
+Kubectl = Callable[..., str]
+"""Runs kubectl with the given arguments (and `stdin=`), returns its output, raises on failure."""
+
+_PROBE = json.dumps(
+    {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "metadata": {"name": "ferry-admission-probe", "namespace": "default"},
+        "spec": {"predictor": {"image": "example.com/probe:1"}},
+    }
+)
+
+
+def install(kubectl: Kubectl, manifests: Iterable[Path], *, timeout: float = 60) -> None:
+    for manifest in manifests:
+        kubectl("apply", "--server-side", "--field-manager=ferry-local", "-f", str(manifest))
+    kubectl(
+        "wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}", f"--timeout={timeout:g}s"
+    )
+
+    def admitted() -> bool:
+        created = json.loads(
+            kubectl("create", "--dry-run=server", "-o", "json", "-f", "-", stdin=_PROBE)
+        )
+        return names.FINALIZER in created["metadata"].get("finalizers", ())
+
+    wait_until(admitted, timeout=timeout, what="the RealtimeAPI admission policy to take effect")
