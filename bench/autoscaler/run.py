@@ -51,7 +51,7 @@ from ferry.local.layout import ClusterLayout
 from ferry.local.wait import eventually
 from ferry.services import autoscale
 from ferry.services.events import Recorder
-from tests.support.ferry_operator import REPO, Operator, kubectl
+from tests.support.ferry_operator import Operator, install_crds, kubectl
 
 NAMESPACE = "bench"
 PODS_PER_NODE = 110
@@ -234,8 +234,7 @@ async def tick_in_process(
 
 
 async def bench(cluster: ClusterInfo, count: int, servers: int, logs: Path) -> None:
-    kubectl(cluster, "apply", "--server-side", "-f", str(REPO / "crds"))
-    kubectl(cluster, "wait", "--for=condition=Established", "crd/realtimeapis.ferry.dev")
+    install_crds(cluster)
     kubectl(cluster, "create", "namespace", NAMESPACE)
     metrics_port = free_port()
     operator = Operator(

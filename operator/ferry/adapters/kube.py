@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 from kubernetes_asyncio import config
-from kubernetes_asyncio.client import ApiClient
+from kubernetes_asyncio.client import ApiClient, Configuration
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from ferry.spec.schema import GROUP, PLURAL, VERSION
@@ -26,6 +26,11 @@ RESOURCES: dict[tuple[str, str], tuple[str, str]] = {
     (f"{GROUP}/{VERSION}", "RealtimeAPI"): (f"/apis/{GROUP}/{VERSION}", PLURAL),
 }
 REQUEST_TIMEOUT = 30.0
+# Connections to the API server at most; more requests wait for one. Each TLS connection holds
+# a 256 KiB read buffer in asyncio's SSL transport: kubernetes_asyncio's default of 100, opened
+# by a burst of a thousand APIs' status writes, is 25 MB kept for good. Twenty carry thousands
+# of small requests a second.
+CONNECTIONS = 20
 
 
 class KubeError(Exception):
@@ -71,12 +76,15 @@ class Kube:
         """From the kubeconfig (KUBECONFIG or the given file), else the in-cluster account."""
         # Read here, not at import: kubernetes_asyncio fixes its default path when first imported.
         kubeconfig = kubeconfig or os.environ.get("KUBECONFIG")
+        configuration = Configuration()
+        configuration.connection_pool_maxsize = CONNECTIONS
         try:
-            client = await config.new_client_from_config(config_file=kubeconfig)
+            await config.load_kube_config(
+                config_file=kubeconfig, client_configuration=configuration
+            )
         except config.ConfigException:
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-            client = ApiClient()
-        return cls(client)
+            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        return cls(ApiClient(configuration))
 
     async def close(self) -> None:
         await self.api.close()

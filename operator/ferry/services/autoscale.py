@@ -48,6 +48,10 @@ class Memory:
 
     history: DemandHistory
     state: ScalerState = field(default_factory=ScalerState)
+    published: Mapping[str, Any] = field(default_factory=dict)
+    """The status fields this autoscaler last wrote. The API a tick is handed shows them only
+    once the watch has delivered the write; judging by it alone, a busy operator would write
+    the same fields again, and each write it waits on makes it busier still."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +110,9 @@ def remembered(memory: Memory | None, policy: AutoscalingPolicy) -> Memory:
     if memory is None:
         return Memory(DemandHistory(policy.memory))
     if memory.history.horizon != policy.memory:
-        return Memory(DemandHistory(policy.memory, memory.history.samples), memory.state)
+        return Memory(
+            DemandHistory(policy.memory, memory.history.samples), memory.state, memory.published
+        )
     return memory
 
 
@@ -178,7 +184,9 @@ async def _scale(
     namespace, name = meta["namespace"], meta["name"]
     answers = await scraper.scrape(pods)
     _report_silent(namespace, name, answers)
-    history = memory.history.record(Sample.from_pods(now, [a.demand for a in answers]))
+    history = memory.history.record(
+        Sample.from_pods(now, [a.demand for a in answers], [a.offered for a in answers])
+    )
     decision = decide(
         history,
         policy,
@@ -195,8 +203,11 @@ async def _scale(
         record("Normal", direction, decision.message)
         log.info("%s/%s: %s", namespace, name, decision.message)
         scaled = (now_iso(), decision.reason.value)
-    await write_status(kube, api, scaler_status(decision.replicas, decision.stable_demand, scaled))
-    return Memory(history, decision.state)
+    status = scaler_status(decision.replicas, decision.stable_demand, scaled)
+    # Only this autoscaler writes these fields, so what it wrote last is what the API holds.
+    seen = {**(api.get("status") or {}), **memory.published}
+    await write_status(kube, {**api, "status": seen}, status)
+    return Memory(history, decision.state, {**memory.published, **status})
 
 
 async def _fixed(
