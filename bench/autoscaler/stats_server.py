@@ -3,9 +3,11 @@
     python stats_server.py PORT DEMAND IP [IP ...]
 
 Serves GET /stats on every IP:PORT with the document ferry.proxy.stats.Stats.snapshot writes,
-every window averaging DEMAND queued + in-flight requests, and keeps each connection open for
-the next request as the proxy's admin port does. One process stands for hundreds of pods, so a
-thousand APIs' stats come from a few real processes rather than a thousand proxies.
+every window averaging DEMAND queued + in-flight requests, with requests received and served at
+the rates that make the offered load DEMAND too (so the decision stays steady), and keeps each
+connection open for the next request as the proxy's admin port does. One process stands for
+hundreds of pods, so a thousand APIs' stats come from a few real processes rather than a
+thousand proxies.
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import asyncio
 import json
 import sys
 import time
+
+# A mean service time for the rates: in-flight / served per second, by Little's law.
+SERVICE_SECONDS = 0.25
 
 
 def document(demand: float) -> bytes:
@@ -24,6 +29,9 @@ def document(demand: float) -> bytes:
             "samples": seconds,
             "inFlight": in_flight,
             "queued": demand - in_flight,
+            # Offered load = received x in-flight / served = demand.
+            "received": demand / SERVICE_SECONDS,
+            "served": in_flight / SERVICE_SECONDS,
         }
         for seconds in (60, 6)
     ]
@@ -38,6 +46,7 @@ def document(demand: float) -> bytes:
         "queued": round(demand - in_flight),
         "requestsTotal": 1000,
         "rejectedTotal": 0,
+        "servedTotal": 1000,
         "windows": windows,
     }
     return json.dumps(body, separators=(",", ":")).encode()

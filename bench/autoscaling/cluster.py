@@ -13,6 +13,9 @@ What it models, and why:
 - Every pod that exists, starting or draining included, costs replica-seconds.
 - Each second, every ready pod reports its queued + in-flight requests averaged over that
   second (what Knative's queue-proxy reports); autoscalers see only these per-second figures.
+  Each ready pod also reports, per second, what Ferry's proxy counts: requests received
+  (rejected ones included), requests served (left a slot) and the in-flight average, from
+  which the offered load follows by Little's law. Nothing else leaves the simulation.
 """
 
 from __future__ import annotations
@@ -46,10 +49,26 @@ class Metrics:
     """Queued + in-flight requests summed over ready pods, averaged over the second."""
     ready: list[int] = field(default_factory=list)
     """Ready pods at the end of the second."""
+    pods: list[dict[int, PodSecond]] = field(default_factory=list)
+    """Per ready pod, by pod number: what its proxy counted in the second."""
 
     def mean_demand(self, seconds: int) -> float:
         recent = self.demand[-seconds:]
         return sum(recent) / len(recent)
+
+
+@dataclass(frozen=True, slots=True)
+class PodSecond:
+    """One pod's proxy over one second."""
+
+    received: int
+    """Requests that arrived, rejected ones included."""
+    served: int
+    """Requests that finished their service (gave back a slot)."""
+    in_flight: float
+    """Requests in service, averaged over the second."""
+    demand: float
+    """Queued + in-flight requests, averaged over the second."""
 
 
 class Autoscaler(Protocol):
@@ -78,12 +97,40 @@ class Result:
 
 
 class _Replica:
-    __slots__ = ("busy", "queue", "routable")
+    __slots__ = (
+        "busy",
+        "busy_area",
+        "demand_area",
+        "queue",
+        "received",
+        "routable",
+        "served",
+        "since",
+    )
 
     def __init__(self) -> None:
         self.busy = 0
         self.queue: deque[tuple[float, float]] = deque()
         self.routable = False
+        self.received = 0
+        self.served = 0
+        self.busy_area = 0.0
+        self.demand_area = 0.0
+        self.since = 0.0
+
+    def advance(self, now: float) -> None:
+        elapsed = now - self.since
+        self.busy_area += self.busy * elapsed
+        self.demand_area += (self.busy + len(self.queue)) * elapsed
+        self.since = now
+
+    def second(self, now: float) -> PodSecond:
+        """What the proxy counted since the previous second, and a fresh count."""
+        self.advance(now)
+        counted = PodSecond(self.received, self.served, self.busy_area, self.demand_area)
+        self.received = self.served = 0
+        self.busy_area = self.demand_area = 0.0
+        return counted
 
 
 def simulate(trace: Trace, autoscaler: Autoscaler, serving: Serving, initial: int) -> Result:
@@ -154,7 +201,7 @@ class _Simulation:
         elif kind == _READY:
             if subject in self.starting:
                 self.starting.remove(subject)
-                self._make_ready(subject)
+                self._make_ready(subject, now)
         else:
             self._tick(now, subject)
 
@@ -167,6 +214,8 @@ class _Simulation:
         index = ready[self.next_in_turn]
         replica = self.replicas[index]
         serving = self.serving
+        replica.advance(now)
+        replica.received += 1
         if replica.busy < serving.max_concurrency:
             self._advance(now)
             self.demand += 1
@@ -183,8 +232,10 @@ class _Simulation:
     def _complete(self, now: float, index: int) -> None:
         replica = self.replicas[index]
         self._advance(now)
+        replica.advance(now)
         if replica.routable:
             self.demand -= 1
+            replica.served += 1
         if replica.queue:
             arrived, service = replica.queue.popleft()
             self.delays.append(now - arrived)
@@ -199,6 +250,7 @@ class _Simulation:
         self._advance(now)
         self.metrics.demand.append(self.demand_area)
         self.metrics.ready.append(len(self.ready))
+        self.metrics.pods.append({i: self.replicas[i].second(now) for i in self.ready})
         self.demand_area = 0.0
         if second % self.autoscaler.interval == 0:
             wanted = self.autoscaler.decide(now, self.metrics, self.asked)
@@ -231,8 +283,10 @@ class _Simulation:
         self.pods += 1
         return len(self.replicas) - 1
 
-    def _make_ready(self, index: int) -> None:
-        self.replicas[index].routable = True
+    def _make_ready(self, index: int, now: float = 0.0) -> None:
+        replica = self.replicas[index]
+        replica.routable = True
+        replica.since = now
         self.ready.append(index)
 
     def _drain(self, index: int) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 
+from ferry.adapters.stats import pod_offered
 from ferry.local.wait import eventually
 from tests.e2e.conftest import StartProxy, Upstream, get_json, post
 
@@ -38,9 +39,25 @@ async def test_stats_and_metrics_match_the_load(
     assert (stats["inFlight"], stats["queued"]) == (4, 2)
     assert stats["requestsTotal"] == 7
     assert stats["rejectedTotal"] == 1
+    assert stats["servedTotal"] == 0
+    assert stats["windows"][0]["served"] == 0.0
+    # Nothing has been served, so no service time is known: the demand stands in.
+    assert pod_offered(stats) == 6.0
     assert stats["windows"][1]["seconds"] == 60
     assert 0 < stats["windows"][1]["inFlight"] <= 4
     assert stats["uptimeSeconds"] > before["uptimeSeconds"]
+
+    def per_window(stats: dict[str, Any], field: str) -> int:
+        """Requests counted in the 60 s window: its per-second average x its seconds."""
+        window = stats["windows"][1]
+        return round(float(window[field]) * int(window["samples"]))
+
+    async def received(count: int) -> dict[str, Any] | None:
+        stats: dict[str, Any] = await get_json(session, proxy.admin("/stats"))
+        return stats if per_window(stats, "received") == count else None
+
+    # The rejected request is received too; a tick may pass before it is in the window.
+    await eventually(lambda: received(7), timeout=5, what="7 requests received in the window")
 
     async def answered() -> bool:
         await post(session, upstream.url("/control/release"))
@@ -56,6 +73,15 @@ async def test_stats_and_metrics_match_the_load(
     assert "ferry_proxy_queued 0.0" in metrics
     count = re.search(r"^ferry_proxy_request_duration_seconds_count (\S+)$", metrics, re.M)
     assert count is not None and float(count.group(1)) == 7.0
+
+    async def served() -> dict[str, Any] | None:
+        stats: dict[str, Any] = await get_json(session, proxy.admin("/stats"))
+        return stats if per_window(stats, "served") == 6 else None
+
+    # The 6 requests that held a slot were served; the rejected one was not.
+    stats = await eventually(served, timeout=5, what="6 requests served in the window")
+    assert (stats["servedTotal"], stats["requestsTotal"]) == (6, 7)
+    assert per_window(stats, "received") == 7
 
     async def quiet() -> bool:
         window = (await get_json(session, proxy.admin("/stats")))["windows"][0]

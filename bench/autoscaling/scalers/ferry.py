@@ -3,23 +3,48 @@
 from __future__ import annotations
 
 from bench.autoscaling.cluster import Metrics
-from ferry.autoscaling import AutoscalingPolicy, DemandHistory, Sample, ScalerState, decide
+from ferry.autoscaling import (
+    AutoscalingPolicy,
+    DemandHistory,
+    Sample,
+    ScalerState,
+    decide,
+    offered_load,
+)
 
 
 class FerryAutoscaler:
     name = "ferry"
 
-    def __init__(self, policy: AutoscalingPolicy, interval: int = 2) -> None:
+    def __init__(self, policy: AutoscalingPolicy, interval: int = 2, offered: bool = True) -> None:
         self.policy = policy
         self.interval = interval
+        self.offered = offered
         self.history = DemandHistory(horizon=policy.window)
         self.state = ScalerState()
 
     def decide(self, now: float, metrics: Metrics, current: int) -> int:
-        # One sample per tick: demand averaged since the previous tick over the ready pods,
-        # all of which answer in the simulation.
+        # One sample per tick: each ready pod's proxy averages its one-second counts over a
+        # window as long as the tick (--windows=2,...), and all of them answer here.
         ready = metrics.ready[-1]
-        sample = Sample(now, metrics.mean_demand(self.interval), answered=ready, expected=ready)
+        recent = metrics.pods[-self.interval :]
+        demands: list[float | None] = []
+        offered: list[float | None] = []
+        for pod in metrics.pods[-1]:
+            seconds = [second[pod] for second in recent if pod in second]
+            n = len(seconds)
+            demand = sum(s.demand for s in seconds) / n
+            demands.append(demand)
+            offered.append(
+                offered_load(
+                    sum(s.received for s in seconds) / n,
+                    sum(s.served for s in seconds) / n,
+                    sum(s.in_flight for s in seconds) / n,
+                    demand,
+                )
+            )
+        sample = Sample.from_pods(now, demands, offered if self.offered else None)
+        assert sample.answered == ready
         self.history = self.history.record(sample)
         decision = decide(
             self.history,

@@ -1,16 +1,17 @@
-"""Reading each ready pod's demand from its proxy's /stats (ferry.proxy.admin).
+"""Reading each ready pod's demand and offered load from its proxy's /stats (ferry.proxy.admin).
 
-`pod_demand` is pure: the JSON in, queued + in-flight requests out. `StatsScraper` does the HTTP:
-one shared aiohttp session for every API, a short timeout per pod, and one semaphore that caps
-scrapes in flight across all APIs, so a thousand APIs ticking together cannot open thousands of
-sockets at once. A pod that does not answer, or answers nonsense, is None: its demand is unknown,
-which is not the same as zero.
+`pod_demand` and `pod_offered` are pure: the JSON in, queued + in-flight requests or the offered
+load out. `StatsScraper` does the HTTP: one shared aiohttp session for every API, a short timeout
+per pod, and one semaphore that caps scrapes in flight across all APIs, so a thousand APIs
+ticking together cannot open thousands of sockets at once. A pod that does not answer, or
+answers nonsense, is None: its demand is unknown, which is not the same as zero.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import aiohttp
 
 from ferry import names
+from ferry.autoscaling import offered_load
 
 STATS_FORMAT_VERSION = 1
 """The /stats format this parser reads (ferry.proxy.stats.FORMAT_VERSION)."""
@@ -28,18 +30,18 @@ class StatsFormatError(ValueError):
 
 
 def _count(value: Any, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+    # Python's json reads NaN and Infinity, which no count is.
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
         raise StatsFormatError(f"{field} is not a count: {value!r}")
     return float(value)
 
 
-def pod_demand(stats: Any) -> float:
-    """Queued + in-flight requests of one pod, from its /stats document.
+def _sampled_window(stats: Any) -> Mapping[str, Any] | None:
+    """The shortest averaging window with samples, or None before the proxy's first sample;
+    anything but the proxy's /stats is a StatsFormatError.
 
-    The shortest averaging window with samples is used: it is the proxy's freshest average of
-    its one-second samples, so a tick sees the demand since about the previous tick rather than
-    a single instant. A proxy that has not taken a sample yet (its first second) has only its
-    current counts, which are used instead.
+    It is the proxy's freshest average of its one-second samples, so a tick sees the time since
+    about the previous tick rather than a single instant.
     """
     if not isinstance(stats, Mapping):
         raise StatsFormatError(f"expected a JSON object, got {type(stats).__name__}")
@@ -48,13 +50,49 @@ def pod_demand(stats: Any) -> float:
     windows = stats.get("windows")
     if not isinstance(windows, list) or not all(isinstance(w, Mapping) for w in windows):
         raise StatsFormatError("windows is not a list of objects")
-    sampled = [w for w in windows if _count(w.get("samples"), "windows[].samples") > 0]
-    if sampled:
-        window = min(sampled, key=lambda w: _count(w.get("seconds"), "windows[].seconds"))
-        return _count(window.get("inFlight"), "windows[].inFlight") + _count(
-            window.get("queued"), "windows[].queued"
-        )
-    return _count(stats.get("inFlight"), "inFlight") + _count(stats.get("queued"), "queued")
+    sampled: list[Mapping[str, Any]] = [
+        w for w in windows if _count(w.get("samples"), "windows[].samples") > 0
+    ]
+    if not sampled:
+        return None
+    return min(sampled, key=lambda w: _count(w.get("seconds"), "windows[].seconds"))
+
+
+def pod_demand(stats: Any) -> float:
+    """Queued + in-flight requests of one pod, from its /stats document.
+
+    They are averaged over the shortest window with samples. A proxy that has not taken a
+    sample yet (its first second) has only its current counts, which are used instead.
+    """
+    window = _sampled_window(stats)
+    if window is None:
+        return _count(stats.get("inFlight"), "inFlight") + _count(stats.get("queued"), "queued")
+    return _count(window.get("inFlight"), "windows[].inFlight") + _count(
+        window.get("queued"), "windows[].queued"
+    )
+
+
+def pod_offered(stats: Any) -> float | None:
+    """The offered load of one pod (ferry.autoscaling.offered_load), from the averages of the
+    window `pod_demand` reads; None from a proxy that does not count requests served.
+
+    In its first second a proxy has served nothing it could have timed, so its demand stands
+    in, as offered_load() has it for a window in which nothing was served.
+    """
+    window = _sampled_window(stats)
+    if window is None:
+        if "servedTotal" not in stats:
+            return None
+        _count(stats["servedTotal"], "servedTotal")
+        return pod_demand(stats)
+    if "received" not in window and "served" not in window:
+        return None
+    return offered_load(
+        _count(window.get("received"), "windows[].received"),
+        _count(window.get("served"), "windows[].served"),
+        _count(window.get("inFlight"), "windows[].inFlight"),
+        pod_demand(stats),
+    )
 
 
 @dataclass(frozen=True)
@@ -63,6 +101,8 @@ class PodAnswer:
     demand: float | None
     """None: the pod did not answer in time, or not with stats; see `error`."""
     error: str | None = None
+    offered: float | None = None
+    """None: not known (no answer, or a proxy that does not count requests served)."""
 
 
 class StatsScraper:
@@ -99,7 +139,8 @@ class StatsScraper:
                 host = f"[{ip}]" if ":" in ip else ip
                 async with self._session.get(f"http://{host}:{self._port}/stats") as response:
                     body = await response.read()
-                return PodAnswer(pod, pod_demand(json.loads(body)))
+                stats = json.loads(body)
+                return PodAnswer(pod, pod_demand(stats), offered=pod_offered(stats))
             except TimeoutError:
                 return PodAnswer(pod, None, f"no answer within {self._timeout:g}s")
             except (aiohttp.ClientError, OSError, ValueError) as error:

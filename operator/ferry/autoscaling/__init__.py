@@ -6,7 +6,7 @@ answer), calls decide(), writes Decision.replicas, and keeps Decision.state for 
 """
 
 from ferry.autoscaling.decide import Decision, Panic, Reason, Recommendation, ScalerState, decide
-from ferry.autoscaling.history import DemandHistory, Sample, WindowAverage
+from ferry.autoscaling.history import DemandHistory, Sample, WindowAverage, offered_load
 from ferry.autoscaling.policy import (
     AutoscalingPolicy,
     DurationError,
@@ -29,5 +29,6 @@ __all__ = [
     "WindowAverage",
     "decide",
     "default_target_in_flight",
+    "offered_load",
     "parse_duration",
 ]

@@ -117,13 +117,14 @@ def decide(
         )
 
     target = policy.target_in_flight
-    panic = _panic(policy, state.panic, fast, ready_replicas, now)
+    stable_load = _load(policy, stable)
+    panic = _panic(policy, state.panic, _load(policy, fast) if fast else None, ready_replicas, now)
     since = now if state.since is None else state.since
     partial = stable.partial or (fast is not None and fast.partial)
 
     held: Reason | None = None
-    wanted = _replicas_for(stable.demand, target)
-    if current_replicas > 0 and abs(stable.demand / target / current_replicas - 1) <= (
+    wanted = _replicas_for(stable_load, target)
+    if current_replicas > 0 and abs(stable_load / target / current_replicas - 1) <= (
         policy.tolerance
     ):
         wanted = current_replicas
@@ -133,7 +134,9 @@ def decide(
     # replicas are up; remembering it would hold that overshoot for the whole downscale window.
     calm = _clamp(policy, _bound_step(policy, wanted, ready_replicas, current_replicas))
     if panic is not None:
-        wanted = max(wanted, _replicas_for(fast.demand if fast else 0.0, target), current_replicas)
+        # A burst is sized by its busiest tick, so the first panic asks for all it needs.
+        surge = _load(policy, fast, peak=True) if fast else 0.0
+        wanted = max(wanted, _replicas_for(surge, target), current_replicas)
         held = Reason.PANIC
     wanted = _bound_step(policy, wanted, ready_replicas, current_replicas)
     if wanted < current_replicas and partial:
@@ -181,6 +184,20 @@ def decide(
     )
 
 
+def _load(policy: AutoscalingPolicy, average: WindowAverage, *, peak: bool = False) -> float:
+    """What the replicas must carry: demand, but no more than the offered load allows.
+
+    Demand counts every queued request; while replicas are saturated that backlog grows
+    without bound and would ask for replicas that sit idle once it has drained. The offered
+    load (arrivals x service time) is what the traffic needs; the headroom over it leaves
+    demand in charge in ordinary queueing. Both only ever raise the result.
+    """
+    offered = average.offered_peak if peak else average.offered
+    if offered is None:
+        return average.demand
+    return min(average.demand, offered * policy.offered_headroom)
+
+
 def _replicas_for(demand: float, target: float) -> int:
     return math.ceil(demand / target - _EPSILON)
 
@@ -200,14 +217,14 @@ def _limit(policy: AutoscalingPolicy, replicas: int) -> Reason | None:
 def _panic(
     policy: AutoscalingPolicy,
     panic: Panic | None,
-    fast: WindowAverage | None,
+    fast: float | None,
     ready_replicas: int,
     now: float,
 ) -> Panic | None:
     # With no replica ready, capacity counts as one: a real burst still panics, while the odd
     # request queued during a start-up does not.
     capacity = max(ready_replicas, 1) * policy.target_in_flight
-    if fast is not None and fast.demand >= policy.panic_threshold * capacity:
+    if fast is not None and fast >= policy.panic_threshold * capacity:
         return replace(panic, last_over=now) if panic else Panic(since=now, last_over=now)
     if panic is not None and now - panic.last_over < policy.window:
         return panic
@@ -238,7 +255,12 @@ def _stabilize(
     the highest of the downscale window (a zero window holds just this tick's)."""
     newest = recommendations[-1]
     up = [r.replicas for r in recommendations if r.time > now - policy.upscale_stabilization]
-    down = [r.replicas for r in recommendations if r.time > now - policy.downscale_stabilization]
+    down = [
+        math.ceil(r.replicas * policy.downscale_hold - _EPSILON)
+        for r in recommendations
+        if r.time > now - policy.downscale_stabilization
+    ]
     return min(
-        max(current_replicas, min(up, default=newest.replicas)), max(down, default=newest.replicas)
+        max(current_replicas, min(up, default=newest.replicas)),
+        max(*down, newest.replicas) if down else newest.replicas,
     )

@@ -84,6 +84,17 @@ class AutoscalingPolicy:
     max_downscale_factor: float = 0.5
     """Smallest fraction of current replicas kept in one step; at a tick every 2 s the
     stabilization window, not this, sets the pace down."""
+    downscale_hold: float = 0.7
+    """Share of the highest recommendation of the downscale window that a scale-down keeps
+    until the window has passed: the replicas that carry that load at full maxConcurrency
+    rather than at the target's 70 %, so a recurring burst queues briefly instead of being
+    refused, while the rest is given back at once. 1 (hold everything, the HPA's rule) cost
+    1.62x the oracle on on/off traffic, 0.6 rejected 2 % of it. Not a spec field."""
+    offered_headroom: float = 1.0
+    """How far demand may exceed the offered load before the offered load is what counts
+    (decide._load). 1: size replicas by the offered load whenever the proxies report it;
+    1.3 halved p99 queueing on the smooth traces but cost 1.3-1.6x the oracle after a spike,
+    on on/off traffic and on the replay. Not a spec field."""
     tolerance: float = 0.05
     """Relative change in demand below which replicas are left alone, so that noise around the
     target does not churn pods (Cortex's value; not varied in the simulation)."""
@@ -107,6 +118,8 @@ class AutoscalingPolicy:
                     "maxDownscaleFactor must be above 0 and at most 1",
                 ),
                 (not 0 <= self.tolerance < 1, "tolerance must be at least 0 and below 1"),
+                (self.offered_headroom < 1, "offeredHeadroom must be at least 1"),
+                (not 0 < self.downscale_hold <= 1, "downscaleHold must be above 0, at most 1"),
             )
             if broken
         ]

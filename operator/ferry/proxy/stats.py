@@ -20,26 +20,29 @@ LATENCY_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.
 
 
 class Window:
-    """The last `seconds` one-second samples of in-flight and queued counts."""
+    """The last `seconds` one-second samples: in-flight and queued counts, requests received
+    and served."""
 
     def __init__(self, seconds: int) -> None:
         if seconds < 1:
             raise ValueError("a window is at least one second")
         self.seconds = seconds
-        self._samples: deque[tuple[float, float]] = deque(maxlen=seconds)
+        self._samples: deque[tuple[float, float, int, int]] = deque(maxlen=seconds)
 
-    def add(self, in_flight: float, queued: float) -> None:
-        self._samples.append((in_flight, queued))
+    def add(self, in_flight: float, queued: float, received: int, served: int) -> None:
+        self._samples.append((in_flight, queued, received, served))
 
     def snapshot(self) -> dict[str, Any]:
         count = len(self._samples)
-        in_flight = sum(sample[0] for sample in self._samples)
-        queued = sum(sample[1] for sample in self._samples)
+        means = [round(sum(field) / count, 4) for field in zip(*self._samples, strict=True)]
+        in_flight, queued, received, served = means or [0.0] * 4
         return {
             "seconds": self.seconds,
             "samples": count,
-            "inFlight": round(in_flight / count, 4) if count else 0.0,
-            "queued": round(queued / count, 4) if count else 0.0,
+            "inFlight": in_flight,
+            "queued": queued,
+            "received": received,
+            "served": served,
         }
 
 
@@ -58,7 +61,17 @@ class Latency:
 
 
 class Stats:
-    __slots__ = ("by_status", "gate", "latency", "rejected", "requests", "started", "windows")
+    __slots__ = (
+        "_ticked",
+        "by_status",
+        "gate",
+        "latency",
+        "rejected",
+        "requests",
+        "served",
+        "started",
+        "windows",
+    )
 
     def __init__(self, gate: Gate, windows: Sequence[int], started: float | None = None) -> None:
         self.gate = gate
@@ -66,6 +79,10 @@ class Stats:
         self.started = time.time() if started is None else started
         self.requests = 0
         self.rejected = 0
+        # Requests that held a slot and ended, whatever their status: with `requests` (received,
+        # rejected included), what the autoscaler turns into the offered load.
+        self.served = 0
+        self._ticked = (0, 0)  # requests and served at the previous tick
         self.by_status: dict[int, int] = {}
         self.latency = Latency()
 
@@ -76,8 +93,11 @@ class Stats:
     def tick(self) -> None:
         """Take the one-second sample; called once a second."""
         in_flight, queued = self.gate.sample()
+        last_requests, last_served = self._ticked
+        received, served = self.requests - last_requests, self.served - last_served
+        self._ticked = (self.requests, self.served)
         for window in self.windows:
-            window.add(in_flight, queued)
+            window.add(in_flight, queued, received, served)
 
     def snapshot(self, *, draining: bool, now: float | None = None) -> dict[str, Any]:
         now = time.time() if now is None else now
@@ -92,5 +112,6 @@ class Stats:
             "queued": self.gate.queued,
             "requestsTotal": self.requests,
             "rejectedTotal": self.rejected,
+            "servedTotal": self.served,
             "windows": [window.snapshot() for window in self.windows],
         }

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ferry.adapters.stats import StatsFormatError, StatsScraper, pod_demand
+from ferry.adapters.stats import PodAnswer, StatsFormatError, StatsScraper, pod_demand, pod_offered
 from ferry.autoscaling import AutoscalingPolicy, DemandHistory, Sample, ScalerState
 from ferry.services.autoscale import (
     Memory,
@@ -37,8 +37,17 @@ def stats(windows: list[dict[str, Any]], in_flight: int = 0, queued: int = 0) ->
     }
 
 
-def window(seconds: int, samples: int, in_flight: float, queued: float) -> dict[str, Any]:
-    return {"seconds": seconds, "samples": samples, "inFlight": in_flight, "queued": queued}
+def window(
+    seconds: int, samples: int, in_flight: float, queued: float, **rates: Any
+) -> dict[str, Any]:
+    """A window; `received` and `served` as a proxy that counts them adds."""
+    return {
+        "seconds": seconds,
+        "samples": samples,
+        "inFlight": in_flight,
+        "queued": queued,
+        **rates,
+    }
 
 
 def test_demand_is_in_flight_plus_queued_over_the_shortest_window() -> None:
@@ -77,11 +86,102 @@ def test_a_real_snapshot_of_the_proxy_parses() -> None:
         stats([window(6, 6, 1.0, "2")]),  # type: ignore[arg-type]
         stats([], in_flight=None),  # type: ignore[arg-type]
         stats([window(6, 6, float("nan"), 0.0)]),
+        stats([window(6, 6, float("inf"), 0.0)]),
     ],
 )
 def test_anything_but_the_proxys_stats_is_refused_not_read_as_zero(doc: Any) -> None:
     with pytest.raises(StatsFormatError):
         pod_demand(doc)
+
+
+def test_offered_load_comes_from_the_window_demand_is_read_from() -> None:
+    doc = stats(
+        [
+            window(60, 60, 1.0, 0.0, received=1.0, served=1.0),
+            window(2, 2, 3.0, 5.0, received=20.0, served=10.0),
+        ]
+    )
+    # 20 received/s x 3 in flight / 10 served/s: the 5 queued are backlog, not traffic.
+    assert (pod_demand(doc), pod_offered(doc)) == (8.0, 6.0)
+
+
+def test_a_window_in_which_nothing_was_served_offers_its_demand() -> None:
+    doc = stats([window(2, 2, 4.0, 3.0, received=6.0, served=0.0)])
+    assert pod_offered(doc) == 7.0
+
+
+def test_a_proxy_that_does_not_count_served_requests_offers_nothing_but_its_demand_stands() -> None:
+    doc = stats([window(60, 60, 1.0, 0.0), window(6, 6, 3.5, 2.25)])
+    assert (pod_demand(doc), pod_offered(doc)) == (5.75, None)
+    assert pod_offered(stats([window(60, 0, 0.0, 0.0)], in_flight=2, queued=5)) is None
+
+
+def test_a_proxy_in_its_first_second_offers_its_current_demand_if_it_counts_served() -> None:
+    doc = {**stats([window(2, 0, 0.0, 0.0)], in_flight=2, queued=5), "servedTotal": 0}
+    assert pod_offered(doc) == 7.0
+
+
+def test_a_real_snapshot_of_a_loaded_proxy_gives_its_offered_load() -> None:
+    from ferry.proxy.admission import Gate  # noqa: PLC0415 - only this test needs the proxy
+    from ferry.proxy.stats import Stats  # noqa: PLC0415
+
+    class Request:
+        def admitted(self) -> None:
+            pass
+
+    clock = [0.0]
+    gate = Gate(capacity=4, queue_limit=10, clock=lambda: clock[0])
+    proxy_stats = Stats(gate, windows=(60, 2))
+    for _ in range(8):
+        gate.enter(Request())  # 4 in flight, 4 queued
+    for _ in range(2):
+        clock[0] += 1.0
+        proxy_stats.requests += 8
+        proxy_stats.served += 4
+        proxy_stats.tick()
+    doc = proxy_stats.snapshot(draining=False)
+    assert doc["windows"][1] == {
+        "seconds": 2,
+        "samples": 2,
+        "inFlight": 4.0,
+        "queued": 4.0,
+        "received": 8.0,
+        "served": 4.0,
+    }
+    # 8 received/s at 1 s each (4 in flight / 4 served/s): 8 requests' worth of traffic.
+    assert (pod_demand(doc), pod_offered(doc)) == (8.0, 8.0)
+
+
+def test_a_sample_carries_the_offered_load_only_when_every_pod_that_answered_reports_it() -> None:
+    new = stats([window(2, 2, 2.0, 0.0, received=4.0, served=4.0)])
+    old = stats([window(2, 2, 2.0, 0.0)])
+
+    def answer(name: str, doc: dict[str, Any]) -> PodAnswer:
+        return PodAnswer(name, pod_demand(doc), offered=pod_offered(doc))
+
+    def sample(*answers: PodAnswer) -> Sample:
+        return Sample.from_pods(5.0, [a.demand for a in answers], [a.offered for a in answers])
+
+    silent = PodAnswer("c", None, "no answer within 1s")
+    assert sample(answer("a", new), answer("b", new), silent).offered == 4.0
+    assert sample(answer("a", new), answer("b", old)).offered is None
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        stats([window(2, 2, 1.0, 0.0, received="3", served=1.0)]),
+        stats([window(2, 2, 1.0, 0.0, received=3.0, served=-1.0)]),
+        stats([window(2, 2, 1.0, 0.0, received=True, served=1.0)]),
+        stats([window(2, 2, 1.0, 0.0, received=float("inf"), served=1.0)]),
+        stats([window(2, 2, 1.0, 0.0, received=3.0)]),
+        stats([window(2, 2, 1.0, 0.0, served=None)]),
+        {**stats([window(2, 0, 0.0, 0.0)]), "servedTotal": "0"},
+    ],
+)
+def test_a_malformed_offered_load_refuses_the_whole_answer(doc: Any) -> None:
+    with pytest.raises(StatsFormatError):
+        pod_offered(doc)
 
 
 def pod(name: str, ip: str | None, ready: str = "True", **meta: Any) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ferry.autoscaling import DemandHistory, Sample
+from ferry.autoscaling import DemandHistory, Sample, offered_load
 
 
 def test_a_sample_sums_the_pods_that_answered_and_counts_those_that_did_not() -> None:
@@ -12,6 +12,34 @@ def test_a_sample_sums_the_pods_that_answered_and_counts_those_that_did_not() ->
     assert (sample.demand, sample.answered, sample.expected) == (4.5, 2, 4)
     assert sample.partial
     assert sample.informative
+
+
+def test_a_sample_sums_the_offered_load_only_when_every_pod_that_answered_reports_it() -> None:
+    assert Sample.from_pods(10.0, [3.0, None, 1.0], [2.0, None, 0.5]).offered == 2.5
+    assert Sample.from_pods(10.0, [3.0, 1.0], [2.0, None]).offered is None
+    assert Sample.from_pods(10.0, [3.0, 1.0]).offered is None
+    with pytest.raises(ValueError, match="one offered load per pod"):
+        Sample.from_pods(10.0, [3.0, 1.0], [2.0])
+
+
+def test_the_window_averages_the_offered_load_and_keeps_its_peak() -> None:
+    history = DemandHistory(horizon=60.0)
+    for time, offered in [(0.0, 2.0), (2.0, 8.0), (4.0, 5.0)]:
+        history = history.record(Sample(time, 9.0, answered=1, expected=1, offered=offered))
+    window = history.average(now=4.0, window=6.0)
+    assert window is not None
+    assert (window.offered, window.offered_peak) == (pytest.approx(5.0), 8.0)
+    history = history.record(Sample(6.0, 9.0, answered=1, expected=1))
+    window = history.average(now=6.0, window=6.0)
+    assert window is not None
+    assert (window.offered, window.offered_peak) == (None, None)
+
+
+def test_offered_load_is_arrivals_times_service_time_by_littles_law() -> None:
+    # 40 received/s, 16 served/s with 4 in flight: 0.25 s each, so 10 in flight if unqueued.
+    assert offered_load(40.0, 16.0, 4.0, demand=104.0) == pytest.approx(10.0)
+    # Nothing finished yet: no service time seen, the demand stands in.
+    assert offered_load(3.0, 0.0, 2.0, demand=5.0) == 5.0
 
 
 def test_a_sample_where_no_pod_answered_says_nothing() -> None:

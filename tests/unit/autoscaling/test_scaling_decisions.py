@@ -28,13 +28,21 @@ WATCHED = ScalerState(since=0.0)
 
 
 def history(
-    demands: Sequence[float], *, answered: int = 4, expected: int = 4, every: float = 2.0
+    demands: Sequence[float],
+    *,
+    answered: int = 4,
+    expected: int = 4,
+    every: float = 2.0,
+    offered: Sequence[float | None] | None = None,
 ) -> DemandHistory:
-    """One sample per tick, the last at NOW."""
+    """One sample per tick, the last at NOW; `offered` aligned with `demands` if given."""
     result = DemandHistory(horizon=POLICY.window)
     start = NOW - every * (len(demands) - 1)
-    for index, demand in enumerate(demands):
-        sample = Sample(start + index * every, demand, answered=answered, expected=expected)
+    loads = offered if offered is not None else [None] * len(demands)
+    for index, (demand, load) in enumerate(zip(demands, loads, strict=True)):
+        sample = Sample(
+            start + index * every, demand, answered=answered, expected=expected, offered=load
+        )
         result = result.record(sample)
     return result
 
@@ -174,11 +182,40 @@ def test_a_step_of_one_is_always_allowed_down() -> None:
 
 
 def test_a_recent_higher_recommendation_holds_a_scale_down() -> None:
+    hold_all = dataclasses.replace(POLICY, downscale_hold=1.0)
     state = ScalerState(recommendations=(Recommendation(NOW - 100, 6),), since=0.0)
-    decision = run(steady(4.0), ready=6, state=state)
+    decision = run(steady(4.0), ready=6, state=state, policy=hold_all)
     assert (decision.replicas, decision.reason) == (6, Reason.STABILIZING)
     state = ScalerState(recommendations=(Recommendation(NOW - 151, 6),), since=0.0)
-    assert run(steady(4.0), ready=6, state=state).replicas == 3
+    assert run(steady(4.0), ready=6, state=state, policy=hold_all).replicas == 3
+
+
+def test_a_scale_down_keeps_only_the_held_share_of_a_recent_recommendation() -> None:
+    state = ScalerState(recommendations=(Recommendation(NOW - 100, 10),), since=0.0)
+    decision = run(steady(4.0), ready=10, state=state)
+    assert (decision.replicas, decision.reason) == (7, Reason.STABILIZING)
+
+
+def test_the_offered_load_sizes_replicas_instead_of_a_backlog() -> None:
+    # Saturated pods: 200 requests queued or in flight, but the traffic needs 12 in flight.
+    backlog = history([200.0] * 30, offered=[12.0] * 30)
+    assert run(backlog, ready=2, current=2).replicas == 3
+    assert run(history([200.0] * 30), ready=2, current=2).replicas == 20
+
+
+def test_a_panic_is_sized_by_its_busiest_tick_of_offered_load() -> None:
+    demands = history([4.0] * 27 + [100.0] * 3, offered=[4.0] * 27 + [8.0, 8.0, 40.0])
+    decision = run(demands, ready=1, current=1)
+    assert (decision.replicas, decision.reason) == (10, Reason.PANIC)
+
+
+def test_demand_below_the_offered_load_still_counts_as_demand() -> None:
+    assert run(history([8.0] * 30, offered=[40.0] * 30), ready=2).replicas == 2
+
+
+def test_without_offered_load_in_every_sample_demand_alone_decides() -> None:
+    mixed = history([200.0] * 30, offered=[12.0] * 29 + [None])
+    assert run(mixed, ready=2, current=2).replicas == 20
 
 
 def test_a_recent_lower_recommendation_holds_a_scale_up() -> None:
@@ -214,6 +251,8 @@ policies = st.builds(
     max_upscale_factor=st.floats(min_value=1.0, max_value=20.0),
     max_downscale_factor=st.floats(min_value=0.1, max_value=1.0),
     tolerance=st.floats(min_value=0.0, max_value=0.5),
+    downscale_hold=st.floats(min_value=0.1, max_value=1.0),
+    offered_headroom=st.floats(min_value=1.0, max_value=3.0),
 )
 states = st.builds(
     ScalerState,
@@ -234,7 +273,11 @@ situations = st.fixed_dictionaries(
 )
 
 
-def _decide(demands: Sequence[float], s: dict[str, object]) -> Decision:
+def _decide(
+    demands: Sequence[float],
+    s: dict[str, object],
+    offered: Sequence[float | None] | None = None,
+) -> Decision:
     policy, state = s["policy"], s["state"]
     assert isinstance(policy, AutoscalingPolicy)
     assert isinstance(state, ScalerState)
@@ -243,7 +286,7 @@ def _decide(demands: Sequence[float], s: dict[str, object]) -> Decision:
     assert isinstance(current, int)
     assert isinstance(answered, int)
     return decide(
-        history(demands, answered=answered),
+        history(demands, answered=answered, offered=offered),
         policy,
         ready_replicas=ready,
         current_replicas=current,
@@ -267,6 +310,23 @@ def test_more_demand_never_gives_fewer_replicas(
     less = [base for base, _ in pairs]
     more = [base + extra for base, extra in pairs]
     assert _decide(less, s).replicas <= _decide(more, s).replicas
+
+
+@given(
+    st.lists(st.tuples(demand_values, demand_values, demand_values), min_size=1, max_size=40),
+    situations,
+)
+def test_more_demand_or_more_offered_load_never_gives_fewer_replicas(
+    triples: list[tuple[float, float, float]], s: dict[str, object]
+) -> None:
+    """With both signals: raising either one, the other held, never lowers the replicas."""
+    demand = [d for d, _, _ in triples]
+    offered = [o for _, o, _ in triples]
+    base = _decide(demand, s, offered).replicas
+    more_demand = [d + extra for d, _, extra in triples]
+    more_offered = [o + extra for _, o, extra in triples]
+    assert base <= _decide(more_demand, s, offered).replicas
+    assert base <= _decide(demand, s, more_offered).replicas
 
 
 @given(st.lists(demand_values, min_size=1, max_size=40), situations)

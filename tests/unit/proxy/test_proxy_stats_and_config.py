@@ -11,16 +11,43 @@ from ferry.proxy.stats import Latency, Stats, Window
 
 def test_a_window_keeps_only_its_last_samples() -> None:
     window = Window(3)
-    for value in (9.0, 1.0, 2.0, 3.0):
-        window.add(value, value * 2)
-    assert window.snapshot() == {"seconds": 3, "samples": 3, "inFlight": 2.0, "queued": 4.0}
-    assert Window(5).snapshot()["samples"] == 0
+    for value in (9, 1, 2, 4):
+        window.add(value, value * 2, value * 10, value * 3)
+    assert window.snapshot() == {
+        "seconds": 3,
+        "samples": 3,
+        "inFlight": 2.3333,
+        "queued": 4.6667,
+        "received": 23.3333,
+        "served": 7.0,
+    }
+    assert Window(5).snapshot() == {
+        "seconds": 5,
+        "samples": 0,
+        "inFlight": 0.0,
+        "queued": 0.0,
+        "received": 0.0,
+        "served": 0.0,
+    }
+
+
+def test_each_tick_records_the_requests_received_and_served_since_the_previous_one() -> None:
+    stats = Stats(Gate(2, 3), windows=(2, 60))
+    for received, served in [(5, 3), (1, 0), (3, 4)]:
+        stats.requests += received
+        stats.served += served
+        stats.tick()
+    short, long = stats.snapshot(draining=False)["windows"]
+    assert (short["received"], short["served"]) == (2.0, 2.0)  # (1 + 3) / 2, (0 + 4) / 2
+    assert (long["received"], long["served"]) == (3.0, 2.3333)
+    assert stats.snapshot(draining=False)["servedTotal"] == 7
 
 
 def test_the_snapshot_carries_what_a_scraper_needs() -> None:
     stats = Stats(Gate(2, 3), windows=(60, 6), started=1000.0)
-    stats.requests = 5
+    stats.requests, stats.served = 5, 3
     snapshot = stats.snapshot(draining=False, now=1010.5)
+    assert (snapshot["requestsTotal"], snapshot["servedTotal"]) == (5, 3)
     assert snapshot["uptimeSeconds"] == 10.5
     assert snapshot["startTime"] == 1000.0
     assert (snapshot["maxConcurrency"], snapshot["maxQueueLength"]) == (2, 3)
