@@ -8,6 +8,7 @@ import sys
 
 import kopf
 
+from ferry import allocator
 from ferry.settings import Settings, SettingsError
 
 
@@ -20,6 +21,7 @@ def main(argv: list[str] | None = None) -> int:
         "--kubeconfig", help="kubeconfig to use (default: $KUBECONFIG, else the in-cluster account)"
     )
     args = parser.parse_args(argv)
+    allocator.return_large_blocks_to_the_system()
     if args.kubeconfig:
         # kopf's login and the operator's client both read it from there.
         os.environ["KUBECONFIG"] = args.kubeconfig
@@ -35,12 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     # Importing the handler modules registers them with kopf.
     import ferry.handlers.autoscaler  # noqa: PLC0415
+    import ferry.handlers.capacity  # noqa: PLC0415
     import ferry.handlers.indexes  # noqa: PLC0415
     import ferry.handlers.lifecycle  # noqa: PLC0415
     import ferry.handlers.realtimeapi  # noqa: PLC0415
 
     # The timer's interval is a setting, so it is registered once the settings are read.
     ferry.handlers.autoscaler.register(settings)
+    ferry.handlers.capacity.register(settings)
 
     kopf.run(
         standalone=True,

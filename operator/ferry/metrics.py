@@ -65,6 +65,50 @@ TICK_SECONDS = Histogram(
     registry=REGISTRY,
 )
 
+CAPACITY_PASSES = Counter(
+    "ferry_capacity_passes",
+    "Passes of the capacity loop that read the node groups through; a stalled count is a loop "
+    "that is failing or stuck.",
+    registry=REGISTRY,
+)
+CAPACITY_DESIRED = Gauge(
+    "ferry_capacity_desired",
+    "Desired capacity of each node group's Auto Scaling group, as last read or set.",
+    ["group"],
+    registry=REGISTRY,
+)
+CAPACITY_PENDING = Gauge(
+    "ferry_capacity_pending_pods",
+    "Ferry pods the scheduler found no node for, per node group, at the last pass.",
+    ["group"],
+    registry=REGISTRY,
+)
+CAPACITY_SCALE_OUT = Counter(
+    "ferry_capacity_scale_out",
+    "Instances added to a node group's desired capacity for unschedulable pods.",
+    ["group"],
+    registry=REGISTRY,
+)
+CAPACITY_SCALE_IN = Counter(
+    "ferry_capacity_scale_in",
+    "Idle nodes cordoned and their instances terminated, decrementing desired capacity.",
+    ["group"],
+    registry=REGISTRY,
+)
+CAPACITY_SCALE_IN_ABORTED = Counter(
+    "ferry_capacity_scale_in_aborted",
+    "Scale-ins called off because a pod reached the node after it was cordoned.",
+    ["group"],
+    registry=REGISTRY,
+)
+CAPACITY_FAILURES = Counter(
+    "ferry_capacity_failures",
+    "Calls of the capacity loop that failed, by node group and action (describe, scale_out, "
+    "cordon, scale_in, uncordon; group '' and action pass for a pass abandoned).",
+    ["group", "action"],
+    registry=REGISTRY,
+)
+
 _PER_API = (DESIRED_REPLICAS, READY_REPLICAS, CURRENT_REPLICAS, SCRAPE_FAILURES, TICK_ERRORS)
 
 

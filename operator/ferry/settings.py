@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ferry import __version__
+from ferry.capacity.quantity import QuantityError
+from ferry.capacity.resources import GPU, Resources
 
 DEFAULT_IMAGE = f"ghcr.io/ferry-dev/ferry:{__version__}"
 
@@ -30,6 +34,15 @@ class NodeGroup:
     name: str
     labels: Mapping[str, str] = field(default_factory=dict)
     taints: tuple[Taint, ...] = ()
+    asg_name: str | None = None
+    """The EC2 Auto Scaling group whose instances are the nodes; without one the capacity loop
+    leaves the group alone."""
+    allocatable: Resources | None = None
+    """What one instance offers pods: new nodes are sized by it. Required with asg_name."""
+    min_size: int = 0
+    """The capacity loop never takes the group below this (nor below the group's own MinSize)."""
+    max_size: int | None = None
+    """The capacity loop never grows the group beyond this (nor beyond its own MaxSize)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +74,12 @@ class Settings:
     """CloudWatch Logs groups are <prefix>/<namespace>/<name>."""
     delete_log_groups: bool = False
     """Whether deleting an API deletes its log group; kept by default, since logs outlive APIs."""
+    capacity_interval: float = 10.0
+    """Seconds between passes of the capacity loop over the node groups with an asgName: as
+    often as cluster-autoscaler looks, and well within the minute an instance takes to boot."""
+    scale_in_cooldown: float = 600.0
+    """Seconds a node must have held no pod before its instance is terminated: long enough
+    that a dip in traffic does not cost a node that the next burst needs again."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
@@ -113,23 +132,132 @@ class Settings:
             metrics_port=number("FERRY_METRICS_PORT", 9090),
             log_group_prefix=env.get("FERRY_LOG_GROUP_PREFIX", "/ferry"),
             delete_log_groups=on_delete == "delete",
+            capacity_interval=seconds("FERRY_CAPACITY_INTERVAL", 10.0),
+            scale_in_cooldown=seconds("FERRY_SCALE_IN_COOLDOWN", 600.0),
         )
 
 
+_GROUP_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_GROUP_KEYS = {"name", "labels", "taints", "asgName", "allocatable", "minSize", "maxSize"}
+_TAINT_KEYS = {"key", "value", "effect"}
+_ALLOCATABLE_KEYS = {"cpu", "memory", "gpu"}
+_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+
+
 def parse_node_groups(text: str) -> dict[str, NodeGroup]:
-    """FERRY_NODE_GROUPS: a JSON list of {name, labels, taints: [{key, value, effect}]}."""
+    """FERRY_NODE_GROUPS: a JSON list of {name, labels, taints: [{key, value, effect}], asgName,
+    allocatable: {cpu, memory, gpu}, minSize, maxSize}; every field but name is optional."""
     if not text.strip():
         return {}
     try:
         entries = json.loads(text)
-        groups = [
-            NodeGroup(
-                name=entry["name"],
-                labels=dict(entry.get("labels", {})),
-                taints=tuple(Taint(**taint) for taint in entry.get("taints", [])),
-            )
-            for entry in entries
-        ]
-    except (ValueError, TypeError, KeyError) as error:
+    except ValueError as error:
         raise SettingsError(f"FERRY_NODE_GROUPS is not a list of node groups: {error}") from None
-    return {group.name: group for group in groups}
+    if not isinstance(entries, list):
+        raise SettingsError("FERRY_NODE_GROUPS is not a list of node groups: not a JSON list")
+    groups: dict[str, NodeGroup] = {}
+    asgs: dict[str, str] = {}
+    for index, entry in enumerate(entries):
+        group = _node_group(entry, f"FERRY_NODE_GROUPS[{index}]")
+        if group.name in groups:
+            raise SettingsError(f"FERRY_NODE_GROUPS names {group.name!r} twice")
+        if group.asg_name is not None:
+            if group.asg_name in asgs:
+                raise SettingsError(
+                    f"FERRY_NODE_GROUPS: groups {asgs[group.asg_name]!r} and {group.name!r} both"
+                    f" name Auto Scaling group {group.asg_name!r}; each needs its own"
+                )
+            asgs[group.asg_name] = group.name
+        groups[group.name] = group
+    return groups
+
+
+def _node_group(entry: Any, where: str) -> NodeGroup:
+    if not isinstance(entry, dict):
+        raise SettingsError(f"{where} is not a node group (a JSON object with a name)")
+    name = entry.get("name")
+    if not isinstance(name, str) or not _GROUP_NAME.fullmatch(name):
+        raise SettingsError(
+            f"{where}: name {name!r} must be a lower-case DNS label (what spec.nodeGroup takes)"
+        )
+    where = f"{where} ({name})"
+    _known_keys(entry, _GROUP_KEYS, where)
+    labels = entry.get("labels") or {}
+    if not isinstance(labels, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
+    ):
+        raise SettingsError(f"{where}: labels must map strings to strings")
+    asg_name = entry.get("asgName")
+    if asg_name is not None and (not isinstance(asg_name, str) or not asg_name):
+        raise SettingsError(f"{where}: asgName must be the Auto Scaling group's name")
+    raw_allocatable = entry.get("allocatable")
+    allocatable = None if raw_allocatable is None else _allocatable(raw_allocatable, where)
+    if asg_name is not None and allocatable is None:
+        raise SettingsError(
+            f"{where}: allocatable (cpu and memory of one instance) is required with asgName: "
+            "the capacity loop sizes new nodes by it"
+        )
+    min_size = _size(entry, "minSize", where) or 0
+    max_size = _size(entry, "maxSize", where)
+    if max_size is not None and min_size > max_size:
+        raise SettingsError(f"{where}: minSize {min_size} is above maxSize {max_size}")
+    return NodeGroup(
+        name=name,
+        labels=dict(labels),
+        taints=tuple(
+            _taint(t, f"{where} taint {i}") for i, t in enumerate(entry.get("taints") or [])
+        ),
+        asg_name=asg_name,
+        allocatable=allocatable,
+        min_size=min_size,
+        max_size=max_size,
+    )
+
+
+def _known_keys(entry: Mapping[str, Any], known: set[str], where: str) -> None:
+    unknown = sorted(set(entry) - known)
+    if unknown:
+        raise SettingsError(
+            f"{where}: unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+
+
+def _taint(raw: Any, where: str) -> Taint:
+    if not isinstance(raw, dict) or not isinstance(raw.get("key"), str) or not raw["key"]:
+        raise SettingsError(f"{where}: a taint is {{key, value, effect}} with a key")
+    _known_keys(raw, _TAINT_KEYS, where)
+    value, effect = raw.get("value", ""), raw.get("effect", "NoSchedule")
+    if not isinstance(value, str):
+        raise SettingsError(f"{where}: value must be a string")
+    if effect not in _EFFECTS:
+        raise SettingsError(f"{where}: effect must be one of {', '.join(_EFFECTS)}, not {effect!r}")
+    return Taint(raw["key"], value, effect)
+
+
+def _allocatable(raw: Any, where: str) -> Resources:
+    if not isinstance(raw, dict) or "cpu" not in raw or "memory" not in raw:
+        raise SettingsError(
+            f"{where}: allocatable needs cpu and memory, like {{cpu: 4, memory: 16Gi}}"
+        )
+    _known_keys(raw, _ALLOCATABLE_KEYS, f"{where} allocatable")
+    gpu = raw.get("gpu", 0)
+    if isinstance(gpu, str) and gpu.isdigit():
+        gpu = int(gpu)
+    if isinstance(gpu, bool) or not isinstance(gpu, int) or gpu < 0:
+        raise SettingsError(f"{where}: allocatable gpu must be a whole number, not {gpu!r}")
+    try:
+        resources = Resources.of({"cpu": raw["cpu"], "memory": raw["memory"], GPU: gpu})
+    except QuantityError as error:
+        raise SettingsError(f"{where}: allocatable: {error}") from None
+    if resources.cpu <= 0 or resources.memory <= 0:
+        raise SettingsError(f"{where}: allocatable cpu and memory must be above 0 ({resources})")
+    return resources
+
+
+def _size(entry: Mapping[str, Any], key: str, where: str) -> int | None:
+    value = entry.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise SettingsError(f"{where}: {key} must be a whole number of nodes, not {value!r}")
+    return value

@@ -41,6 +41,9 @@ PERMANENT_CODES = frozenset(
 )
 
 
+ADAPTIVE_RETRIES = frozenset({"s3", "autoscaling"})
+
+
 class AwsError(Exception):
     """An AWS call failed; `code` is AWS's error code (or the exception's name)."""
 
@@ -94,10 +97,11 @@ class Aws:
                 config = Config(
                     connect_timeout=self.settings.connect_timeout,
                     read_timeout=self.settings.read_timeout,
-                    # Adaptive adds client-side rate limiting on top of standard's retries, for
-                    # the service whose calls scale with the number of APIs.
+                    # Adaptive adds client-side rate limiting on top of standard's retries:
+                    # for S3, whose calls scale with the number of APIs, and Auto Scaling,
+                    # whose API throttles an account's callers together.
                     retries={
-                        "mode": "adaptive" if service == "s3" else "standard",
+                        "mode": "adaptive" if service in ADAPTIVE_RETRIES else "standard",
                         "max_attempts": self.settings.max_attempts,
                     },
                     max_pool_connections=workers,
