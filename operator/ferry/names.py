@@ -8,10 +8,16 @@ FIELD_MANAGER = "ferry"
 # The autoscaler writes replicas under a field manager of its own, so the reconciler's
 # server-side applies, which never mention replicas, never take them back.
 SCALER_FIELD_MANAGER = "ferry-autoscaler"
+# kopf's finalizer on every RealtimeAPI; crds/realtimeapis.ferry.dev-finalizer.yaml adds it at
+# creation.
+FINALIZER = "ferry.dev/finalizer"
 
 GENERATION_ANNOTATION = "ferry.dev/api-generation"
 MODEL_VERSION_ANNOTATION = "ferry.dev/model-version"
 IMAGE_ANNOTATION = "ferry.dev/image"
+# A digest of the rest of the pod template: the identity of a revision, found again on its
+# ReplicaSet and its pods.
+TEMPLATE_HASH_ANNOTATION = "ferry.dev/template-hash"
 
 PROXY_PORT = 8888
 PROXY_ADMIN_PORT = 8889

@@ -374,6 +374,7 @@ class ClientConnection(asyncio.Protocol):
         self._request = b""
         proxy = self._proxy
         if state == _FORWARDING:
+            proxy.stats.served += 1
             proxy.gate.leave()
         elif state == _WAITING:
             proxy.gate.withdraw(self)
@@ -441,12 +442,18 @@ class ClientConnection(asyncio.Protocol):
             self._refuse(408, "request not received in time")
 
     def drain(self) -> None:
-        """SIGTERM: a kept-alive connection between requests closes; a fresh one gets a moment."""
+        """SIGTERM: a kept-alive connection between requests stays open through the drain delay,
+        as clients may still send on it until the endpoint update reaches them (closing it now
+        would race their next request), and its next answer closes it; a fresh one gets a
+        moment."""
         if self._state == _IDLE:
-            if self._served:
-                self.deadline_passed()
+            now, delay = self._loop.time(), self._proxy.config.drain_delay
+            if not self._served:
+                self.deadline = min(self.deadline, now + _DRAIN_IDLE_SECONDS)
+            elif delay:
+                self.deadline = min(self.deadline, now + delay)
             else:
-                self.deadline = min(self.deadline, self._loop.time() + _DRAIN_IDLE_SECONDS)
+                self.deadline_passed()
 
     def abort(self) -> None:
         # A request still holding a slot keeps its state: connection_lost gives the slot back.

@@ -6,8 +6,11 @@ collection is valid YAML flow syntax, so no spec value can add keys, documents o
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -140,7 +143,7 @@ def render_deployment(
     replicas: int | None,
 ) -> dict[str, Any]:
     """The Deployment; `replicas` only when creating it: afterwards the autoscaler owns them."""
-    return _render(
+    deployment = _render(
         "deployment.yaml.j2",
         spec=spec,
         replicas=replicas,
@@ -159,3 +162,35 @@ def render_deployment(
         model_version_annotation=names.MODEL_VERSION_ANNOTATION,
         **_common(api),
     )
+    template = deployment["spec"]["template"]
+    template["metadata"]["annotations"][names.TEMPLATE_HASH_ANNOTATION] = template_hash(template)
+    return deployment
+
+
+# The label the Deployment controller adds to each ReplicaSet's copy of the pod template.
+POD_TEMPLATE_HASH_LABEL = "pod-template-hash"
+
+
+def template_hash_of(owner: Mapping[str, Any]) -> str | None:
+    """The template hash a Deployment's or ReplicaSet's pod template carries."""
+    template = (owner.get("spec") or {}).get("template") or {}
+    annotations = (template.get("metadata") or {}).get("annotations") or {}
+    digest = annotations.get(names.TEMPLATE_HASH_ANNOTATION)
+    return str(digest) if digest else None
+
+
+def reusable_template(template: Mapping[str, Any]) -> dict[str, Any]:
+    """A pod template as a ReplicaSet or Deployment holds it, fit to apply to the Deployment
+    again: without the controller's own label and the empty creation time it prints."""
+    copied: dict[str, Any] = copy.deepcopy(dict(template))
+    metadata = copied.setdefault("metadata", {})
+    metadata.pop("creationTimestamp", None)
+    (metadata.get("labels") or {}).pop(POD_TEMPLATE_HASH_LABEL, None)
+    return copied
+
+
+def template_hash(template: Any) -> str:
+    """A digest of a rendered pod template: equal templates, equal digests, whatever the order
+    of their keys."""
+    canonical = json.dumps(template, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]

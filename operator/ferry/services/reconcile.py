@@ -7,21 +7,23 @@ the cluster, never on which event arrived.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ferry import names
 from ferry.adapters.aws import Aws, AwsError
-from ferry.adapters.kube import Kube
+from ferry.adapters.kube import Kube, TemporaryKubeError
 from ferry.artifacts.versions import ModelCheck
 from ferry.render.children import ApiRef, node_group_for, render_deployment, render_service
 from ferry.services.events import Recorder
 from ferry.services.logs import ensure_log_group, log_group_name
 from ferry.services.model import check_model
+from ferry.services.rollout import restored_template
 from ferry.services.status import api_path, deployment_path, now_iso, publish, write_status
 from ferry.settings import Settings
 from ferry.spec.model import InvalidSpecError, RealtimeAPISpec, parse_spec
-from ferry.status.compute import invalid_status, model_verdict
+from ferry.status.compute import abandoned_status, invalid_status, model_verdict, restore_target
+from ferry.status.pods import PodState
 
 
 def api_ref(body: Mapping[str, Any]) -> ApiRef:
@@ -34,11 +36,20 @@ class WaitingForModelError(Exception):
 
 
 async def reconcile(
-    kube: Kube, aws: Aws, settings: Settings, body: Mapping[str, Any], record: Recorder
+    kube: Kube,
+    aws: Aws,
+    settings: Settings,
+    body: Mapping[str, Any],
+    record: Recorder,
+    *,
+    pods: Iterable[PodState] = (),
 ) -> dict[str, Any]:
     """Bring the children in line with the spec; return the status fields written.
 
-    Raises WaitingForModelError (after publishing why) when the model is not there yet.
+    A generation whose rollout was rolled back gets the last good revision's pod template in
+    place of its own, until a new generation comes. `pods` are the API's pods as the operator's
+    watch has them. Raises WaitingForModelError (after publishing why) when the model is not
+    there yet.
     """
     api = api_ref(body)
     try:
@@ -53,12 +64,15 @@ async def reconcile(
     if model is not None and not model.available:
         if _news(body, model):
             record("Warning", model.reason.value, model.message)
-        await _publish_fresh(kube, api, existing, model)
+        await _publish_fresh(kube, api, existing, model, record=record, pods=pods)
         raise WaitingForModelError(model.message)
 
     deployment = render_deployment(
         api, spec, settings, model_version=model.version if model else None, replicas=None
     )
+    restored = await _restored(kube, api, body, existing, record)
+    if restored is not None:
+        deployment["spec"]["template"] = restored
     applied: dict[str, Any]
     _, applied = await asyncio.gather(
         kube.apply(render_service(api), names.FIELD_MANAGER),
@@ -71,10 +85,67 @@ async def reconcile(
         record(
             "Normal", "Updated", f"updated Deployment {api.name} for generation {api.generation}"
         )
-    published = await _publish_fresh(kube, api, applied, model)
+    published = await _publish_fresh(kube, api, applied, model, record=record, pods=pods)
     # Last, so that a slow or absent AWS never delays serving or the status.
     await _log_group(aws, settings, api, spec, record)
     return published
+
+
+# Seconds between attempts to put back a rolled-back generation's last good template after an
+# API error: a Deployment watch event, which triggered it, is not retried by kopf.
+RESTORE_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 16.0)
+
+
+async def follow(
+    kube: Kube,
+    aws: Aws,
+    settings: Settings,
+    body: Mapping[str, Any],
+    deployment: Mapping[str, Any],
+    *,
+    record: Recorder,
+    pods: Iterable[PodState] = (),
+) -> None:
+    """The API's Deployment or pods changed: publish the status and, when it says the rollout
+    failed and was rolled back, apply the last good revision's template."""
+    published = await publish(kube, body, deployment, pods=pods, record=record)
+    if not published.restore:
+        return
+    for delay in RESTORE_RETRY_DELAYS:
+        try:
+            await reconcile(kube, aws, settings, published.api, record, pods=pods)
+        except TemporaryKubeError as error:
+            record("Warning", "Retrying", f"rolling back: {error}; retrying in {delay:g}s")
+            await asyncio.sleep(delay)
+        else:
+            return
+
+
+async def _restored(
+    kube: Kube,
+    api: ApiRef,
+    body: Mapping[str, Any],
+    existing: Mapping[str, Any] | None,
+    record: Recorder,
+) -> dict[str, Any] | None:
+    """The pod template a rolled-back generation runs instead of its own: the last good
+    revision's. None when the generation was not rolled back, or that template is gone."""
+    restore = restore_target(body.get("status") or {}, api.generation)
+    if restore is None:
+        return None
+    template = await restored_template(
+        kube, api.namespace, api.name, existing, restore.template_hash
+    )
+    if template is not None:
+        return template
+    why = f"no ReplicaSet holds the template of {restore.describe()} any more"
+    # Recorded before the spec's own template goes out, so the history never claims a restore
+    # that did not happen.
+    await write_status(
+        kube, body, abandoned_status(body.get("status") or {}, why, now_iso()), guarded=True
+    )
+    record("Warning", "RollbackFailed", f"{why}; rolling out the spec again")
+    return None
 
 
 async def _log_group(
@@ -93,14 +164,21 @@ async def _log_group(
 
 
 async def _publish_fresh(
-    kube: Kube, api: ApiRef, deployment: dict[str, Any] | None, model: ModelCheck | None
+    kube: Kube,
+    api: ApiRef,
+    deployment: dict[str, Any] | None,
+    model: ModelCheck | None,
+    *,
+    record: Recorder,
+    pods: Iterable[PodState],
 ) -> dict[str, Any]:
     """Publish against the API as it is now, not as the event that started this reconcile saw
     it: the Deployment watcher may have written since, and a newer generation is not ours."""
     current = await kube.get(api_path(api.namespace, api.name))
     if current is None or int(current["metadata"]["generation"]) != api.generation:
         return {}
-    return await publish(kube, current, deployment, model)
+    published = await publish(kube, current, deployment, model, pods=pods, record=record)
+    return published.changes
 
 
 async def _model(aws: Aws, body: Mapping[str, Any], spec: RealtimeAPISpec) -> ModelCheck | None:

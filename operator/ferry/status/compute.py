@@ -2,19 +2,34 @@
 
 Ready is True only when the Deployment was rendered from the current generation, its controller
 has observed that, and every replica is updated and available: `kubectl wait
---for=condition=Ready` (which compares observedGeneration) is then a truthful gate.
+--for=condition=Ready` (which compares observedGeneration) is then a truthful gate. A generation
+whose rollout failed and was rolled back stays Ready=False (reason RolledBack) while the replicas
+of the last good revision serve, so the gate fails as it should.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable, Mapping
 from enum import StrEnum
 from typing import Any
 
 from ferry import names
 from ferry.artifacts.versions import ModelCheck, ModelReason
 from ferry.status.conditions import FALSE, TRUE, UNKNOWN, Condition, condition, merge_conditions
+from ferry.status.pods import NO_TROUBLE, PodState, Trouble, trouble
+from ferry.status.revisions import (
+    Progress,
+    Revision,
+    abandon_restore,
+    parse_revisions,
+    plan_rollback,
+    restore_pending,
+    revisions_status,
+    roll_back,
+    rolled_back,
+    track,
+)
+from ferry.status.rollout import Rollout, rollout_of, template_of
 
 
 class Phase(StrEnum):
@@ -25,47 +40,6 @@ class Phase(StrEnum):
     FAILED = "Failed"
 
 
-@dataclass(frozen=True)
-class Rollout:
-    """How far the Deployment is in rolling out the current generation."""
-
-    current: bool
-    desired: int
-    total: int
-    updated: int
-    ready: int
-    available: int
-    deadline_exceeded: bool
-    was_complete: bool
-
-    @property
-    def complete(self) -> bool:
-        return (
-            self.current
-            and self.updated == self.desired
-            and self.total == self.updated
-            and self.available >= self.desired
-        )
-
-
-def rollout_of(deployment: Mapping[str, Any], generation: int) -> Rollout:
-    metadata = deployment.get("metadata", {})
-    status = deployment.get("status") or {}
-    annotations = metadata.get("annotations") or {}
-    observed = status.get("observedGeneration", 0) >= metadata.get("generation", 1)
-    progressing = condition(status, "Progressing") or {}
-    return Rollout(
-        current=observed and annotations.get(names.GENERATION_ANNOTATION) == str(generation),
-        desired=int(deployment.get("spec", {}).get("replicas", 0)),
-        total=int(status.get("replicas", 0)),
-        updated=int(status.get("updatedReplicas", 0)),
-        ready=int(status.get("readyReplicas", 0)),
-        available=int(status.get("availableReplicas", 0)),
-        deadline_exceeded=progressing.get("reason") == "ProgressDeadlineExceeded",
-        was_complete=progressing.get("reason") == "NewReplicaSetAvailable",
-    )
-
-
 def _model_condition(model: ModelCheck) -> Condition:
     if model.available:
         return Condition("ModelAvailable", TRUE, model.reason.value, model.message)
@@ -74,7 +48,13 @@ def _model_condition(model: ModelCheck) -> Condition:
 
 
 def _assess(
-    rollout: Rollout | None, generation: int, model: ModelCheck | None
+    rollout: Rollout | None,
+    generation: int,
+    model: ModelCheck | None,
+    found: Trouble,
+    undone: tuple[Revision, Revision] | None,
+    *,
+    no_rollback: str | None,
 ) -> tuple[Phase, Condition, Condition]:
     if model is not None and not model.available:
         # Nothing rolls out before its model is there; what runs keeps serving.
@@ -90,6 +70,24 @@ def _assess(
             Condition("Ready", FALSE, "DeploymentPending", "the Deployment is not created yet"),
             Condition("Progressing", TRUE, "RolloutInProgress", "creating the Deployment"),
         )
+    if undone is not None:
+        failed, restored = undone
+        why = f": {failed.message}" if failed.message else ""
+        message = (
+            f"generation {generation} failed to roll out, {failed.describe()}{why}; "
+            f"rolled back to {restored.describe()}, which serves in its place"
+        )
+        return (
+            Phase.DEGRADED,
+            Condition("Ready", FALSE, "RolledBack", message),
+            Condition("Progressing", FALSE, "RolledBack", message),
+        )
+    return _progress(rollout, generation, found, no_rollback=no_rollback)
+
+
+def _progress(
+    rollout: Rollout, generation: int, found: Trouble, *, no_rollback: str | None
+) -> tuple[Phase, Condition, Condition]:
     desired = rollout.desired
     counts = f"{rollout.updated}/{desired} updated, {rollout.available}/{desired} available"
     if rollout.complete:
@@ -106,29 +104,71 @@ def _assess(
             ),
         )
     if rollout.deadline_exceeded:
+        message = f"the rollout made no progress within its deadline: {found.message or counts}"
+        if no_rollback and rollout.current:
+            message += f"; {no_rollback}"
         return (
             Phase.DEGRADED,
-            Condition("Ready", FALSE, "ProgressDeadlineExceeded", f"the rollout stalled: {counts}"),
-            Condition(
-                "Progressing", FALSE, "ProgressDeadlineExceeded", f"the rollout stalled: {counts}"
-            ),
+            Condition("Ready", FALSE, "ProgressDeadlineExceeded", message),
+            Condition("Progressing", FALSE, "ProgressDeadlineExceeded", message),
         )
     if rollout.current and rollout.was_complete and rollout.updated == rollout.desired:
+        # Rolled out, then short of replicas: a pod died, or a scale-up found no room.
+        short = "InsufficientCapacity" if found.capacity else "ReplicasUnavailable"
         return (
             Phase.DEGRADED,
-            Condition("Ready", FALSE, "ReplicasUnavailable", counts),
+            Condition("Ready", FALSE, short, _with(counts, found.message)),
             Condition(
                 "Progressing", FALSE, "RolloutComplete", f"generation {generation} is rolled out"
             ),
         )
-    phase = Phase.PROGRESSING if rollout.available > 0 else Phase.PENDING
+    if found.capacity:
+        message = f"rolling out generation {generation}: {counts}; {found.capacity}"
+        return (
+            Phase.DEGRADED if rollout.available > 0 else Phase.PENDING,
+            Condition("Ready", FALSE, "InsufficientCapacity", message),
+            Condition("Progressing", FALSE, "InsufficientCapacity", message),
+        )
     return (
-        phase,
+        Phase.PROGRESSING if rollout.available > 0 else Phase.PENDING,
         Condition(
-            "Ready", FALSE, "RolloutInProgress", f"rolling out generation {generation}: {counts}"
+            "Ready",
+            FALSE,
+            "RolloutInProgress",
+            f"rolling out generation {generation}: {_with(counts, found.other)}",
         ),
-        Condition("Progressing", TRUE, "RolloutInProgress", counts),
+        Condition("Progressing", TRUE, "RolloutInProgress", _with(counts, found.other)),
     )
+
+
+def _with(counts: str, trouble: str | None) -> str:
+    return f"{counts}; {trouble}" if trouble else counts
+
+
+def _history(
+    revisions: tuple[Revision, ...],
+    rollout: Rollout,
+    found: Trouble,
+    *,
+    generation: int,
+    auto_rollback: bool,
+    restorable: Collection[str],
+    now: str,
+) -> tuple[Revision, ...]:
+    """The revisions brought up to date, a failed rollout of this generation rolled back when
+    the spec asks for it and a good revision's template is still at hand."""
+    if rollout.template is None:
+        return revisions
+    stalled = None
+    if rollout.deadline_exceeded:
+        stalled = found.message or "no new replica became available"
+    progress = Progress(rollout.template, rollout.rolled_out, stalled)
+    revisions = track(revisions, progress, now)
+    if auto_rollback and rollout.current:
+        plan = plan_rollback(revisions, restorable)
+        if plan is not None:
+            revisions = roll_back(revisions, plan, generation, now)
+    return revisions
 
 
 def compute_status(
@@ -140,13 +180,40 @@ def compute_status(
     deployment: Mapping[str, Any] | None,
     model: ModelCheck | None,
     now: str,
+    pods: Iterable[PodState] = (),
+    auto_rollback: bool = True,
+    restorable: Collection[str] = (),
 ) -> dict[str, Any]:
     """The status fields the reconciler owns; fields of other writers (autoscaler) are left out.
 
-    `model` is the verdict on spec.model for this generation (None: the API has no model).
+    `model` is the verdict on spec.model for this generation (None: the API has no model);
+    `pods` are the API's pods, to say what holds a rollout up;
+    `restorable` the template hashes of the ReplicaSets a rollback could return to.
     """
     rollout = rollout_of(deployment, generation) if deployment is not None else None
-    phase, ready, progressing = _assess(rollout, generation, model)
+    revisions = parse_revisions(previous.get("revisions"))
+    found = NO_TROUBLE
+    if rollout is not None:
+        if rollout.template is not None:
+            found = trouble(pods, rollout.template.hash)
+        revisions = _history(
+            revisions,
+            rollout,
+            found,
+            generation=generation,
+            auto_rollback=auto_rollback,
+            restorable=restorable,
+            now=now,
+        )
+    undone = rolled_back(revisions, generation)
+    phase, ready, progressing = _assess(
+        rollout,
+        generation,
+        model,
+        found,
+        undone,
+        no_rollback=_why_no_rollback(revisions) if auto_rollback else None,
+    )
     conditions = [ready, progressing] + ([_model_condition(model)] if model else [])
     desired = rollout.desired if rollout else 0
     available = rollout.available if rollout else 0
@@ -164,9 +231,38 @@ def compute_status(
         "selector": names.selector(api),
         "endpoint": names.endpoint(api, namespace),
     }
+    if revisions:
+        status["revisions"] = revisions_status(revisions)
     if model is not None and model.version is not None:
         status["modelVersion"] = model.version
     return status
+
+
+def _why_no_rollback(revisions: tuple[Revision, ...]) -> str:
+    """Why a stalled rollout with autoRollback on was not rolled back."""
+    if revisions and revisions[-1].rollback_of is not None:
+        return "it was itself a rollback, which is never rolled back in turn"
+    return "there is no earlier good revision to roll back to"
+
+
+def needs_restore(status: Mapping[str, Any], deployment: Mapping[str, Any] | None) -> bool:
+    """The status says the Deployment's template was rolled back, yet the Deployment has it."""
+    template = template_of(deployment) if deployment is not None else None
+    revisions = parse_revisions(status.get("revisions"))
+    return template is not None and restore_pending(revisions, template)
+
+
+def abandoned_status(status: Mapping[str, Any], why: str, now: str) -> dict[str, Any]:
+    """The revisions once a rollback found nothing to return to."""
+    revisions = abandon_restore(parse_revisions(status.get("revisions")), why, now)
+    return {"revisions": revisions_status(revisions)}
+
+
+def restore_target(status: Mapping[str, Any], generation: int) -> Revision | None:
+    """The revision whose template this generation must run instead of its own: the last good
+    one, when this generation's rollout was rolled back."""
+    undone = rolled_back(parse_revisions(status.get("revisions")), generation)
+    return undone[1] if undone is not None else None
 
 
 # No verdict on the model for this generation yet: only the reconciler may write the first one.

@@ -1,0 +1,47 @@
+"""What a status change has to tell as Events: a revision rolled out, failed or rolled back, a
+rollout short of room. Computed from the status before and after a write, so only the writer
+whose write made the change posts the Event."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ferry.status.conditions import condition
+from ferry.status.revisions import Outcome, parse_revisions
+
+
+@dataclass(frozen=True)
+class News:
+    kind: str
+    """"Normal" or "Warning", as in a Kubernetes Event."""
+    reason: str
+    message: str
+
+
+def rollout_news(previous: Mapping[str, Any], computed: Mapping[str, Any]) -> list[News]:
+    before = {r.revision: r.outcome for r in parse_revisions(previous.get("revisions"))}
+    ready = condition(computed, "Ready") or {}
+    news = []
+    for revision in parse_revisions(computed.get("revisions")):
+        if before.get(revision.revision) is revision.outcome:
+            continue
+        if revision.outcome is Outcome.COMPLETE:
+            news.append(News("Normal", "RolloutComplete", f"{revision.describe()} is rolled out"))
+        elif revision.outcome is Outcome.FAILED:
+            news.append(
+                News(
+                    "Warning",
+                    "ProgressDeadlineExceeded",
+                    f"{revision.describe()} made no progress within its deadline: "
+                    f"{revision.message}",
+                )
+            )
+        elif revision.outcome is Outcome.ROLLED_BACK and ready.get("reason") == "RolledBack":
+            news.append(News("Warning", "RolledBack", str(ready.get("message"))))
+    progressing = condition(computed, "Progressing") or {}
+    was = (condition(previous, "Progressing") or {}).get("reason")
+    if progressing.get("reason") == "InsufficientCapacity" and was != "InsufficientCapacity":
+        news.append(News("Warning", "InsufficientCapacity", str(progressing.get("message"))))
+    return news

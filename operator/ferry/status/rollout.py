@@ -1,0 +1,82 @@
+"""How far a Deployment is in rolling out its pod template, read from its spec and status."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ferry import names
+from ferry.render.children import template_hash_of
+from ferry.status.conditions import condition
+from ferry.status.revisions import Template
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """How far the Deployment is in rolling out the current generation."""
+
+    observed: bool
+    """The Deployment controller has seen the Deployment's latest spec."""
+    current: bool
+    desired: int
+    total: int
+    updated: int
+    ready: int
+    available: int
+    deadline_exceeded: bool
+    was_complete: bool
+    template: Template | None = None
+    """The pod template's identity; None for one rendered before templates carried it."""
+
+    @property
+    def rolled_out(self) -> bool:
+        """Every replica runs the Deployment's template and is available, whichever
+        generation of the API the template came from."""
+        return (
+            self.observed
+            and self.updated == self.desired
+            and self.total == self.updated
+            and self.available >= self.desired
+        )
+
+    @property
+    def complete(self) -> bool:
+        return self.current and self.rolled_out
+
+
+def template_of(deployment: Mapping[str, Any]) -> Template | None:
+    metadata = deployment.get("metadata", {})
+    template = deployment.get("spec", {}).get("template", {}).get("metadata") or {}
+    annotations = template.get("annotations") or {}
+    digest = template_hash_of(deployment)
+    generation = (metadata.get("annotations") or {}).get(names.GENERATION_ANNOTATION, "")
+    if digest is None or not str(generation).isdigit():
+        return None
+    return Template(
+        hash=digest,
+        image=str(annotations.get(names.IMAGE_ANNOTATION, "")),
+        model_version=annotations.get(names.MODEL_VERSION_ANNOTATION),
+        generation=int(generation),
+    )
+
+
+def rollout_of(deployment: Mapping[str, Any], generation: int) -> Rollout:
+    metadata = deployment.get("metadata", {})
+    status = deployment.get("status") or {}
+    annotations = metadata.get("annotations") or {}
+    observed = status.get("observedGeneration", 0) >= metadata.get("generation", 1)
+    progressing = condition(status, "Progressing") or {}
+    return Rollout(
+        observed=observed,
+        current=observed and annotations.get(names.GENERATION_ANNOTATION) == str(generation),
+        desired=int(deployment.get("spec", {}).get("replicas", 0)),
+        total=int(status.get("replicas", 0)),
+        updated=int(status.get("updatedReplicas", 0)),
+        ready=int(status.get("readyReplicas", 0)),
+        available=int(status.get("availableReplicas", 0)),
+        # Only a verdict on the template the controller has seen is a verdict on this one.
+        deadline_exceeded=observed and progressing.get("reason") == "ProgressDeadlineExceeded",
+        was_complete=progressing.get("reason") == "NewReplicaSetAvailable",
+        template=template_of(deployment),
+    )
