@@ -25,8 +25,8 @@ down: $(BIN)/ferry
 	$(BIN)/ferry local down
 
 lint: $(BIN)/ferry
-	$(BIN)/ruff check operator tests bench
-	$(BIN)/ruff format --check operator tests bench
+	$(BIN)/ruff check operator tests bench tools examples
+	$(BIN)/ruff format --check operator tests bench tools examples
 
 typecheck: $(BIN)/ferry
 	$(BIN)/mypy
@@ -39,6 +39,12 @@ integration: tools
 
 test: lint typecheck tools
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The chart's copy of the CRD, manifests/install.yaml and manifests/fluent-bit.yaml, made from
+# charts/ferry with `helm template` (a test fails when one is stale).
+.PHONY: manifests
+manifests: tools
+	$(BIN)/python -m tools.manifests
 
 # Re-pins every Python dependency from pyproject.toml into constraints.txt.
 lock:

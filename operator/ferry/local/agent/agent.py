@@ -10,13 +10,14 @@ from typing import Any
 
 import aiohttp
 
-from ferry.adapters.kube import Kube
+from ferry.adapters.kube import Kube, KubeError
 from ferry.local.agent import watch
-from ferry.local.agent.env import object_data
+from ferry.local.agent.env import ContainerConfigError, object_data
 from ferry.local.agent.images import ImageTable, tables_from_env
 from ferry.local.agent.network import AddressPool
 from ferry.local.agent.node import NodeRegistration
 from ferry.local.agent.pods import NodeServices, PodWorker
+from ferry.local.agent.serviceaccount import ApiAccess
 from ferry.local.agent.settings import AgentSettings
 
 log = logging.getLogger("ferry.local.agent")
@@ -45,6 +46,7 @@ class Agent:
             base_env=base_env(settings, os.environ),
             lookup=self.lookup,
             backoff=settings.backoff,
+            access=ApiAccess(str(kube.api.configuration.host), self.issue_token),
         )
         self.workers: dict[str, PodWorker] = {}
         self.ready = asyncio.Event()
@@ -52,6 +54,31 @@ class Agent:
     async def lookup(self, kind: str, namespace: str, name: str) -> dict[str, str] | None:
         obj = await self.kube.get(f"/api/v1/namespaces/{namespace}/{_PLURALS[kind]}/{name}")
         return None if obj is None else object_data({**obj, "kind": kind})
+
+    async def issue_token(self, pod: Mapping[str, Any], audience: str | None, seconds: int) -> str:
+        """A token of the pod's ServiceAccount bound to the pod, as the kubelet requests one."""
+        meta = pod["metadata"]
+        account = pod["spec"].get("serviceAccountName") or "default"
+        body = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenRequest",
+            "spec": {
+                "audiences": [audience] if audience else [],
+                "expirationSeconds": seconds,
+                "boundObjectRef": {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                },
+            },
+        }
+        path = f"/api/v1/namespaces/{meta['namespace']}/serviceaccounts/{account}/token"
+        try:
+            issued = await self.kube.request("POST", path, body=body)
+        except KubeError as error:
+            raise ContainerConfigError(f"no token for service account {account}: {error}") from None
+        return str(issued["status"]["token"])
 
     async def run(self) -> None:
         """Register, then run what is bound to the node until cancelled."""

@@ -29,6 +29,7 @@ from ferry.local.agent.env import ContainerConfigError, Lookup
 from ferry.local.agent.images import ImageTable
 from ferry.local.agent.network import HOST_IP, AddressPool
 from ferry.local.agent.runner import ContainerRunner, PodContext, now
+from ferry.local.agent.serviceaccount import ApiAccess, fill_projected
 from ferry.local.agent.status import FAILED, SUCCEEDED, PodView, Waiting, pod_status
 
 log = logging.getLogger("ferry.local.agent")
@@ -52,6 +53,7 @@ class NodeServices:
     base_env: Mapping[str, str]
     lookup: Lookup
     backoff: BackOffPolicy
+    access: ApiAccess
 
 
 def pod_path(pod: Mapping[str, Any]) -> str:
@@ -140,6 +142,7 @@ class PodWorker:
             lookup=services.lookup,
             session=services.session,
             backoff=services.backoff,
+            api_server=services.access.server,
             changed=self.publisher.changed,
             stopping=asyncio.Event(),
         )
@@ -242,6 +245,9 @@ class PodWorker:
         while not context.stopping.is_set():
             try:
                 await volumes.prepare_volumes(context.folder, context.pod, context.lookup)
+                await fill_projected(
+                    context.folder, context.pod, context.lookup, self.services.access
+                )
             except ContainerConfigError as error:
                 for runner in [*self.init_runners, *self.runners]:
                     runner.record.state = Waiting("CreateContainerConfigError", str(error))

@@ -26,6 +26,7 @@ from ferry.local import processes
 from ferry.local.agent import images, probes, volumes
 from ferry.local.agent.backoff import BackOff, BackOffPolicy
 from ferry.local.agent.env import ContainerConfigError, Lookup, container_env, expand
+from ferry.local.agent.serviceaccount import in_cluster_env
 from ferry.local.agent.status import (
     ALWAYS,
     NEVER,
@@ -129,6 +130,8 @@ class PodContext:
     lookup: Lookup
     session: aiohttp.ClientSession
     backoff: BackOffPolicy
+    api_server: str
+    """Where a container that mounts its service account reaches the API server."""
     changed: Callable[[], None]
     stopping: asyncio.Event
 
@@ -179,6 +182,7 @@ class ContainerRunner:
             "POD_IP": self.pod.pod_ip,
             "FERRY_HOST": self.pod.pod_ip,
             **volumes.mount_env(mounts),
+            **in_cluster_env(self.pod.api_server, mounts),
             **{key: volumes.rewrite(value, mounts) for key, value in pod_env.items()},
         }
         launch = images.launch(

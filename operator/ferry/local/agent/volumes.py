@@ -2,8 +2,9 @@
 
 Processes share the host's filesystem, so a volume cannot appear at its mountPath. Instead:
 - every volume is a folder under the pod's folder (`<state-dir>/pods/<ns>_<name>_<uid>/`):
-  emptyDir (and any kind the agent cannot fill, such as projected) starts empty, configMap and
-  secret hold their keys as files, hostPath is the host path itself;
+  emptyDir (and any kind the agent cannot fill) starts empty, configMap and secret hold their
+  keys as files, projected holds its sources' files (serviceaccount.py), hostPath is the host
+  path itself;
 - each mount is exposed as FERRY_VOLUME_<NAME> (the volume name upper-cased, other characters
   as `_`) holding the folder's path;
 - a mount at /tmp sets TMPDIR, and a mount at /mnt/model sets FERRY_MODEL_DIR, to the folder;
@@ -115,11 +116,11 @@ async def prepare_volumes(folder: PodFolder, pod: Mapping[str, Any], lookup: Loo
             if (source := volume.get(field)) is not None:
                 name = source.get(name_key, "")
                 data = await lookup(kind, namespace, name)
-                files[volume["name"]] = _items(kind, name, source, data)
-    _write(folder, files)
+                files[volume["name"]] = source_items(kind, name, source, data)
+    write_volumes(folder, files)
 
 
-def _items(
+def source_items(
     kind: str, name: str, source: Mapping[str, Any], data: dict[str, str] | None
 ) -> dict[str, str]:
     """relative path -> content of one configMap or secret volume."""
@@ -137,7 +138,8 @@ def _items(
     return found
 
 
-def _write(folder: PodFolder, files: Mapping[str, Mapping[str, str]]) -> None:
+def write_volumes(folder: PodFolder, files: Mapping[str, Mapping[str, str]]) -> None:
+    """volume -> relative path -> content, each file kept inside its volume's folder."""
     for volume, contents in files.items():
         target = folder.volume(volume).resolve()
         target.mkdir(parents=True, exist_ok=True)
