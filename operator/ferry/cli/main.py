@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from ferry import __version__
-from ferry.cli import local, logs, model
+from ferry.cli import local, logs, model, render
 
 
 def parser() -> argparse.ArgumentParser:
@@ -18,6 +18,7 @@ def parser() -> argparse.ArgumentParser:
     local.register(commands)
     model.register(commands)
     logs.register(commands)
+    render.register(commands)
     return root
 
 

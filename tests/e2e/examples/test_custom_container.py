@@ -1,0 +1,62 @@
+"""examples/custom-container: a predictor that is a plain HTTP server, no Ferry inside, served
+for real — the node agent runs the image's entrypoint from examples/images.yaml, Ferry's proxy
+sidecar sits in front of it on the port the spec names, and requests go through the Service."""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+
+from ferry import names
+from ferry.adapters.kube import Kube
+from ferry.local.client import ServiceClient
+from ferry.local.cluster import ClusterInfo
+from ferry.local.wait import wait_until
+from tests.e2e.examples.conftest import EXAMPLES
+from tests.support.ferry_operator import kubectl
+
+MANIFEST = EXAMPLES / "custom-container" / "realtimeapi.yaml"
+JSON = {"Content-Type": "application/json"}
+
+
+async def test_the_echo_server_answers_through_the_proxy_and_stops_cleanly(
+    local_env: ClusterInfo,
+) -> None:
+    kubectl(local_env, "apply", "-f", str(MANIFEST))
+    kubectl(local_env, "wait", "--for=condition=Ready", "rtapi/echo", "--timeout=120s")
+
+    kube = await Kube.connect(str(local_env.kubeconfig))
+    try:
+        async with ServiceClient(kube, "default", "echo") as service:
+            (endpoint,) = await service.wait_for_endpoints(1, timeout=60)
+            payload = {"text": "hello", "delayMs": 5}
+            reply = await service.request(
+                "POST", "/predict", body=json.dumps(payload).encode(), headers=JSON
+            )
+            malformed = await service.request("POST", "/", body=b"{not json", headers=JSON)
+        async with aiohttp.ClientSession() as session:
+            admin = f"http://{endpoint.address}:{names.PROXY_ADMIN_PORT}/stats"
+            async with session.get(admin) as response:
+                stats = await response.json()
+    finally:
+        await kube.close()
+
+    assert endpoint.port == names.PROXY_PORT  # the Service reaches the proxy, not the server
+    assert reply.status == 200, reply.body
+    assert reply.json() == {"echo": payload, "api": "echo", "pod": endpoint.pod, "delayMs": 5}
+    assert malformed.status == 400
+    assert "not JSON" in malformed.json()["error"]
+    assert stats["requestsTotal"] >= 2
+    assert stats["maxConcurrency"] == 8  # spec.serving of the example
+
+    # Deleting the API stops the pod: the server exits on SIGTERM once the proxy has drained.
+    kubectl(local_env, "delete", "rtapi", "echo", "--wait=true")
+    pods = local_env.layout.run / "agent" / "pods"
+    log = next(pods.glob(f"default_{endpoint.pod}_*/logs/predictor.log"))
+    wait_until(
+        lambda: "echo: stopped" in log.read_text(),
+        timeout=60,
+        what=f"the echo server to stop cleanly (log: {log})",
+    )
+    assert "Traceback" not in log.read_text()

@@ -1,0 +1,69 @@
+"""examples/load: the load script against examples/load/realtimeapi.yaml in the local
+environment. Every request it sends is answered, its counts add up, and what it reads from the
+API's status shows the autoscaler adding replicas during the step up."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from ferry.local.cluster import ClusterInfo
+from tests.e2e.examples.conftest import EXAMPLES, run
+from tests.support.ferry_operator import kubectl
+
+LOAD = EXAMPLES / "load"
+# 2 requests a second for 2 s, then 15 a second for 14 s: at 200 ms each, 3 in flight where
+# one replica is meant to carry 1.
+PROFILE = "2:2,15:14"
+EXPECTED_SENT = 2 * 2 + 15 * 14
+
+
+def test_a_step_up_in_load_shows_replicas_rising_with_no_request_failing(
+    local_env: ClusterInfo,
+) -> None:
+    kubectl(local_env, "apply", "-f", str(LOAD / "realtimeapi.yaml"))
+    kubectl(local_env, "wait", "--for=condition=Ready", "rtapi/echo-load", "--timeout=120s")
+
+    output = run(
+        [
+            sys.executable,
+            str(LOAD / "load.py"),
+            "--api=echo-load",
+            f"--profile={PROFILE}",
+            f"--kubeconfig={local_env.kubeconfig}",
+            "--json",
+        ]
+    )
+    *seconds, last = [json.loads(line) for line in output.splitlines()]
+    summary = last["summary"]
+
+    assert summary["sent"] == EXPECTED_SENT, summary
+    assert (summary["ok"], summary["failed"], summary["failures"]) == (EXPECTED_SENT, 0, {})
+    assert sum(second["sent"] for second in seconds) <= EXPECTED_SENT
+    assert sum(second["ok"] for second in seconds) <= summary["ok"]
+    assert [second["t"] for second in seconds] == list(range(1, len(seconds) + 1))
+    assert [second["rate"] for second in seconds[:6]] == [2, 2, 15, 15, 15, 15]
+    # The predictor takes 200 ms a request; the proxy adds little to that.
+    assert 200 <= summary["p50Ms"] < 1000
+    assert summary["replicasFirst"] == 1
+    assert summary["desiredMax"] >= 2
+    assert summary["replicasMax"] >= 2
+    assert any(second["readyReplicas"] and second["readyReplicas"] >= 2 for second in seconds)
+
+
+def test_a_profile_it_cannot_follow_is_a_usage_error_naming_the_stage() -> None:
+    for profile, words in [
+        ("20", "'20': each stage is RATE:SECONDS"),
+        ("2:10,fast:5", "'fast:5': each stage is RATE:SECONDS"),
+        ("2:0", "seconds above 0"),
+    ]:
+        result = subprocess.run(
+            [sys.executable, str(LOAD / "load.py"), "--api=x", f"--profile={profile}"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=60,
+        )
+        assert result.returncode == 2, result.stderr
+        assert words in result.stderr
