@@ -51,6 +51,7 @@ from ferry.local.layout import ClusterLayout
 from ferry.local.wait import eventually
 from ferry.services import autoscale
 from ferry.services.events import Recorder
+from ferry.status.pods import PodState
 from tests.support.ferry_operator import Operator, install_crds, kubectl
 
 NAMESPACE = "bench"
@@ -192,10 +193,10 @@ async def tick_in_process(
                 "ferry.dev", "v1alpha1", NAMESPACE, "realtimeapis"
             )
             apis = listed["items"]
-            pods: dict[str, list[autoscale.PodView]] = {}
+            pods: dict[str, list[PodState]] = {}
             for pod in await kube.list(path_of("v1", "Pod", NAMESPACE), names.API_LABEL):
                 pods.setdefault(pod["metadata"]["labels"][names.API_LABEL], []).append(
-                    autoscale.PodView.of(pod)
+                    PodState.of(pod)
                 )
             replicas = {
                 deployment["metadata"]["name"]: autoscale.deployment_replicas(deployment)

@@ -12,14 +12,14 @@ from ferry import metrics
 from ferry.handlers.indexes import ApiKey
 from ferry.handlers.realtimeapi import recorder
 from ferry.services import autoscale as service
-from ferry.services.autoscale import PodView
 from ferry.settings import Settings
 from ferry.spec.schema import GROUP, PLURAL, VERSION
+from ferry.status.pods import PodState
 
 
 async def autoscale(body: kopf.Body, memo: kopf.Memo, **kwargs: Any) -> None:
     # kopf passes each index as a keyword named after its function (ferry.handlers.indexes).
-    pods: kopf.Index[ApiKey, PodView] = kwargs["api_pods"]
+    pods: kopf.Index[ApiKey, PodState] = kwargs["api_pods"]
     replicas: kopf.Index[ApiKey, int] = kwargs["api_replicas"]
     key = (str(body.metadata.namespace), str(body.metadata.name))
     # kopf gives each object a memo of its own: the API's demand history lives there.

@@ -1,8 +1,9 @@
-"""What the autoscaler's tick reads from memory instead of the API server: each API's pods and
-its Deployment's replicas, kept current by kopf's watches of Ferry's own Pods and Deployments.
+"""What the autoscaler's ticks and the reconciler's status writes read from memory instead of the
+API server: each API's pods and its Deployment's replicas, kept current by kopf's watches of
+Ferry's own Pods and Deployments.
 
 Index functions run at every event of every object they match, so they keep only the few fields
-a tick needs, as small frozen values, keyed by (namespace, API name).
+their readers need, as small frozen values, keyed by (namespace, API name).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 import kopf
 
 from ferry import names
-from ferry.services.autoscale import PodView, deployment_replicas
+from ferry.services.autoscale import deployment_replicas
+from ferry.status.pods import PodState
 
 ApiKey = tuple[str, str]
 """(namespace, RealtimeAPI name)."""
@@ -25,8 +27,9 @@ _FERRYS = {"app.kubernetes.io/managed-by": names.MANAGED_BY}
 @kopf.index("v1", "pods", labels={**_FERRYS, names.API_LABEL: kopf.PRESENT})
 def api_pods(
     body: kopf.Body, namespace: str | None, labels: kopf.Labels, **_: Any
-) -> dict[ApiKey, PodView]:
-    return {(str(namespace), labels[names.API_LABEL]): PodView.of(body)}
+) -> dict[ApiKey, PodState]:
+    """Each API's pods, as the autoscaler's tick and the reconciler's status writes read them."""
+    return {(str(namespace), labels[names.API_LABEL]): PodState.of(body)}
 
 
 @kopf.index("apps", "v1", "deployments", labels=_FERRYS)

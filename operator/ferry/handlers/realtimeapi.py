@@ -34,17 +34,9 @@ def api_recorder(api: Mapping[str, Any]) -> Recorder:
     return recorder(kopf.Body(cast(kopf.RawBody, api)))
 
 
-@kopf.index("v1", "pods", labels={**_FERRYS, names.API_LABEL: kopf.PRESENT})
-def rollout_pods(
-    body: kopf.Body, namespace: str | None, labels: kopf.Labels, **_: Any
-) -> dict[ApiKey, PodState]:
-    """Each API's pods as a status write needs them: what holds a rollout up."""
-    return {(str(namespace), labels[names.API_LABEL]): PodState.of(body)}
-
-
 def pods_of(kwargs: Mapping[str, Any], namespace: str, api: str) -> tuple[PodState, ...]:
-    # kopf passes each index as a keyword named after its function.
-    index: kopf.Index[ApiKey, PodState] = kwargs["rollout_pods"]
+    # kopf passes each index as a keyword named after its function (ferry.handlers.indexes).
+    index: kopf.Index[ApiKey, PodState] = kwargs["api_pods"]
     return tuple(index.get((namespace, api), ()))
 
 

@@ -2,7 +2,7 @@
 replicas through the Deployment's scale subresource → status, an Event and metrics.
 
 The tick is handed the API's pods and its Deployment's replicas as the operator's watches keep
-them (`PodView`, `deployment_replicas`): a thousand APIs ticking every two seconds would
+them (`PodState`, `deployment_replicas`): a thousand APIs ticking every two seconds would
 otherwise be two reads of the API server each, most of their cost in decoding whole objects.
 
 The tick owns `spec.replicas` of the Deployment under its own field manager; the reconciler
@@ -35,6 +35,7 @@ from ferry.autoscaling import (
 from ferry.services.events import Recorder
 from ferry.services.status import deployment_path, now_iso, write_status
 from ferry.spec.model import InvalidSpecError, RealtimeAPISpec, parse_spec
+from ferry.status.pods import PodState
 
 log = logging.getLogger("ferry.autoscaler")
 
@@ -54,30 +55,7 @@ class Memory:
     the same fields again, and each write it waits on makes it busier still."""
 
 
-@dataclass(frozen=True, slots=True)
-class PodView:
-    """What a tick needs of one of the API's pods; the operator keeps one per pod in memory."""
-
-    name: str
-    ip: str | None
-    ready: bool
-    """The Ready condition is True."""
-    leaving: bool
-    """The pod has a deletionTimestamp: the Service no longer sends it requests."""
-
-    @classmethod
-    def of(cls, pod: Mapping[str, Any]) -> PodView:
-        status = pod.get("status") or {}
-        conditions = status.get("conditions") or ()
-        return cls(
-            name=pod["metadata"]["name"],
-            ip=status.get("podIP") or None,
-            ready=any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions),
-            leaving=pod["metadata"].get("deletionTimestamp") is not None,
-        )
-
-
-def ready_pods(pods: Iterable[PodView]) -> list[tuple[str, str]]:
+def ready_pods(pods: Iterable[PodState]) -> list[tuple[str, str]]:
     """(name, IP) of the pods the Service sends requests to: Ready, addressed, not leaving;
     by name, so that the log of a tick does not depend on the order pods were seen in."""
     return sorted((pod.name, pod.ip) for pod in pods if pod.ip and pod.ready and not pod.leaving)
@@ -124,7 +102,7 @@ async def tick(
     record: Recorder,
     *,
     replicas: int | None,
-    pods: Iterable[PodView],
+    pods: Iterable[PodState],
 ) -> Memory | None:
     """Scale one API once; returns the memory for its next tick (None: nothing to remember).
 

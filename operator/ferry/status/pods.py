@@ -60,9 +60,11 @@ def _container_trouble(pod: Mapping[str, Any]) -> str | None:
 
 @dataclass(frozen=True, slots=True)
 class PodState:
-    """What a status write needs of one of the API's pods."""
+    """What a status write and an autoscaler tick need of one of the API's pods; the operator
+    keeps one per pod in memory (ferry.handlers.indexes)."""
 
     name: str
+    ip: str | None
     template_hash: str | None
     ready: bool
     leaving: bool
@@ -78,6 +80,7 @@ class PodState:
         ready = _condition(pod, "Ready").get("status") == "True"
         return cls(
             name=str(metadata.get("name", "")),
+            ip=(pod.get("status") or {}).get("podIP") or None,
             template_hash=annotations.get(names.TEMPLATE_HASH_ANNOTATION),
             ready=ready,
             leaving=metadata.get("deletionTimestamp") is not None,

@@ -10,7 +10,6 @@ from ferry.adapters.stats import PodAnswer, StatsFormatError, StatsScraper, pod_
 from ferry.autoscaling import AutoscalingPolicy, DemandHistory, Sample, ScalerState
 from ferry.services.autoscale import (
     Memory,
-    PodView,
     deployment_replicas,
     ready_pods,
     remembered,
@@ -18,6 +17,7 @@ from ferry.services.autoscale import (
     shown_demand,
 )
 from ferry.settings import Settings, SettingsError
+from ferry.status.pods import PodState
 
 
 def stats(windows: list[dict[str, Any]], in_flight: int = 0, queued: int = 0) -> dict[str, Any]:
@@ -201,7 +201,7 @@ def test_only_ready_addressed_pods_that_are_not_leaving_are_scraped() -> None:
         {"metadata": {"name": "unscheduled"}},
         pod("a", "127.64.0.1"),
     ]
-    views = [PodView.of(p) for p in pods]
+    views = [PodState.of(p) for p in pods]
     assert ready_pods(views) == [("a", "127.64.0.1"), ("b", "127.64.0.4")]
 
 
@@ -210,7 +210,8 @@ def test_a_pod_is_remembered_by_the_few_fields_a_tick_reads() -> None:
         **pod("a", "127.64.0.1", deletionTimestamp="2025-01-01T00:00:00Z"),
         "spec": {"containers": [{"name": "predictor", "image": "example.com/iris:1"}]},
     }
-    assert PodView.of(body) == PodView("a", "127.64.0.1", ready=True, leaving=True)
+    view = PodState.of(body)
+    assert (view.name, view.ip, view.ready, view.leaving) == ("a", "127.64.0.1", True, True)
 
 
 def test_a_deployment_without_replicas_has_the_api_servers_default_of_one() -> None:
