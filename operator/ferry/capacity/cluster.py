@@ -18,6 +18,7 @@ from typing import Any
 from ferry import names
 from ferry.capacity.resources import Resources, pod_requests, total
 from ferry.settings import NodeGroup
+from ferry.status.pods import unschedulable
 
 NODE_GROUP_LABEL = "ferry.dev/node-group"
 SCALE_IN_ANNOTATION = "ferry.dev/scale-in"
@@ -93,19 +94,13 @@ def pending_pod(pod: Mapping[str, Any], groups: Iterable[NodeGroup]) -> PendingP
     group = group_of_labels(spec.get("nodeSelector") or {}, groups)
     if group is None:
         return None
-    unschedulable = any(
-        c.get("type") == "PodScheduled"
-        and c.get("status") == "False"
-        and c.get("reason") == "Unschedulable"
-        for c in status.get("conditions") or ()
-    )
     return PendingPod(
         namespace=str(meta.get("namespace")),
         name=str(meta.get("name")),
         api=str(api),
         group=group.name,
         requests=pod_requests(spec),
-        unschedulable=unschedulable,
+        unschedulable=unschedulable(pod) is not None,
     )
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ferry import names
+from ferry.status.conditions import condition
 
 MAX_MESSAGE = 300
 # A scheduler message naming a resource no node has enough of: what a bigger or another node
@@ -28,8 +29,7 @@ def _short(text: str) -> str:
 
 
 def _condition(pod: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
-    conditions = (pod.get("status") or {}).get("conditions") or ()
-    return next((c for c in conditions if c.get("type") == kind), {})
+    return condition(pod.get("status") or {}, kind) or {}
 
 
 def unschedulable(pod: Mapping[str, Any]) -> str | None:
