@@ -98,8 +98,23 @@ class Kube:
         query: Mapping[str, str] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
+        result, _ = await self.exchange(
+            method, path, body=body, query=query, content_type=content_type
+        )
+        return result
+
+    async def exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> tuple[dict[str, Any], int]:
+        """The request's answer and its HTTP status."""
         try:
-            result: dict[str, Any] = await self.api.call_api(
+            result, status, _ = await self.api.call_api(
                 path,
                 method,
                 query_params=list((query or {}).items()),
@@ -107,7 +122,7 @@ class Kube:
                 body=body,
                 response_types_map={200: "object", 201: "object", 202: "object"},
                 auth_settings=["BearerToken"],
-                _return_http_data_only=True,
+                _return_http_data_only=False,
                 _request_timeout=REQUEST_TIMEOUT,
             )
         except ApiException as error:
@@ -119,7 +134,7 @@ class Kube:
             raise TemporaryKubeError(message, status) from None
         except (TimeoutError, aiohttp.ClientError, OSError) as error:
             raise TemporaryKubeError(f"{method} {path}: {error!r}") from None
-        return result
+        return result, status
 
     async def get(self, path: str) -> dict[str, Any] | None:
         try:
@@ -138,17 +153,21 @@ class Kube:
         items: list[dict[str, Any]] = found.get("items") or []
         return items
 
-    async def apply(self, obj: Mapping[str, Any], field_manager: str) -> dict[str, Any]:
-        """Server-side apply: the object becomes exactly what `field_manager` says of it."""
+    async def apply(
+        self, obj: Mapping[str, Any], field_manager: str
+    ) -> tuple[dict[str, Any], bool]:
+        """Server-side apply: the object becomes exactly what `field_manager` says of it.
+        Returns it, and whether this apply created it (201) rather than changed it (200)."""
         meta = obj["metadata"]
         path = path_of(obj["apiVersion"], obj["kind"], meta["namespace"], meta["name"])
-        return await self.request(
+        applied, status = await self.exchange(
             "PATCH",
             path,
             body=obj,
             query={"fieldManager": field_manager, "force": "true"},
             content_type="application/apply-patch+yaml",
         )
+        return applied, status == 201  # noqa: PLR2004
 
     async def patch_merge(
         self, path: str, patch: Mapping[str, Any], field_manager: str

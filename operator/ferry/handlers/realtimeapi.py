@@ -43,12 +43,17 @@ def pods_of(kwargs: Mapping[str, Any], namespace: str, api: str) -> tuple[PodSta
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-async def reconcile(body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
+async def reconcile(
+    body: kopf.Body, memo: kopf.Memo, reason: str, retry: int, **kwargs: Any
+) -> None:
     pods = pods_of(kwargs, str(body.metadata.namespace), str(body.metadata.name))
+    fresh = reason == kopf.Reason.CREATE and retry == 0
     await guarded(
         body,
         retry,
-        service.reconcile(memo.kube, memo.aws, memo.settings, body, recorder(body), pods=pods),
+        service.reconcile(
+            memo.kube, memo.aws, memo.settings, body, recorder(body), pods=pods, fresh=fresh
+        ),
     )
 
 

@@ -43,13 +43,15 @@ async def reconcile(
     record: Recorder,
     *,
     pods: Iterable[PodState] = (),
+    fresh: bool = False,
 ) -> dict[str, Any]:
     """Bring the children in line with the spec; return the status fields written.
 
     A generation whose rollout was rolled back gets the last good revision's pod template in
     place of its own, until a new generation comes. `pods` are the API's pods as the operator's
-    watch has them. Raises WaitingForModelError (after publishing why) when the model is not
-    there yet.
+    watch has them. `fresh`: the API was created a moment ago, so its Deployment is applied
+    without reading it first (the apply says whether it created it). Raises
+    WaitingForModelError (after publishing why) when the model is not there yet.
     """
     api = api_ref(body)
     try:
@@ -59,7 +61,8 @@ async def reconcile(
         return await refuse(kube, body, str(error), record)
 
     model, existing = await asyncio.gather(
-        _model(aws, body, spec), kube.get(deployment_path(api.namespace, api.name))
+        _model(aws, body, spec),
+        _nothing() if fresh else kube.get(deployment_path(api.namespace, api.name)),
     )
     if model is not None and not model.available:
         if _news(body, model):
@@ -74,14 +77,18 @@ async def reconcile(
     if restored is not None:
         deployment["spec"]["template"] = restored
     applied: dict[str, Any]
-    _, applied = await asyncio.gather(
+    created: bool
+    _, (applied, created) = await asyncio.gather(
         kube.apply(render_service(api), names.FIELD_MANAGER),
         kube.apply(deployment, names.FIELD_MANAGER),
     )
-    if existing is None:
+    if created:
         applied = await _set_initial_replicas(kube, api, spec, applied)
         record("Normal", "Created", f"created Deployment and Service {api.name}")
-    elif applied["metadata"]["generation"] != existing["metadata"]["generation"]:
+    elif (
+        existing is not None
+        and applied["metadata"]["generation"] != existing["metadata"]["generation"]
+    ):
         record(
             "Normal", "Updated", f"updated Deployment {api.name} for generation {api.generation}"
         )
@@ -119,6 +126,10 @@ async def follow(
             await asyncio.sleep(delay)
         else:
             return
+
+
+async def _nothing() -> None:
+    return None
 
 
 async def _restored(
