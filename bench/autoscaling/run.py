@@ -4,6 +4,7 @@
 .venv/bin/python -m bench.autoscaling --trace spike      # one trace
 .venv/bin/python -m bench.autoscaling --replay my.csv    # your own request log too
 .venv/bin/python -m bench.autoscaling --set window=30s --set tolerance=0.1
+.venv/bin/python -m bench.autoscaling --seed 1           # other draws of the same traces
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class Job:
     overrides: tuple[tuple[str, str], ...] = ()
     replay: Path | None = None
     ferry_interval: int = 2
+    seed: int | None = None
 
 
 def ferry_policy(serving: Serving, overrides: Mapping[str, str]) -> AutoscalingPolicy:
@@ -48,6 +50,8 @@ def ferry_policy(serving: Serving, overrides: Mapping[str, str]) -> AutoscalingP
         "target_in_flight": default_target_in_flight(serving.max_concurrency),
         "min_replicas": serving.min_replicas,
         "max_replicas": serving.max_replicas,
+        "max_concurrency": serving.max_concurrency,
+        "max_queue_length": serving.max_queue_length,
     }
     for name, text in overrides.items():
         if name not in fields:
@@ -63,10 +67,10 @@ def ferry_policy(serving: Serving, overrides: Mapping[str, str]) -> AutoscalingP
 
 
 @functools.cache
-def _trace(name: str, replay: Path | None) -> traces.Trace:
+def _trace(name: str, replay: Path | None, seed: int | None) -> traces.Trace:
     if replay is not None and name == replay.stem:
         return traces.replay(replay)
-    return next(t for t in traces.standard() if t.name == name)
+    return next(t for t in traces.standard(seed) if t.name == name)
 
 
 def build(job: Job, trace: traces.Trace, oracle: Oracle) -> Autoscaler:
@@ -83,7 +87,7 @@ def build(job: Job, trace: traces.Trace, oracle: Oracle) -> Autoscaler:
 
 
 def run_job(job: Job) -> Result:
-    trace = _trace(job.trace, job.replay)
+    trace = _trace(job.trace, job.replay, job.seed)
     oracle = Oracle(trace, SERVING)
     # Every autoscaler starts where the oracle would: the first minute is not a cold start.
     return simulate(trace, build(job, trace, oracle), SERVING, initial=oracle.initial)
@@ -110,6 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="override a field of Ferry's policy, e.g. window=30s",
     )
     parser.add_argument("--ferry-interval", type=int, default=2, help="seconds between ticks")
+    parser.add_argument(
+        "--seed", type=int, help="draw the synthetic traces from other random numbers"
+    )
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args(argv)
 
@@ -120,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.replay:
         chosen.append(args.replay.stem)
     jobs = [
-        Job(trace, scaler, overrides, args.replay, args.ferry_interval)
+        Job(trace, scaler, overrides, args.replay, args.ferry_interval, args.seed)
         for trace in chosen
         for scaler in (args.autoscaler or AUTOSCALERS)
     ]

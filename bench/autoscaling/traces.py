@@ -57,11 +57,14 @@ def poisson(
     peak_rate: float,
     mean_service: float = 0.25,
     service_spread: float = 0.4,
+    seed: int | None = None,
 ) -> Trace:
     """Arrivals of a non-homogeneous Poisson process (thinning against `peak_rate`), each with
     a log-normal service time of the given mean and log-space standard deviation; seeded by the
-    trace's name so that traces do not share random numbers."""
-    rng = random.Random(zlib.crc32(name.encode()))  # noqa: S311 - reproducible, not secret
+    trace's name so that traces do not share random numbers, and by `seed` when given, for
+    other draws of the same shape."""
+    key = name if seed is None else f"{name}-{seed}"
+    rng = random.Random(zlib.crc32(key.encode()))  # noqa: S311 - reproducible, not secret
     mu = math.log(mean_service) - service_spread**2 / 2
     arrivals: list[float] = []
     services: list[float] = []
@@ -76,48 +79,58 @@ def poisson(
     return Trace(name, description, duration, arrivals, services)
 
 
-def step(low: float = 30.0, high: float = 300.0) -> Trace:
+def step(low: float = 30.0, high: float = 300.0, seed: int | None = None) -> Trace:
     return poisson(
         "step",
         f"{low:g} rps, {high:g} rps from 300 s to 900 s, then {low:g} rps until 1500 s",
         1500.0,
         piecewise((300.0, low), (300.0, high), (900.0, high), (900.0, low)),
         peak_rate=high,
+        seed=seed,
     )
 
 
-def ramp(low: float = 20.0, high: float = 250.0) -> Trace:
+def ramp(low: float = 20.0, high: float = 250.0, seed: int | None = None) -> Trace:
     return poisson(
         "ramp",
         f"{low:g} to {high:g} rps over 10 min, 5 min flat, down over 10 min",
         1800.0,
         piecewise((0.0, low), (600.0, high), (900.0, high), (1500.0, low)),
         peak_rate=high,
+        seed=seed,
     )
 
 
-def spike(base: float = 40.0, peak: float = 400.0) -> Trace:
+def spike(base: float = 40.0, peak: float = 400.0, seed: int | None = None) -> Trace:
     return poisson(
         "spike",
         f"{base:g} rps with a 30 s spike to {peak:g} rps at 400 s",
         1200.0,
         piecewise((400.0, base), (400.0, peak), (430.0, peak), (430.0, base)),
         peak_rate=peak,
+        seed=seed,
     )
 
 
-def diurnal(low: float = 20.0, high: float = 200.0, day: float = 1200.0) -> Trace:
+def diurnal(
+    low: float = 20.0, high: float = 200.0, day: float = 1200.0, seed: int | None = None
+) -> Trace:
     return poisson(
         "diurnal",
         f"sine between {low:g} and {high:g} rps, a {day:g} s day, two days",
         2 * day,
         lambda t: low + (high - low) * (1 - math.cos(2 * math.pi * t / day)) / 2,
         peak_rate=high,
+        seed=seed,
     )
 
 
 def bursts(
-    on: float = 200.0, off: float = 20.0, on_for: float = 60.0, off_for: float = 120.0
+    on: float = 200.0,
+    off: float = 20.0,
+    on_for: float = 60.0,
+    off_for: float = 120.0,
+    seed: int | None = None,
 ) -> Trace:
     return poisson(
         "bursts",
@@ -125,6 +138,7 @@ def bursts(
         1800.0,
         lambda t: on if t % (on_for + off_for) < on_for else off,
         peak_rate=on,
+        seed=seed,
     )
 
 
@@ -149,6 +163,13 @@ def replay(path: Path, name: str | None = None) -> Trace:
     )
 
 
-def standard() -> list[Trace]:
-    """Every trace of the report, in its order."""
-    return [step(), ramp(), spike(), diurnal(), bursts(), replay(EXAMPLE_REPLAY, "replay")]
+def standard(seed: int | None = None) -> list[Trace]:
+    """Every trace of the report, in its order; `seed` redraws the synthetic ones."""
+    return [
+        step(seed=seed),
+        ramp(seed=seed),
+        spike(seed=seed),
+        diurnal(seed=seed),
+        bursts(seed=seed),
+        replay(EXAMPLE_REPLAY, "replay"),
+    ]

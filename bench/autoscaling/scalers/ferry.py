@@ -30,20 +30,25 @@ class FerryAutoscaler:
         recent = metrics.pods[-self.interval :]
         demands: list[float | None] = []
         offered: list[float | None] = []
+        in_flight: list[float | None] = []
+        served: list[float | None] = []
         for pod in metrics.pods[-1]:
             seconds = [second[pod] for second in recent if pod in second]
             n = len(seconds)
             demand = sum(s.demand for s in seconds) / n
+            busy = sum(s.in_flight for s in seconds) / n
+            finished = sum(s.served for s in seconds) / n
             demands.append(demand)
+            in_flight.append(busy)
+            served.append(finished)
             offered.append(
-                offered_load(
-                    sum(s.received for s in seconds) / n,
-                    sum(s.served for s in seconds) / n,
-                    sum(s.in_flight for s in seconds) / n,
-                    demand,
-                )
+                offered_load(sum(s.received for s in seconds) / n, finished, busy, demand)
             )
-        sample = Sample.from_pods(now, demands, offered if self.offered else None)
+        sample = (
+            Sample.from_pods(now, demands, offered, in_flight=in_flight, served=served)
+            if self.offered
+            else Sample.from_pods(now, demands)
+        )
         assert sample.answered == ready
         self.history = self.history.record(sample)
         decision = decide(

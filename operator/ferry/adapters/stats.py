@@ -1,10 +1,11 @@
 """Reading each ready pod's demand and offered load from its proxy's /stats (ferry.proxy.admin).
 
-`pod_demand` and `pod_offered` are pure: the JSON in, queued + in-flight requests or the offered
-load out. `StatsScraper` does the HTTP: one shared aiohttp session for every API, a short timeout
-per pod, and one semaphore that caps scrapes in flight across all APIs, so a thousand APIs
-ticking together cannot open thousands of sockets at once. A pod that does not answer, or
-answers nonsense, is None: its demand is unknown, which is not the same as zero.
+`pod_demand`, `pod_offered` and `pod_service` are pure: the JSON in, queued + in-flight
+requests, the offered load, or requests in service and served per second out. `StatsScraper`
+does the HTTP: one shared aiohttp session for every API, a short timeout per pod, and one
+semaphore that caps scrapes in flight across all APIs, so a thousand APIs ticking together
+cannot open thousands of sockets at once. A pod that does not answer, or answers nonsense, is
+None: its demand is unknown, which is not the same as zero.
 """
 
 from __future__ import annotations
@@ -95,6 +96,19 @@ def pod_offered(stats: Any) -> float | None:
     )
 
 
+def pod_service(stats: Any) -> tuple[float, float] | None:
+    """Requests in service and requests served per second, averaged over the window
+    `pod_demand` reads: the service time follows by Little's law. None before the proxy's first
+    sample and from a proxy that does not count requests served."""
+    window = _sampled_window(stats)
+    if window is None or "served" not in window:
+        return None
+    return (
+        _count(window.get("inFlight"), "windows[].inFlight"),
+        _count(window.get("served"), "windows[].served"),
+    )
+
+
 @dataclass(frozen=True)
 class PodAnswer:
     pod: str
@@ -103,6 +117,8 @@ class PodAnswer:
     error: str | None = None
     offered: float | None = None
     """None: not known (no answer, or a proxy that does not count requests served)."""
+    service: tuple[float, float] | None = None
+    """(in flight, served per second) from `pod_service`; None when not known, as `offered`."""
 
 
 class StatsScraper:
@@ -140,7 +156,9 @@ class StatsScraper:
                 async with self._session.get(f"http://{host}:{self._port}/stats") as response:
                     body = await response.read()
                 stats = json.loads(body)
-                return PodAnswer(pod, pod_demand(stats), offered=pod_offered(stats))
+                return PodAnswer(
+                    pod, pod_demand(stats), offered=pod_offered(stats), service=pod_service(stats)
+                )
             except TimeoutError:
                 return PodAnswer(pod, None, f"no answer within {self._timeout:g}s")
             except (aiohttp.ClientError, OSError, ValueError) as error:

@@ -2,7 +2,8 @@
 
 A caller keeps a DemandHistory and a ScalerState per API. Each tick it records one Sample of
 queued + in-flight requests from the ready pods (Sample.from_pods, None for a pod that did not
-answer), calls decide(), writes Decision.replicas, and keeps Decision.state for the next tick.
+answer), with what their proxies count when they do (offered load, requests in service and
+served), calls decide(), writes Decision.replicas, and keeps Decision.state for the next tick.
 """
 
 from ferry.autoscaling.decide import Decision, Panic, Reason, Recommendation, ScalerState, decide

@@ -1,32 +1,40 @@
 """The decision: desired replicas from recent demand, with the reason a user can read.
 
 Pure and deterministic: the same history, policy, replica counts, time and state give the same
-decision. The state the next tick needs (panic mode, recent recommendations) comes back inside
-the decision instead of living in a global.
+decision. The state the next tick needs (panic mode, recent recommendations, the start-up delay
+learned) comes back inside the decision instead of living in a global.
 
 One tick, in order:
 1. Average demand over the stable and the panic window; without data, keep replicas.
-2. Panic when panic-window demand reaches panicThreshold x ready capacity; leave panic only
-   after a whole stable window below it. While panicking, follow the panic window and never
-   scale down.
-3. Otherwise recommend ceil(stable demand / target), unless that is within tolerance of now.
+2. Panic when panic-window load reaches panicThreshold x ready capacity; leave panic a whole
+   stable window after the last tick over it, or as soon as the ready replicas would carry
+   panicThreshold x the panic-window load (the mirror: the surge is over). While panicking,
+   follow the panic window and never scale down.
+3. Otherwise recommend ceil(stable load / target), unless that is within tolerance of now.
 4. Bound the step: up to maxUpscaleFactor x ready replicas, down to maxDownscaleFactor x
    current replicas; a step of one is always allowed.
-5. Stabilize like the HPA: scale up no further than the lowest recommendation of the upscale
-   window, down no further than the highest of the downscale window. Only stable-window
-   recommendations are remembered (panic ones carry a backlog that drains), and nothing is
-   given back before a whole window has been watched (a restarted operator sheds nothing).
-6. Never scale down on partial data; clamp to [minReplicas, maxReplicas].
+5. Stabilize: scale up no further than the lowest recommendation of the upscale window; scale
+   down no further than the queue floor of the highest load of the downscale window
+   (ferry.autoscaling.queues), nor below the stable recommendation unless the load has dropped
+   (panic-window load below 1/panicThreshold of the stable window's, the mirror of a panic).
+   Only stable-window recommendations are remembered (panic ones carry a backlog that drains).
+   While pods asked for are still starting, a stable-window scale-up waits for them.
+6. Overload (ferry.autoscaling.queues): when the ready replicas' queues would fill before a new
+   pod is ready, ask at once for what carries the load; give back nothing they need.
+7. Nothing is given back before a whole window has been watched (a restarted operator sheds
+   nothing), nor on partial data; clamp to [minReplicas, maxReplicas].
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
 from ferry.autoscaling.history import DemandHistory, WindowAverage
 from ferry.autoscaling.policy import AutoscalingPolicy
+from ferry.autoscaling.queues import floor_replicas, overload
+from ferry.autoscaling.startup import StartupWatch
 
 # Demand is a float average; without the slack, 8.000000001 requests at a target of 4 would ask
 # for a third replica.
@@ -44,8 +52,12 @@ class Reason(StrEnum):
     """Demand moved less than the tolerance from the current replicas' target."""
     PANIC = "Panic"
     """A burst: replicas follow the panic window and do not go down until it has passed."""
+    OVERLOAD = "Overload"
+    """The ready replicas cannot serve the offered load and their queues would fill before a
+    new pod is ready: scaled up at once, and nothing they need is given back."""
     STABILIZING = "Stabilizing"
-    """A recent recommendation holds the change back (see the stabilization windows)."""
+    """A recent recommendation, the queue floor of a recent peak, or pods still starting hold
+    the change back (see the stabilization windows)."""
     PARTIAL_DATA = "PartialData"
     """Demand says scale down, but some pods did not answer, so it may be an underestimate."""
     NO_DATA = "NoData"
@@ -58,6 +70,10 @@ class Reason(StrEnum):
 class Recommendation:
     time: float
     replicas: int
+    """What the stable window asked for at `time`."""
+    floor: int
+    """The queue floor of the stable window's load at `time`: replicas whose queues absorb its
+    return while new pods start."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +91,8 @@ class ScalerState:
     recommendations: tuple[Recommendation, ...] = ()
     since: float | None = None
     """The first tick with data: how long this state has been watching."""
+    startup: StartupWatch = field(default_factory=StartupWatch)
+    """The scale-up being waited for and the start-up delay measured."""
 
 
 @dataclass(frozen=True)
@@ -117,22 +135,43 @@ def decide(
         )
 
     target = policy.target_in_flight
+    startup = state.startup.watch(ready=ready_replicas, current=current_replicas, now=now)
+    delay = startup.delay(policy.startup_delay)
     stable_load = _load(policy, stable)
-    panic = _panic(policy, state.panic, _load(policy, fast) if fast else None, ready_replicas, now)
     since = now if state.since is None else state.since
     partial = stable.partial or (fast is not None and fast.partial)
+    dropped_to = None if partial else _after_drop(policy, fast, stable_load)
+    if dropped_to is not None:
+        dropped_to = _clamp(
+            policy, _bound_step(policy, dropped_to, ready_replicas, current_replicas)
+        )
 
-    held: Reason | None = None
-    wanted = _replicas_for(stable_load, target)
-    if current_replicas > 0 and abs(stable_load / target / current_replicas - 1) <= (
-        policy.tolerance
-    ):
-        wanted = current_replicas
-        held = Reason.WITHIN_TOLERANCE
+    wanted, held = _recommend(policy, stable_load, current_replicas)
     # What the stable window alone asks for is what stabilization remembers. A burst's panic
     # recommendation counts its backlog of queued requests, which drains as soon as the new
     # replicas are up; remembering it would hold that overshoot for the whole downscale window.
     calm = _clamp(policy, _bound_step(policy, wanted, ready_replicas, current_replicas))
+    recommendations = (
+        *(r for r in state.recommendations if r.time > now - policy.memory),
+        Recommendation(
+            now,
+            max(calm, current_replicas) if partial else calm,
+            _clamp(policy, floor_replicas(policy, stable_load, stable.service_time, delay)),
+        ),
+    )
+    floor = _held_floor(policy, recommendations, now)
+
+    panic = _panic(policy, state.panic, _load(policy, fast) if fast else None, ready_replicas, now)
+    if (
+        panic is not None
+        and panic.last_over < now
+        and fast is not None
+        and not partial
+        and _load(policy, fast) * policy.panic_threshold <= ready_replicas * target
+    ):
+        # The surge is over: the ready replicas would carry panicThreshold times the panic
+        # window's load at target, the mirror of what started the panic.
+        panic = None
     if panic is not None:
         # A burst is sized by its busiest tick, so the first panic asks for all it needs.
         surge = _load(policy, fast, peak=True) if fast else 0.0
@@ -145,41 +184,59 @@ def decide(
     limit = _limit(policy, wanted)
     wanted = _clamp(policy, wanted)
 
-    recommendations = (
-        *(r for r in state.recommendations if r.time > now - policy.memory),
-        Recommendation(now, max(calm, current_replicas) if partial else calm),
-    )
     # A burst does not wait for stabilization: that is what panic mode is for.
-    desired = (
-        wanted
-        if panic is not None
-        else _clamp(policy, _stabilize(policy, recommendations, current_replicas, now))
+    desired = wanted
+    if panic is None:
+        desired = _clamp(
+            policy,
+            _stabilize(
+                policy,
+                recommendations,
+                current_replicas=current_replicas,
+                now=now,
+                floor=floor,
+                dropped_to=dropped_to,
+            ),
+        )
+        if desired > current_replicas and startup.starting(now, policy.startup_delay):
+            # The pods asked for have not shown what they carry yet; a burst still panics.
+            desired = current_replicas
+    relieved = _relieve(
+        policy,
+        desired,
+        fast=fast,
+        stable=stable,
+        ready_replicas=ready_replicas,
+        current_replicas=current_replicas,
+        startup=delay,
     )
+    overloaded, desired = relieved > desired, relieved
     # Until a whole window has been watched (a new operator, a restarted one), the averages
     # and the recommendation memory are too short to trust with giving replicas back.
     if now - since < max(policy.window, policy.downscale_stabilization):
         desired = max(desired, min(current_replicas, policy.max_replicas))
-    if desired != wanted:
-        reason = Reason.STABILIZING
-    elif limit is not None:
-        reason = limit
-    elif held is not None:
-        reason = held
-    elif desired == current_replicas:
-        reason = Reason.STEADY
-    else:
-        reason = Reason.SCALE_UP if desired > current_replicas else Reason.SCALE_DOWN
+    reason = (
+        Reason.OVERLOAD if overloaded else _reason(desired, wanted, current_replicas, limit or held)
+    )
     panic_text = f", {fast.demand:.2f} over {policy.panic_window:g}s" if fast else ""
+    floor_text = f"; queue floor {floor}" if desired == floor != wanted else ""
     return Decision(
         replicas=desired,
         reason=reason,
-        state=ScalerState(panic, recommendations, since),
+        state=ScalerState(
+            panic,
+            recommendations,
+            since,
+            startup.asking(
+                desired=desired, ready=ready_replicas, current=current_replicas, now=now
+            ),
+        ),
         stable_demand=stable.demand,
         panic_demand=fast.demand if fast else None,
         message=(
             f"demand {stable.demand:.2f} over {policy.window:g}s{panic_text}"
             f" at {target:g} per replica with {ready_replicas} ready: {current_replicas}"
-            f" -> {desired} ({reason})"
+            f" -> {desired} ({reason}){floor_text}"
         ),
     )
 
@@ -245,22 +302,94 @@ def _bound_step(
     return min(max(wanted, floor), ceiling)
 
 
+def _recommend(
+    policy: AutoscalingPolicy, load: float, current_replicas: int
+) -> tuple[int, Reason | None]:
+    """ceil(load / target), or the current replicas when the load is within tolerance of what
+    they are meant to carry."""
+    target = policy.target_in_flight
+    if current_replicas > 0 and abs(load / target / current_replicas - 1) <= policy.tolerance:
+        return current_replicas, Reason.WITHIN_TOLERANCE
+    return _replicas_for(load, target), None
+
+
+def _after_drop(
+    policy: AutoscalingPolicy, fast: WindowAverage | None, stable_load: float
+) -> int | None:
+    """After a drop, what panicThreshold times the panic window's load needs at target; None
+    without one.
+
+    A drop mirrors a panic: the panic window's load below 1/panicThreshold of the stable
+    window's. Noise around a steady load is not one, so it cannot shed a replica that the next
+    tick would ask for again; and what is kept carries the load up to the level at which it
+    would panic, so that no smaller history is ever given more replicas.
+    """
+    if fast is None:
+        return None
+    surge = _load(policy, fast) * policy.panic_threshold
+    if surge >= stable_load:
+        return None
+    return _replicas_for(surge, policy.target_in_flight)
+
+
+def _reason(desired: int, wanted: int, current_replicas: int, held: Reason | None) -> Reason:
+    if desired < min(wanted, current_replicas):
+        return Reason.SCALE_DOWN
+    if desired != wanted:
+        return Reason.STABILIZING
+    if held is not None:
+        return held
+    if desired == current_replicas:
+        return Reason.STEADY
+    return Reason.SCALE_UP if desired > current_replicas else Reason.SCALE_DOWN
+
+
+def _held_floor(
+    policy: AutoscalingPolicy, recommendations: tuple[Recommendation, ...], now: float
+) -> int:
+    """The highest queue floor of the downscale window (a zero window holds just this tick's)."""
+    held = [r.floor for r in recommendations if r.time > now - policy.downscale_stabilization]
+    return max(held, default=recommendations[-1].floor)
+
+
+def _relieve(
+    policy: AutoscalingPolicy,
+    desired: int,
+    *,
+    fast: WindowAverage | None,
+    stable: WindowAverage,
+    ready_replicas: int,
+    current_replicas: int,
+    startup: float,
+) -> int:
+    """`desired`, raised where the ready replicas' queues call for more (queues.overload)."""
+    if fast is None:
+        return desired
+    queues = overload(policy, fast, ready_replicas, startup, stable.service_time)
+    desired = max(desired, min(queues.keep, current_replicas))
+    if queues.ask:
+        ask = _bound_step(policy, queues.ask, ready_replicas, current_replicas)
+        desired = max(desired, _clamp(policy, ask))
+    if queues.ask > ready_replicas:
+        # More are needed than are ready: the pods on their way are all wanted.
+        desired = max(desired, current_replicas)
+    return desired
+
+
 def _stabilize(
     policy: AutoscalingPolicy,
     recommendations: tuple[Recommendation, ...],
+    *,
     current_replicas: int,
     now: float,
+    floor: int,
+    dropped_to: int | None,
 ) -> int:
-    """Like the HPA: rise only to the lowest recommendation of the upscale window, fall only to
-    the highest of the downscale window (a zero window holds just this tick's)."""
-    newest = recommendations[-1]
+    """Rise only to the lowest recommendation of the upscale window (like the HPA); fall only
+    to the larger of the queue floor and the newest recommendation, or, after a drop, of the
+    floor and `dropped_to`: the stable window's average trails a drop by up to a window, while
+    the floor is what a return of the peak needs."""
+    newest = recommendations[-1].replicas
     up = [r.replicas for r in recommendations if r.time > now - policy.upscale_stabilization]
-    down = [
-        math.ceil(r.replicas * policy.downscale_hold - _EPSILON)
-        for r in recommendations
-        if r.time > now - policy.downscale_stabilization
-    ]
-    return min(
-        max(current_replicas, min(up, default=newest.replicas)),
-        max(*down, newest.replicas) if down else newest.replicas,
-    )
+    down = newest if dropped_to is None else min(newest, dropped_to)
+    return min(max(current_replicas, min(up, default=newest)), max(floor, down))

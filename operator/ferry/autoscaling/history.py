@@ -3,7 +3,10 @@
 A sample may also carry the offered load: requests received per second x mean service time, the
 requests in flight there would be if no request had to queue (Little's law). Demand counts a
 backlog of queued requests, which drains once enough replicas are up; offered load does not, so
-it says how many replicas the traffic needs even while replicas are saturated.
+it says how many replicas the traffic needs even while replicas are saturated. A sample may also
+carry the requests in service (queued ones excluded) and served per second: demand less the
+first is the backlog queued, and the first over the second the mean service time (Little's law),
+which is what the queues' arithmetic (ferry.autoscaling.queues) needs.
 
 A sample says how many pods answered and how many were asked. A pod that did not answer is not
 zero demand: its share is unknown, so the sample's demand is only a lower bound. Lower bounds
@@ -44,12 +47,20 @@ class Sample:
     offered: float | None = None
     """Offered load summed over the pods that answered; None when one of them did not report it
     (a proxy older than the signal), and decide() then goes by demand alone."""
+    in_flight: float | None = None
+    """Requests in service (queued ones excluded) summed over the pods that answered; None
+    unless every one of them reported it."""
+    served: float | None = None
+    """Requests per second that finished their service, summed as `in_flight`."""
 
     def __post_init__(self) -> None:
         if (
             self.demand < 0
             or not 0 <= self.answered <= self.expected
-            or (self.offered is not None and self.offered < 0)
+            or any(
+                figure is not None and figure < 0
+                for figure in (self.offered, self.in_flight, self.served)
+            )
         ):
             raise ValueError(f"impossible sample: {self}")
 
@@ -59,21 +70,31 @@ class Sample:
         time: float,
         demands: Iterable[float | None],
         offered: Iterable[float | None] | None = None,
+        *,
+        in_flight: Iterable[float | None] | None = None,
+        served: Iterable[float | None] | None = None,
     ) -> Sample:
         """A sample from each ready pod's demand, None for a pod that did not answer, and
-        optionally each pod's offered load in the same order (None: not reported)."""
+        optionally each pod's offered load, requests in service and requests served per second,
+        in the same order (None: not reported)."""
         answers = list(demands)
-        loads = list(offered) if offered is not None else [None] * len(answers)
-        if len(loads) != len(answers):
-            raise ValueError("one offered load per pod, in the order of the demands")
-        heard = [(d, o) for d, o in zip(answers, loads, strict=True) if d is not None]
-        reported = [o for _, o in heard if o is not None]
+        heard = {index: demand for index, demand in enumerate(answers) if demand is not None}
+
+        def total(figures: Iterable[float | None] | None, name: str) -> float | None:
+            values = list(figures) if figures is not None else [None] * len(answers)
+            if len(values) != len(answers):
+                raise ValueError(f"one {name} per pod, in the order of the demands")
+            reported = [value for i, value in enumerate(values) if i in heard and value is not None]
+            return sum(reported) if heard and len(reported) == len(heard) else None
+
         return cls(
             time=time,
-            demand=sum(d for d, _ in heard),
+            demand=sum(heard.values()),
             answered=len(heard),
             expected=len(answers),
-            offered=sum(reported) if heard and len(reported) == len(heard) else None,
+            offered=total(offered, "offered load"),
+            in_flight=total(in_flight, "in-flight count"),
+            served=total(served, "served rate"),
         )
 
     @property
@@ -97,6 +118,12 @@ class WindowAverage:
     """Mean offered load of the same samples; None unless every one of them carried it."""
     offered_peak: float | None = None
     """The highest offered load of those samples (None as for `offered`)."""
+    in_flight: float | None = None
+    """Mean requests in service of the same samples (None as for `offered`); demand less this
+    is the backlog queued."""
+    service_time: float | None = None
+    """Mean seconds of service per request by Little's law, in flight / served over those
+    samples; None unless every one reported both, or when nothing was served."""
 
 
 @dataclass(frozen=True)
@@ -126,12 +153,18 @@ class DemandHistory:
         informative = [s for s in inside if s.informative]
         if not informative:
             return None
+        count = len(informative)
         offered = [s.offered for s in informative if s.offered is not None]
-        complete = len(offered) == len(informative)
+        complete = len(offered) == count
+        in_flight = [s.in_flight for s in informative if s.in_flight is not None]
+        served = [s.served for s in informative if s.served is not None]
+        timed = len(in_flight) == len(served) == count and sum(served) > 0
         return WindowAverage(
-            demand=sum(s.demand for s in informative) / len(informative),
-            samples=len(informative),
+            demand=sum(s.demand for s in informative) / count,
+            samples=count,
             partial=any(s.partial for s in inside),
-            offered=sum(offered) / len(offered) if complete else None,
+            offered=sum(offered) / count if complete else None,
             offered_peak=max(offered) if complete else None,
+            in_flight=sum(in_flight) / count if len(in_flight) == count else None,
+            service_time=sum(in_flight) / sum(served) if timed else None,
         )

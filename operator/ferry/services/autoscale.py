@@ -113,7 +113,7 @@ async def tick(
     started = time.monotonic()
     try:
         spec = parse_spec(api["spec"])
-        policy = AutoscalingPolicy.from_spec(spec.autoscaling)
+        policy = AutoscalingPolicy.from_spec(spec.autoscaling, spec.serving)
     except (InvalidSpecError, DurationError, PolicyError) as error:
         # The reconciler reports a spec the user must fix; scaling waits for a good one.
         log.debug("%s/%s: not scaling: %s", namespace, name, error)
@@ -163,7 +163,13 @@ async def _scale(
     answers = await scraper.scrape(pods)
     _report_silent(namespace, name, answers)
     history = memory.history.record(
-        Sample.from_pods(now, [a.demand for a in answers], [a.offered for a in answers])
+        Sample.from_pods(
+            now,
+            [a.demand for a in answers],
+            [a.offered for a in answers],
+            in_flight=[a.service[0] if a.service else None for a in answers],
+            served=[a.service[1] if a.service else None for a in answers],
+        )
     )
     decision = decide(
         history,

@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from ferry.adapters.stats import PodAnswer, StatsFormatError, StatsScraper, pod_demand, pod_offered
+from ferry.adapters.stats import (
+    PodAnswer,
+    StatsFormatError,
+    StatsScraper,
+    pod_demand,
+    pod_offered,
+    pod_service,
+)
 from ferry.autoscaling import AutoscalingPolicy, DemandHistory, Sample, ScalerState
 from ferry.services.autoscale import (
     Memory,
@@ -150,6 +157,7 @@ def test_a_real_snapshot_of_a_loaded_proxy_gives_its_offered_load() -> None:
     }
     # 8 received/s at 1 s each (4 in flight / 4 served/s): 8 requests' worth of traffic.
     assert (pod_demand(doc), pod_offered(doc)) == (8.0, 8.0)
+    assert pod_service(doc) == (4.0, 4.0)
 
 
 def test_a_sample_carries_the_offered_load_only_when_every_pod_that_answered_reports_it() -> None:
@@ -182,6 +190,21 @@ def test_a_sample_carries_the_offered_load_only_when_every_pod_that_answered_rep
 def test_a_malformed_offered_load_refuses_the_whole_answer(doc: Any) -> None:
     with pytest.raises(StatsFormatError):
         pod_offered(doc)
+
+
+def test_in_flight_and_served_come_from_the_window_demand_is_read_from() -> None:
+    doc = stats(
+        [
+            window(60, 60, 1.0, 0.0, received=1.0, served=1.0),
+            window(2, 2, 4.0, 6.0, received=20.0, served=16.0),
+        ]
+    )
+    assert pod_service(doc) == (4.0, 16.0)
+    # Before the first sample and from a proxy that does not count served requests: unknown.
+    assert pod_service({**stats([window(2, 0, 0.0, 0.0)]), "servedTotal": 0}) is None
+    assert pod_service(stats([window(2, 2, 4.0, 6.0)])) is None
+    with pytest.raises(StatsFormatError):
+        pod_service(stats([window(2, 2, 4.0, 6.0, received=20.0, served=-1.0)]))
 
 
 def pod(name: str, ip: str | None, ready: str = "True", **meta: Any) -> dict[str, Any]:

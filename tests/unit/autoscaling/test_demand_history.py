@@ -35,6 +35,42 @@ def test_the_window_averages_the_offered_load_and_keeps_its_peak() -> None:
     assert (window.offered, window.offered_peak) == (None, None)
 
 
+def test_a_sample_sums_in_flight_and_served_only_when_every_pod_that_answered_reports_them() -> (
+    None
+):
+    sample = Sample.from_pods(
+        10.0, [6.0, None, 2.0], in_flight=[4.0, None, 2.0], served=[16.0, 9.0, 8.0]
+    )
+    assert (sample.in_flight, sample.served) == (6.0, 24.0)
+    partly = Sample.from_pods(10.0, [6.0, 2.0], in_flight=[4.0, None], served=[16.0, 8.0])
+    assert (partly.in_flight, partly.served) == (None, 24.0)
+    with pytest.raises(ValueError, match="one served rate per pod"):
+        Sample.from_pods(10.0, [6.0, 2.0], served=[16.0])
+
+
+def test_the_window_gives_the_backlog_and_the_service_time_by_littles_law() -> None:
+    history = DemandHistory(horizon=60.0)
+    # 8 in service finishing 32 a second: 0.25 s each, whatever the queue behind them.
+    for time, demand in [(0.0, 8.0), (2.0, 48.0)]:
+        sample = Sample(time, demand, 2, 2, offered=10.0, in_flight=8.0, served=32.0)
+        history = history.record(sample)
+    window = history.average(now=2.0, window=6.0)
+    assert window is not None
+    assert (window.in_flight, window.service_time) == (8.0, pytest.approx(0.25))
+    assert window.demand - window.in_flight == pytest.approx(20.0)
+
+
+def test_a_window_in_which_nothing_was_served_has_no_service_time() -> None:
+    history = DemandHistory(horizon=60.0).record(Sample(0.0, 8.0, 1, 1, in_flight=4.0, served=0.0))
+    window = history.average(now=0.0, window=6.0)
+    assert window is not None
+    assert (window.in_flight, window.service_time) == (4.0, None)
+    history = history.record(Sample(2.0, 8.0, 1, 1))
+    window = history.average(now=2.0, window=6.0)
+    assert window is not None
+    assert (window.in_flight, window.service_time) == (None, None)
+
+
 def test_offered_load_is_arrivals_times_service_time_by_littles_law() -> None:
     # 40 received/s, 16 served/s with 4 in flight: 0.25 s each, so 10 in flight if unqueued.
     assert offered_load(40.0, 16.0, 4.0, demand=104.0) == pytest.approx(10.0)
@@ -93,3 +129,9 @@ def test_time_does_not_run_backwards() -> None:
 def test_an_impossible_sample_is_refused(demand: float, answered: int, expected: int) -> None:
     with pytest.raises(ValueError, match="impossible sample"):
         Sample(0.0, demand, answered=answered, expected=expected)
+
+
+@pytest.mark.parametrize("figure", ["offered", "in_flight", "served"])
+def test_a_negative_figure_is_refused(figure: str) -> None:
+    with pytest.raises(ValueError, match="impossible sample"):
+        Sample(0.0, 1.0, answered=1, expected=1, **{figure: -1.0})

@@ -14,7 +14,7 @@ from ferry.autoscaling import (
     default_target_in_flight,
     parse_duration,
 )
-from ferry.spec.model import Autoscaling
+from ferry.spec.model import Autoscaling, Serving
 
 
 @pytest.mark.parametrize(
@@ -58,6 +58,10 @@ def test_the_defaults_make_a_valid_policy() -> None:
         ({"max_downscale_factor": 0.0}, "maxDownscaleFactor"),
         ({"tolerance": 1.0}, "tolerance"),
         ({"downscale_stabilization": -1.0}, "downscaleStabilization"),
+        ({"max_concurrency": 0}, "maxConcurrency"),
+        ({"max_queue_length": -1}, "maxQueueLength"),
+        ({"queue_allowance": 1.5}, "queueAllowance"),
+        ({"startup_delay": 0.0}, "startupDelay"),
     ],
 )
 def test_contradictory_fields_are_refused_by_name(change: dict[str, Any], complaint: str) -> None:
@@ -80,9 +84,12 @@ def test_a_parsed_spec_becomes_a_policy_in_seconds() -> None:
         max_downscale_factor=0.5,
         tolerance=0.1,
     )
-    policy = AutoscalingPolicy.from_spec(spec)
+    serving = Serving(max_concurrency=8, max_queue_length=20, timeout_seconds=30)
+    policy = AutoscalingPolicy.from_spec(spec, serving)
     assert (policy.window, policy.panic_window, policy.downscale_stabilization) == (60, 6, 150)
     assert (policy.min_replicas, policy.max_replicas, policy.panic_threshold) == (2, 9, 2.5)
+    # The queues' arithmetic needs the serving limits the proxies enforce.
+    assert (policy.max_concurrency, policy.max_queue_length) == (8, 20)
 
 
 def test_the_default_target_leaves_a_replica_headroom() -> None:

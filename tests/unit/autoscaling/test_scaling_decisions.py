@@ -20,6 +20,7 @@ from ferry.autoscaling import (
     ScalerState,
     decide,
 )
+from ferry.autoscaling.startup import Asked, StartupWatch
 
 POLICY = AutoscalingPolicy(target_in_flight=4.0, min_replicas=1, max_replicas=20)
 NOW = 1000.0
@@ -34,14 +35,24 @@ def history(
     expected: int = 4,
     every: float = 2.0,
     offered: Sequence[float | None] | None = None,
+    service: float | None = None,
 ) -> DemandHistory:
-    """One sample per tick, the last at NOW; `offered` aligned with `demands` if given."""
+    """One sample per tick, the last at NOW; `offered` aligned with `demands` if given. With a
+    `service` time, each sample also carries what the proxies count: the offered load in
+    service, unqueued, at most 4 per pod, finishing at 1 / `service` a second each."""
     result = DemandHistory(horizon=POLICY.window)
     start = NOW - every * (len(demands) - 1)
     loads = offered if offered is not None else [None] * len(demands)
     for index, (demand, load) in enumerate(zip(demands, loads, strict=True)):
+        busy = None if service is None else min(demand, load or demand, 4.0 * answered)
         sample = Sample(
-            start + index * every, demand, answered=answered, expected=expected, offered=load
+            start + index * every,
+            demand,
+            answered=answered,
+            expected=expected,
+            offered=load,
+            in_flight=busy,
+            served=None if busy is None or service is None else busy / service,
         )
         result = result.record(sample)
     return result
@@ -153,8 +164,17 @@ def test_below_the_threshold_is_no_panic() -> None:
 
 def test_no_scale_down_while_panicking() -> None:
     state = ScalerState(panic=Panic(since=NOW - 30, last_over=NOW - 20), since=0.0)
-    decision = run(steady(1.0), ready=8, state=state)
+    # 20 needs 5 at 4 each, but 8 ready would carry twice 20 only at 5 each: still a surge.
+    decision = run(steady(20.0), ready=8, state=state)
     assert (decision.replicas, decision.reason) == (8, Reason.PANIC)
+
+
+def test_a_panic_ends_once_the_load_is_so_low_that_it_would_take_another_to_panic() -> None:
+    state = ScalerState(panic=Panic(since=NOW - 30, last_over=NOW - 20), since=0.0)
+    # 8 ready carry 32 at target; twice the load, 2 x 16, no longer exceeds it.
+    decision = run(steady(16.0), ready=8, state=state)
+    assert not decision.panicking
+    assert decision.replicas == 4
 
 
 def test_panic_ends_a_stable_window_after_the_last_burst() -> None:
@@ -181,19 +201,79 @@ def test_a_step_of_one_is_always_allowed_down() -> None:
     assert run(steady(0.0), ready=5, policy=policy).replicas == 4
 
 
-def test_a_recent_higher_recommendation_holds_a_scale_down() -> None:
-    hold_all = dataclasses.replace(POLICY, downscale_hold=1.0)
-    state = ScalerState(recommendations=(Recommendation(NOW - 100, 6),), since=0.0)
-    decision = run(steady(4.0), ready=6, state=state, policy=hold_all)
-    assert (decision.replicas, decision.reason) == (6, Reason.STABILIZING)
-    state = ScalerState(recommendations=(Recommendation(NOW - 151, 6),), since=0.0)
-    assert run(steady(4.0), ready=6, state=state, policy=hold_all).replicas == 3
-
-
-def test_a_scale_down_keeps_only_the_held_share_of_a_recent_recommendation() -> None:
-    state = ScalerState(recommendations=(Recommendation(NOW - 100, 10),), since=0.0)
+def test_the_queue_floor_of_a_recent_peak_holds_a_scale_down() -> None:
+    state = ScalerState(recommendations=(Recommendation(NOW - 100, 10, floor=6),), since=0.0)
     decision = run(steady(4.0), ready=10, state=state)
-    assert (decision.replicas, decision.reason) == (7, Reason.STABILIZING)
+    assert (decision.replicas, decision.reason) == (6, Reason.STABILIZING)
+    assert decision.message.endswith("(Stabilizing); queue floor 6")
+    state = ScalerState(recommendations=(Recommendation(NOW - 151, 10, floor=6),), since=0.0)
+    assert run(steady(4.0), ready=10, state=state).replicas == 5
+
+
+def test_the_floor_counts_on_the_queues_once_the_service_time_is_known() -> None:
+    policy = dataclasses.replace(POLICY, target_in_flight=2.8)
+    # 50 of load, 0.25 s each: the floor is 12 of the 18 it needs at target (queue_arithmetic).
+    decision = run(history([50.0] * 30, offered=[50.0] * 30, service=0.25), ready=18, policy=policy)
+    assert (
+        decision.state.recommendations[-1].replicas,
+        decision.state.recommendations[-1].floor,
+    ) == (
+        18,
+        12,
+    )
+    # Without the proxies' figures, no queue is counted on: 50 at full concurrency is 13.
+    assert run(steady(50.0), ready=18, policy=policy).state.recommendations[-1].floor == 13
+
+
+def test_after_a_drop_replicas_go_straight_to_the_floor() -> None:
+    policy = dataclasses.replace(POLICY, target_in_flight=2.8)
+    burst = [50.0] * 27 + [2.0] * 3
+    decision = run(history(burst, offered=burst, service=0.25), ready=18, policy=policy)
+    # The stable window still averages 45 (17 replicas); the floor of that load is 11.
+    assert (decision.replicas, decision.reason) == (11, Reason.SCALE_DOWN)
+    assert decision.message.endswith("(ScaleDown); queue floor 11")
+
+
+def test_noise_around_a_steady_load_is_not_a_drop() -> None:
+    policy = dataclasses.replace(POLICY, target_in_flight=2.8)
+    dip = [10.0] * 27 + [6.0] * 3
+    decision = run(history(dip, offered=dip, service=0.25), ready=4, policy=policy)
+    assert decision.replicas == 4
+
+
+def test_queues_that_would_fill_before_a_pod_starts_scale_up_at_once() -> None:
+    # The stable window barely moved; the panic window's 12 of load is below a panic (16) but
+    # overflows 2 replicas serving 8: their queues would fill in 12.5 s, a pod takes 30 s.
+    surge = [2.0] * 27 + [12.0] * 3
+    decision = run(history(surge, offered=surge, service=0.25), ready=2)
+    assert not decision.panicking
+    assert (decision.replicas, decision.reason) == (3, Reason.OVERLOAD)
+    assert decision.state.startup.asked is not None
+
+
+def test_nothing_the_ready_replicas_need_is_given_back() -> None:
+    # 18 of load on 4 replicas serving 16: the queues grow, too slowly to ask for more, but
+    # the stable window, still low, would halve the replicas.
+    surge = [2.0] * 27 + [18.0] * 3
+    decision = run(history(surge, offered=surge, service=0.25), ready=4)
+    assert (decision.replicas, decision.reason) == (4, Reason.OVERLOAD)
+    assert run(history(surge, offered=surge), ready=4).replicas == 2
+
+
+def test_a_scale_up_waits_for_the_pods_still_starting_but_a_panic_does_not() -> None:
+    starting = ScalerState(since=0.0, startup=StartupWatch(Asked(NOW - 10, 6)))
+    decision = run(steady(28.0), ready=4, current=6, state=starting)
+    assert (decision.replicas, decision.reason) == (6, Reason.STABILIZING)
+    assert run(steady(28.0), ready=4, current=6, state=WATCHED).replicas == 7
+    burst = history([16.0] * 27 + [64.0] * 3)
+    assert run(burst, ready=4, current=6, state=starting).replicas == 16
+
+
+def test_the_start_up_delay_measured_sets_the_floor() -> None:
+    policy = dataclasses.replace(POLICY, target_in_flight=2.8)
+    slow = ScalerState(since=0.0, startup=StartupWatch(measured=120.0))
+    demands = history([50.0] * 30, offered=[50.0] * 30, service=0.25)
+    assert run(demands, ready=18, state=slow, policy=policy).state.recommendations[-1].floor == 13
 
 
 def test_the_offered_load_sizes_replicas_instead_of_a_backlog() -> None:
@@ -220,7 +300,7 @@ def test_without_offered_load_in_every_sample_demand_alone_decides() -> None:
 
 def test_a_recent_lower_recommendation_holds_a_scale_up() -> None:
     policy = dataclasses.replace(POLICY, upscale_stabilization=30.0)
-    state = ScalerState(recommendations=(Recommendation(NOW - 10, 2),), since=0.0)
+    state = ScalerState(recommendations=(Recommendation(NOW - 10, 2, floor=1),), since=0.0)
     decision = run(steady(14.0), ready=2, state=state, policy=policy)
     assert (decision.replicas, decision.reason) == (2, Reason.STABILIZING)
 
@@ -251,16 +331,27 @@ policies = st.builds(
     max_upscale_factor=st.floats(min_value=1.0, max_value=20.0),
     max_downscale_factor=st.floats(min_value=0.1, max_value=1.0),
     tolerance=st.floats(min_value=0.0, max_value=0.5),
-    downscale_hold=st.floats(min_value=0.1, max_value=1.0),
     offered_headroom=st.floats(min_value=1.0, max_value=3.0),
+    max_concurrency=st.integers(1, 16),
+    max_queue_length=st.integers(0, 200),
+    queue_allowance=st.floats(min_value=0.0, max_value=1.0),
+    startup_delay=st.sampled_from([5.0, 30.0, 120.0]),
 )
 states = st.builds(
     ScalerState,
     panic=st.none() | st.builds(Panic, st.just(NOW - 50), st.sampled_from([NOW - 40, NOW - 70])),
     recommendations=st.lists(
-        st.builds(Recommendation, st.floats(NOW - 400, NOW - 1), st.integers(0, 80)), max_size=5
+        st.builds(
+            Recommendation, st.floats(NOW - 400, NOW - 1), st.integers(0, 80), st.integers(0, 80)
+        ),
+        max_size=5,
     ).map(lambda r: tuple(sorted(r, key=lambda rec: rec.time))),
     since=st.sampled_from([None, 0.0, NOW - 30]),
+    startup=st.builds(
+        StartupWatch,
+        st.none() | st.builds(Asked, st.sampled_from([NOW - 10, NOW - 200]), st.integers(1, 80)),
+        st.none() | st.sampled_from([4.0, 60.0]),
+    ),
 )
 situations = st.fixed_dictionaries(
     {
@@ -269,6 +360,7 @@ situations = st.fixed_dictionaries(
         "ready": st.integers(0, 70),
         "current": st.integers(0, 70),
         "answered": st.integers(0, 4),
+        "service": st.none() | st.sampled_from([0.05, 0.25, 2.0]),
     }
 )
 
@@ -281,12 +373,13 @@ def _decide(
     policy, state = s["policy"], s["state"]
     assert isinstance(policy, AutoscalingPolicy)
     assert isinstance(state, ScalerState)
-    ready, current, answered = s["ready"], s["current"], s["answered"]
+    ready, current, answered, service = s["ready"], s["current"], s["answered"], s["service"]
     assert isinstance(ready, int)
     assert isinstance(current, int)
     assert isinstance(answered, int)
+    assert service is None or isinstance(service, float)
     return decide(
-        history(demands, answered=answered, offered=offered),
+        history(demands, answered=answered, offered=offered, service=service),
         policy,
         ready_replicas=ready,
         current_replicas=current,
