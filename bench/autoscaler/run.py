@@ -14,8 +14,9 @@ What runs, all real and on this machine:
 
 Measured:
 - The operator process holding N APIs and ticking each every 2 s: its resident memory (goal
-  < 250 MB), its CPU per 2 s (one tick of every API, plus its watches), and its own histogram of
-  per-API tick latency (`ferry_autoscaler_tick_seconds` on its metrics port).
+  < 250 MB) and the most it held since it started, its CPU per 2 s (one tick of every API, plus
+  its watches), and its own histogram of per-API tick latency (`ferry_autoscaler_tick_seconds`
+  on its metrics port).
 - One tick across all N APIs run in this process, with the operator stopped: the autoscaler
   service (`ferry.services.autoscale.tick`: pick the ready pods, scrape every pod's /stats,
   decide, write status when it changed) for all N APIs at once against the same API server and
@@ -76,6 +77,14 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process so far, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """The process's resident memory at its highest so far (VmHWM), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
 
 
 def realtime_api(name: str) -> dict[str, Any]:
@@ -161,6 +170,7 @@ async def measure_operator(operator: Operator, metrics_url: str) -> dict[str, fl
     failures = await metric(metrics_url, "ferry_autoscaler_scrape_failures_total")
     return {
         "rss_mb": processes.rss_bytes(pid) / 2**20,
+        "peak_rss_mb": peak_rss_mb(pid),
         "cpu_per_interval": (cpu1 - cpu0) / (wall1 - wall0) * INTERVAL,
         "ticks_per_second": (count1 - count0) / (wall1 - wall0),
         "mean_api_tick_ms": (sum1 - sum0) / max(count1 - count0, 1) * 1000,
@@ -282,7 +292,8 @@ def report(
     print(f"{count} RealtimeAPIs, one ready pod each, /stats from {servers} real processes")
     print(
         f"operator process: RSS {operator['rss_mb']:.0f} MB"
-        f" ({operator['rss_mb'] / MEMORY_GOAL_MB:.2f}x the {MEMORY_GOAL_MB:.0f} MB goal);"
+        f" ({operator['rss_mb'] / MEMORY_GOAL_MB:.2f}x the {MEMORY_GOAL_MB:.0f} MB goal),"
+        f" peak {operator['peak_rss_mb']:.0f} MB;"
         f" CPU {operator['cpu_per_interval']:.2f} s per {INTERVAL:g} s interval;"
         f" {operator['ticks_per_second']:.0f} API ticks/s;"
         f" mean API tick {operator['mean_api_tick_ms']:.0f} ms;"

@@ -28,7 +28,16 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 30
-    settings.batching.worker_limit = memo.settings.worker_limit
+    settings.queueing.worker_limit = memo.settings.worker_limit
+    # An object's worker keeps its place among those until it has idled this long, and its last
+    # event (the whole object) with it. kopf's 5 s let fifty objects through per 5 s: at a
+    # thousand APIs a burst's events queued for minutes, each a whole object in memory.
+    settings.queueing.idle_timeout = 0.5
+    # Events are posted through kopf's connections, one per post in flight, and each TLS
+    # connection holds a quarter of a megabyte: unbounded, a thousand APIs' Created events open
+    # dozens. Ten posters, idle briefly for the same reason as above, post hundreds a second.
+    settings.posting.worker_limit = 10
+    settings.posting.idle_timeout = 0.1
     memo.kube = await Kube.connect()
     memo.aws = Aws(AwsSettings.from_env())
     memo.scraper = StatsScraper(
