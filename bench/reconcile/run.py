@@ -182,6 +182,20 @@ async def run_kcm(
     return await rs_watch, await ready_watch
 
 
+async def gone(core: client.CoreV1Api, namespace: str) -> None:
+    """Wait until the namespace and everything in it is deleted, so that no sample shares the
+    machine with the clean-up of the one before it."""
+    async with asyncio.timeout(WATCH_TIMEOUT):
+        while True:
+            try:
+                await core.read_namespace(namespace)
+            except client.ApiException as error:
+                if error.status == 404:  # noqa: PLR2004
+                    return
+                raise
+            await asyncio.sleep(0.2)
+
+
 def summary(latencies: dict[str, float]) -> str:
     values = [v * 1000 for v in latencies.values()]
     return (
@@ -216,6 +230,7 @@ async def bench(kubeconfig: Path, sizes: list[int]) -> None:
                     created_at |= {f"{ns}/{k}": v for k, v in got_created.items()}
                     ready_at |= {f"{ns}/{k}": v for k, v in got_ready.items()}
                     await core.delete_namespace(ns)
+                    await gone(core, ns)
             if warming:
                 warming = False
                 continue

@@ -78,9 +78,10 @@ async def reconcile(
         deployment["spec"]["template"] = restored
     applied: dict[str, Any]
     created: bool
-    _, (applied, created) = await asyncio.gather(
-        kube.apply(render_service(api), names.FIELD_MANAGER),
+    # The Deployment's request goes out first: its pods are what the API waits for.
+    (applied, created), _ = await asyncio.gather(
         kube.apply(deployment, names.FIELD_MANAGER),
+        kube.apply(render_service(api), names.FIELD_MANAGER),
     )
     if created:
         applied = await _set_initial_replicas(kube, api, spec, applied)
