@@ -123,13 +123,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if any("=" not in item for item in args.set):
         parser.error("--set takes FIELD=VALUE")
     overrides = tuple((name, value) for name, _, value in (s.partition("=") for s in args.set))
+    try:
+        # Here rather than in a worker, whose exit would leave the pool waiting for ever.
+        ferry_policy(SERVING, dict(overrides))
+    except ValueError as error:
+        parser.error(f"--set: {error}")
     chosen = list(args.trace or ([] if args.replay else names))
     if args.replay:
         chosen.append(args.replay.stem)
+    # The oracle always runs: every replica-seconds figure is relative to it.
+    scalers = dict.fromkeys([*(args.autoscaler or AUTOSCALERS), "oracle"])
     jobs = [
         Job(trace, scaler, overrides, args.replay, args.ferry_interval, args.seed)
         for trace in chosen
-        for scaler in (args.autoscaler or AUTOSCALERS)
+        for scaler in scalers
     ]
     started = time.perf_counter()
     results = run(jobs, args.workers)

@@ -22,7 +22,10 @@ One tick, in order:
 6. Overload (ferry.autoscaling.queues): when the ready replicas' queues would fill before a new
    pod is ready, ask at once for what carries the load; give back nothing they need.
 7. Nothing is given back before a whole window has been watched (a restarted operator sheds
-   nothing), nor on partial data; clamp to [minReplicas, maxReplicas].
+   nothing), and until a whole downscale window has been watched one replica more than the
+   stable window asks for is kept, for the peaks before the start that the replicas found may
+   have been asked for; nothing is given back on partial data; clamp to [minReplicas,
+   maxReplicas].
 """
 
 from __future__ import annotations
@@ -211,10 +214,7 @@ def decide(
         startup=delay,
     )
     overloaded, desired = relieved > desired, relieved
-    # Until a whole window has been watched (a new operator, a restarted one), the averages
-    # and the recommendation memory are too short to trust with giving replicas back.
-    if now - since < max(policy.window, policy.downscale_stabilization):
-        desired = max(desired, min(current_replicas, policy.max_replicas))
+    desired = max(desired, _young_hold(policy, recommendations, current_replicas, now - since))
     reason = (
         Reason.OVERLOAD if overloaded else _reason(desired, wanted, current_replicas, limit or held)
     )
@@ -342,6 +342,29 @@ def _reason(desired: int, wanted: int, current_replicas: int, held: Reason | Non
     if desired == current_replicas:
         return Reason.STEADY
     return Reason.SCALE_UP if desired > current_replicas else Reason.SCALE_DOWN
+
+
+def _young_hold(
+    policy: AutoscalingPolicy,
+    recommendations: tuple[Recommendation, ...],
+    current_replicas: int,
+    watched: float,
+) -> int:
+    """What a state that has watched for only `watched` seconds (a new operator, a restarted
+    one) does not give back.
+
+    Until a whole window has been watched the averages are too short to trust with giving
+    anything back: all current replicas are kept. After that, until a whole downscale window
+    has been watched, the recommendation memory still misses the peaks before the start, which
+    the replicas found may have been asked for: one replica more than the stable window asks
+    for is kept for them, besides the queue floor of the peaks seen (held by _stabilize).
+    """
+    current = min(current_replicas, policy.max_replicas)
+    if watched < policy.window:
+        return current
+    if watched < policy.downscale_stabilization:
+        return min(current, recommendations[-1].replicas + 1)
+    return 0
 
 
 def _held_floor(

@@ -76,9 +76,9 @@ class AutoscalingPolicy:
     ramp and diurnal traces overflow queues."""
     downscale_stabilization: float = 150.0
     """How long the queue floor of a recent peak holds back a scale-down. 150 s rides out lulls
-    of two minutes (the on/off trace), which 120 s did not (it rejected 558 requests there);
-    the HPA's 300 s cost 1.19x the oracle's replica-seconds on a tenfold step up and back down
-    and 1.21x on the on/off trace."""
+    of two minutes (the on/off trace), which 120 s did not (it rejected 544 requests there);
+    the HPA's 300 s cost 1.18x the oracle's replica-seconds on a tenfold step up and back down
+    instead of 1.06x."""
     max_upscale_factor: float = 10.0
     """Largest growth in one step, relative to ready replicas so that pods still starting do
     not compound it. A 10x step in traffic is met in one start-up delay; 4 took two and
@@ -100,12 +100,12 @@ class AutoscalingPolicy:
     return while new pods start (ferry.autoscaling.queues); the rest is headroom for the
     randomness one pod's queue sees. 0.5 kept 12 replicas through the on/off trace's lulls and
     rejected nothing; counting the whole queue kept 11 and rejected 644 requests there (0.7:
-    215); 0.3 cost 1.18x the oracle there instead of 1.16x, no queue at all 1.24x. Not a spec
+    215); 0.3 cost 1.15x the oracle there instead of 1.14x, no queue at all 1.21x. Not a spec
     field."""
     startup_delay: float = 30.0
     """Seconds a new pod is assumed to take to be ready until the autoscaler has measured one
     of its own scale-ups (ferry.autoscaling.startup). 30 s is the simulation's start-up;
-    assuming 60 s cost 1.22x the oracle instead of 1.16x on the on/off trace, where no
+    assuming 60 s cost 1.19x the oracle instead of 1.14x on the on/off trace, where no
     scale-up is ever measured. Not a spec field."""
     tolerance: float = 0.05
     """Relative change in demand below which replicas are left alone, so that noise around the

@@ -144,6 +144,19 @@ def test_a_new_or_restarted_operator_gives_nothing_back_until_it_has_watched() -
     assert later.replicas == 2
 
 
+def test_after_a_window_a_restarted_operator_keeps_one_spare_until_a_downscale_window() -> None:
+    # The stable window asks for 2 (8 in flight at 4 per replica); the 4 replicas found may
+    # have been asked for by a peak before the start, which the memory has not seen.
+    def since(watched: float) -> ScalerState:
+        return ScalerState(since=NOW - watched)
+
+    assert run(steady(8.0), ready=4, state=since(POLICY.window - 2.0)).replicas == 4
+    spare = run(steady(8.0), ready=4, state=since(POLICY.window))
+    assert (spare.replicas, spare.reason) == (3, Reason.STABILIZING)
+    assert run(steady(8.0), ready=4, state=since(POLICY.downscale_stabilization)).replicas == 2
+    assert run(steady(8.0), ready=2, state=since(POLICY.window)).replicas == 2
+
+
 def test_a_new_operator_still_scales_up() -> None:
     assert run(steady(12.0), ready=2, state=ScalerState()).replicas == 3
 
