@@ -185,6 +185,7 @@ HOSTILE = [
     "{{ api.name }}",
     "- - -\n---\napiVersion: v1",
     "&anchor *alias !!python/object:os.system",
+    "!v 0",
     "#not a comment",
     "ünïcødé ✓",
 ]
@@ -219,3 +220,14 @@ def test_any_text_in_env_and_args_round_trips(value: str, args: list[str]) -> No
     predictor = containers(rendered)["predictor"]
     assert predictor.get("args", []) == args
     assert predictor["env"][-1] == {"name": "V", "value": value}
+
+
+def test_apis_of_one_form_share_a_parse_but_no_object() -> None:
+    first = deployment(predictor={"image": "a/b:1", "env": [{"name": "V", "value": "one"}]})
+    containers(first)["predictor"]["env"].clear()
+    first["metadata"]["labels"]["changed"] = "yes"
+    second = deployment(predictor={"image": "a/b:2", "env": [{"name": "V", "value": "two"}]})
+    predictor = containers(second)["predictor"]
+    assert predictor["image"] == "a/b:2"
+    assert predictor["env"][-1] == {"name": "V", "value": "two"}
+    assert "changed" not in second["metadata"]["labels"]
