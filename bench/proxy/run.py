@@ -258,8 +258,8 @@ def report(
     for name, rate in (("ferry-proxy", half), ("queue-proxy", half), ("queue-proxy", peer_half)):
         direct, proxied = paced[("direct", rate)], paced[(name, rate)]
         print(
-            f"added at {rate:.0f} req/s, {name}: p50 +{proxied.p50_ms - direct.p50_ms:.3f} ms, "
-            f"p99 +{proxied.p99_ms - direct.p99_ms:.3f} ms"
+            f"added at {rate:.0f} req/s, {name}: p50 {proxied.p50_ms - direct.p50_ms:+.3f} ms, "
+            f"p99 {proxied.p99_ms - direct.p99_ms:+.3f} ms"
         )
     added = paced[("ferry-proxy", half)].p99_ms - paced[("direct", half)].p99_ms
     verdict = "met" if added < 1.0 else "MISSED"
