@@ -78,11 +78,10 @@ async def reconcile(
         deployment["spec"]["template"] = restored
     applied: dict[str, Any]
     created: bool
-    # The Deployment's request goes out first: its pods are what the API waits for.
-    (applied, created), _ = await asyncio.gather(
-        kube.apply(deployment, names.FIELD_MANAGER),
-        kube.apply(render_service(api), names.FIELD_MANAGER),
-    )
+    # One after the other: sent together, the Service's apply competes with the Deployment's for
+    # the API server, and the Deployment's pods are what the API waits for.
+    applied, created = await kube.apply(deployment, names.FIELD_MANAGER)
+    await kube.apply(render_service(api), names.FIELD_MANAGER)
     if created:
         applied = await _set_initial_replicas(kube, api, spec, applied)
         record("Normal", "Created", f"created Deployment and Service {api.name}")
