@@ -32,7 +32,7 @@ from tests.support.ferry_operator import Operator, install_crds
 POD = {"cpu": "50m", "memory": "64Mi"}
 WATCH_TIMEOUT = 300.0
 # A p99 needs a hundred samples: of twenty, it is the maximum.
-SINGLE_REPEATS = int(__import__('os').environ.get('REPEATS', '100'))
+SINGLE_REPEATS = 100
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -58,8 +58,6 @@ async def watch_until(
             key = seen(obj)
             if key and key not in latencies and key in started:
                 latencies[key] = time.monotonic() - started[key]
-                with open("/tmp/ferry/trace.log", "a") as _f:
-                    _f.write(f"seen-{obj['kind']} {key} {time.monotonic():.6f}\n")
                 if len(latencies) == expected:
                     stream.stop()
     return latencies
@@ -123,13 +121,9 @@ async def run_ferry(
             "spec": {"predictor": {"image": "example.com/m:1", "resources": POD}},
         }
         started[name] = time.monotonic()
-        with open("/tmp/ferry/trace.log", "a") as _f:
-            _f.write(f"create {name} {started[name]:.6f}\n")
         await objects.create_namespaced_custom_object(
             "ferry.dev", "v1alpha1", namespace, "realtimeapis", body
         )
-        with open("/tmp/ferry/trace.log", "a") as _f:
-            _f.write(f"created {name} {time.monotonic():.6f}\n")
     return await created_watch, await ready_watch
 
 
