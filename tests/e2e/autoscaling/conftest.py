@@ -91,6 +91,9 @@ class PodProxies:
             await asyncio.sleep(0.2)
 
     def start(self, pod: str, ip: str) -> None:
+        # kwok gives a deleted pod's address to a later pod: a proxy still on it from an
+        # earlier test would answer for this one (as a CI run once saw, its own failing to bind).
+        processes.kill_all(processes.processes_mentioning(f"--listen-host={ip} "), grace=2)
         argv = [
             str(BIN / "ferry-proxy"),
             f"--listen-host={ip}",
