@@ -63,8 +63,7 @@ def _slot(context: jinja2.runtime.Context, value: Any) -> str:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, tuple):
-        return list(value)
+    # JSON writes tuples as lists itself; mappings that are not dicts (kopf's, frozen ones) not.
     if hasattr(value, "items"):
         return dict(value.items())
     raise TypeError(f"cannot render {type(value).__name__}")

@@ -76,8 +76,6 @@ async def reconcile(
     restored = await _restored(kube, api, body, existing, record)
     if restored is not None:
         deployment["spec"]["template"] = restored
-    applied: dict[str, Any]
-    created: bool
     # One after the other: sent together, the Service's apply competes with the Deployment's for
     # the API server, and the Deployment's pods are what the API waits for.
     applied, created = await kube.apply(deployment, names.FIELD_MANAGER)
