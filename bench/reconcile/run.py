@@ -27,12 +27,42 @@ from kubernetes_asyncio.client import ApiClient
 
 from ferry.local.cluster import local_cluster
 from ferry.local.layout import ClusterLayout
+from ferry.render.children import ApiRef, render_deployment
+from ferry.settings import Settings
+from ferry.spec.model import parse_spec
+from ferry.spec.schema import with_defaults
 from tests.support.ferry_operator import Operator, install_crds
 
 POD = {"cpu": "50m", "memory": "64Mi"}
 WATCH_TIMEOUT = 300.0
 # A p99 needs a hundred samples: of twenty, it is the maximum.
 SINGLE_REPEATS = 100
+
+
+def api_body(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "ferry.dev/v1alpha1",
+        "kind": "RealtimeAPI",
+        "metadata": {"name": name},
+        "spec": {"predictor": {"image": "example.com/m:1", "resources": POD}},
+    }
+
+
+def plain_deployment(name: str, namespace: str) -> dict[str, Any]:
+    """The Deployment Ferry renders for the same API (sidecar, probes, security context and
+    all), as a plain one of one replica: no owner, and none of the labels Ferry's handlers
+    watch for, so only the controller-manager acts on it."""
+    spec = parse_spec(with_defaults(api_body(name)["spec"]))
+    rendered = render_deployment(
+        ApiRef(name, namespace, "", 1), spec, Settings(), model_version=None, replicas=1
+    )
+    labels = {"app": name}
+    meta = rendered["metadata"]
+    del meta["ownerReferences"]
+    meta["labels"] = labels
+    rendered["spec"]["selector"] = {"matchLabels": labels}
+    rendered["spec"]["template"]["metadata"]["labels"] = labels
+    return rendered
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -114,12 +144,7 @@ async def run_ferry(
     await asyncio.sleep(0.5)  # let both watches open before the first create
     for i in range(n):
         name = f"api-{i}"
-        body = {
-            "apiVersion": "ferry.dev/v1alpha1",
-            "kind": "RealtimeAPI",
-            "metadata": {"name": name},
-            "spec": {"predictor": {"image": "example.com/m:1", "resources": POD}},
-        }
+        body = api_body(name)
         started[name] = time.monotonic()
         await objects.create_namespaced_custom_object(
             "ferry.dev", "v1alpha1", namespace, "realtimeapis", body
@@ -155,28 +180,7 @@ async def run_kcm(
     await asyncio.sleep(0.5)
     for i in range(n):
         name = f"dep-{i}"
-        labels = {"app": name}
-        body = {
-            "apiVersion": "apps/v1",
-            "kind": "Deployment",
-            "metadata": {"name": name},
-            "spec": {
-                "replicas": 1,
-                "selector": {"matchLabels": labels},
-                "template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "containers": [
-                            {
-                                "name": "m",
-                                "image": "example.com/m:1",
-                                "resources": {"requests": POD},
-                            }
-                        ]
-                    },
-                },
-            },
-        }
+        body = plain_deployment(name, namespace)
         started[name] = time.monotonic()
         await apps.create_namespaced_deployment(namespace, body)  # type: ignore[arg-type]
     return await rs_watch, await ready_watch
