@@ -122,11 +122,10 @@ class Aws:
 
     async def call(self, service: str, operation: str, **params: Any) -> Any:
         """Run one API call on the service's pool, with AWS errors sorted into our two kinds."""
-        method = getattr(self.client(service), operation)
         loop = asyncio.get_running_loop()
         try:
             return await loop.run_in_executor(
-                self._pool(service), functools.partial(method, **params)
+                self._pool(service), functools.partial(self._invoke, service, operation, params)
             )
         except ClientError as error:
             details = error.response.get("Error", {})
@@ -136,6 +135,11 @@ class Aws:
             raise kind(service, operation, code, message) from None
         except BotoCoreError as error:
             raise AwsTemporaryError(service, operation, type(error).__name__, str(error)) from None
+
+    def _invoke(self, service: str, operation: str, params: Mapping[str, Any]) -> Any:
+        # On the pool's thread: the first call of a service builds its client, a good fraction
+        # of a second of CPU that would otherwise stall the event loop and every handler on it.
+        return getattr(self.client(service), operation)(**params)
 
     def close(self) -> None:
         for pool in self._pools.values():
