@@ -37,12 +37,13 @@ def _count(value: Any, field: str) -> float:
     return float(value)
 
 
-def _sampled_window(stats: Any) -> Mapping[str, Any] | None:
-    """The shortest averaging window with samples, or None before the proxy's first sample;
-    anything but the proxy's /stats is a StatsFormatError.
+def _sampled_window(stats: Any, tick: float) -> Mapping[str, Any] | None:
+    """The averaging window with samples closest in length to `tick` (the shorter of two as
+    close), or None before the proxy's first sample; anything but the proxy's /stats is a
+    StatsFormatError.
 
-    It is the proxy's freshest average of its one-second samples, so a tick sees the time since
-    about the previous tick rather than a single instant.
+    It is the proxy's average of its one-second samples over about the time since the previous
+    tick: every second is seen once, and none is seen late.
     """
     if not isinstance(stats, Mapping):
         raise StatsFormatError(f"expected a JSON object, got {type(stats).__name__}")
@@ -56,16 +57,22 @@ def _sampled_window(stats: Any) -> Mapping[str, Any] | None:
     ]
     if not sampled:
         return None
-    return min(sampled, key=lambda w: _count(w.get("seconds"), "windows[].seconds"))
+
+    def fit(window: Mapping[str, Any]) -> tuple[float, float]:
+        seconds = _count(window.get("seconds"), "windows[].seconds")
+        return abs(seconds - tick), seconds
+
+    return min(sampled, key=fit)
 
 
-def pod_demand(stats: Any) -> float:
+def pod_demand(stats: Any, tick: float = 0.0) -> float:
     """Queued + in-flight requests of one pod, from its /stats document.
 
-    They are averaged over the shortest window with samples. A proxy that has not taken a
-    sample yet (its first second) has only its current counts, which are used instead.
+    They are averaged over the window with samples closest to `tick` seconds, the operator's
+    interval between ticks (0: the shortest). A proxy that has not taken a sample yet (its first
+    second) has only its current counts, which are used instead.
     """
-    window = _sampled_window(stats)
+    window = _sampled_window(stats, tick)
     if window is None:
         return _count(stats.get("inFlight"), "inFlight") + _count(stats.get("queued"), "queued")
     return _count(window.get("inFlight"), "windows[].inFlight") + _count(
@@ -73,34 +80,34 @@ def pod_demand(stats: Any) -> float:
     )
 
 
-def pod_offered(stats: Any) -> float | None:
+def pod_offered(stats: Any, tick: float = 0.0) -> float | None:
     """The offered load of one pod (ferry.autoscaling.offered_load), from the averages of the
     window `pod_demand` reads; None from a proxy that does not count requests served.
 
     In its first second a proxy has served nothing it could have timed, so its demand stands
     in, as offered_load() has it for a window in which nothing was served.
     """
-    window = _sampled_window(stats)
+    window = _sampled_window(stats, tick)
     if window is None:
         if "servedTotal" not in stats:
             return None
         _count(stats["servedTotal"], "servedTotal")
-        return pod_demand(stats)
+        return pod_demand(stats, tick)
     if "received" not in window and "served" not in window:
         return None
     return offered_load(
         _count(window.get("received"), "windows[].received"),
         _count(window.get("served"), "windows[].served"),
         _count(window.get("inFlight"), "windows[].inFlight"),
-        pod_demand(stats),
+        pod_demand(stats, tick),
     )
 
 
-def pod_service(stats: Any) -> tuple[float, float] | None:
+def pod_service(stats: Any, tick: float = 0.0) -> tuple[float, float] | None:
     """Requests in service and requests served per second, averaged over the window
     `pod_demand` reads: the service time follows by Little's law. None before the proxy's first
     sample and from a proxy that does not count requests served."""
-    window = _sampled_window(stats)
+    window = _sampled_window(stats, tick)
     if window is None or "served" not in window:
         return None
     return (
@@ -125,7 +132,12 @@ class StatsScraper:
     """Scrapes proxies' /stats; one per operator, shared by every API's tick."""
 
     def __init__(
-        self, *, concurrency: int, timeout: float, port: int = names.PROXY_ADMIN_PORT
+        self,
+        *,
+        concurrency: int,
+        timeout: float,
+        tick: float = 0.0,
+        port: int = names.PROXY_ADMIN_PORT,
     ) -> None:
         # The semaphore is the cap; the connector's own limit would queue requests inside the
         # timeout and make a busy operator look like dead pods. Each pod's connection is kept
@@ -137,7 +149,7 @@ class StatsScraper:
             raise_for_status=True,
         )
         self._slots = asyncio.Semaphore(concurrency)
-        self._port, self._timeout = port, timeout
+        self._port, self._timeout, self._tick = port, timeout, tick
 
     async def close(self) -> None:
         await self._session.close()
@@ -156,8 +168,12 @@ class StatsScraper:
                 async with self._session.get(f"http://{host}:{self._port}/stats") as response:
                     body = await response.read()
                 stats = json.loads(body)
+                tick = self._tick
                 return PodAnswer(
-                    pod, pod_demand(stats), offered=pod_offered(stats), service=pod_service(stats)
+                    pod,
+                    pod_demand(stats, tick),
+                    offered=pod_offered(stats, tick),
+                    service=pod_service(stats, tick),
                 )
             except TimeoutError:
                 return PodAnswer(pod, None, f"no answer within {self._timeout:g}s")

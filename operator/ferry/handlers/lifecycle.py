@@ -41,7 +41,9 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo.kube = await Kube.connect()
     memo.aws = Aws(AwsSettings.from_env())
     memo.scraper = StatsScraper(
-        concurrency=memo.settings.scrape_concurrency, timeout=memo.settings.scrape_timeout
+        concurrency=memo.settings.scrape_concurrency,
+        timeout=memo.settings.scrape_timeout,
+        tick=memo.settings.autoscale_interval,
     )
     metrics.serve(memo.settings.metrics_port)
 

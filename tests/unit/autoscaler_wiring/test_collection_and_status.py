@@ -62,6 +62,18 @@ def test_demand_is_in_flight_plus_queued_over_the_shortest_window() -> None:
     assert pod_demand(doc) == 5.75
 
 
+@pytest.mark.parametrize(
+    ("tick", "seconds"), [(0.0, 1), (1.0, 1), (1.4, 1), (1.5, 1), (2.0, 2), (3.0, 2), (5.0, 6)]
+)
+def test_the_window_read_is_the_one_closest_to_the_tick(tick: float, seconds: int) -> None:
+    # Each window's demand is its length: which one was read shows in the result.
+    lengths = (60, 6, 2, 1)
+    doc = stats([window(n, n, float(n), 0.0, received=n, served=n) for n in lengths])
+    assert pod_demand(doc, tick) == seconds
+    assert pod_offered(doc, tick) == seconds
+    assert pod_service(doc, tick) == (seconds, seconds)
+
+
 def test_a_window_without_samples_yet_is_passed_over() -> None:
     doc = stats([window(60, 3, 2.0, 1.0), window(1, 0, 0.0, 0.0)])
     assert pod_demand(doc) == 3.0
