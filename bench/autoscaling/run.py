@@ -21,7 +21,7 @@ from pathlib import Path
 from bench.autoscaling import report, traces
 from bench.autoscaling.cluster import Autoscaler, Result, Serving, simulate
 from bench.autoscaling.scalers.cortex import CortexAutoscaler
-from bench.autoscaling.scalers.ferry import FerryAutoscaler
+from bench.autoscaling.scalers.ferry import TICK, FerryAutoscaler
 from bench.autoscaling.scalers.hpa import HorizontalPodAutoscaler
 from bench.autoscaling.scalers.kpa import KnativePodAutoscaler
 from bench.autoscaling.scalers.oracle import Oracle
@@ -29,6 +29,7 @@ from ferry.autoscaling import AutoscalingPolicy, default_target_in_flight, parse
 
 AUTOSCALERS = ("ferry", "hpa", "kpa", "cortex", "oracle")
 SERVING = Serving()
+
 
 _DURATION_FIELDS = {"window", "panic_window", "upscale_stabilization", "downscale_stabilization"}
 
@@ -39,7 +40,7 @@ class Job:
     autoscaler: str
     overrides: tuple[tuple[str, str], ...] = ()
     replay: Path | None = None
-    ferry_interval: int = 2
+    ferry_interval: int = TICK
     seed: int | None = None
 
 
@@ -113,7 +114,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         metavar="FIELD=VALUE",
         help="override a field of Ferry's policy, e.g. window=30s",
     )
-    parser.add_argument("--ferry-interval", type=int, default=2, help="seconds between ticks")
+    parser.add_argument(
+        "--ferry-interval", type=int, default=TICK, help="seconds between Ferry's ticks"
+    )
     parser.add_argument(
         "--seed", type=int, help="draw the synthetic traces from other random numbers"
     )

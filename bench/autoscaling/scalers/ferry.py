@@ -11,12 +11,18 @@ from ferry.autoscaling import (
     decide,
     offered_load,
 )
+from ferry.settings import Settings
+
+TICK = round(Settings().autoscale_interval)
+"""The operator's default tick (FERRY_AUTOSCALE_INTERVAL); the simulation ticks whole seconds."""
 
 
 class FerryAutoscaler:
     name = "ferry"
 
-    def __init__(self, policy: AutoscalingPolicy, interval: int = 2, offered: bool = True) -> None:
+    def __init__(
+        self, policy: AutoscalingPolicy, interval: int = TICK, offered: bool = True
+    ) -> None:
         self.policy = policy
         self.interval = interval
         self.offered = offered
