@@ -41,11 +41,22 @@ async def test_an_api_gets_a_log_group_that_follows_its_retention_and_outlives_i
 
     await create(api, namespace, realtime_api("iris", logging={"retentionDays": 7}))
     await wait_ready(api, namespace, "iris")
-    assert retention() == 7
-    events = await client.CoreV1Api(api).list_namespaced_event(
-        namespace, field_selector="involvedObject.name=iris"
-    )
-    assert "LogGroupCreated" in {e.reason for e in events.items}
+
+    async def created() -> bool:
+        # The reconciler sees to the log group after the status, so that a slow AWS never
+        # delays serving: Ready may come a moment before it.
+        return bool(retention() == 7)
+
+    await eventually(created, timeout=30, what="a log group with 7 days' retention")
+
+    async def announced() -> bool:
+        # kopf posts Events from a queue of its own, after the group is there.
+        events = await client.CoreV1Api(api).list_namespaced_event(
+            namespace, field_selector="involvedObject.name=iris"
+        )
+        return "LogGroupCreated" in {e.reason for e in events.items}
+
+    await eventually(announced, timeout=30, what="a LogGroupCreated Event on the API")
 
     await patch_api(api, namespace, "iris", {"spec": {"logging": {"retentionDays": 30}}})
 
