@@ -79,6 +79,17 @@ async def event_reasons(api: ApiClient, namespace: str) -> dict[str, list[str]]:
     return reasons
 
 
+async def posted(api: ApiClient, namespace: str, reason: str, saying: str = "") -> None:
+    """Wait for an Event of `reason` whose message holds `saying`: kopf posts Events from a
+    queue of its own, a moment after the status that tells of the same action."""
+
+    async def found() -> bool:
+        messages = (await event_reasons(api, namespace)).get(reason, [])
+        return any(saying in message for message in messages)
+
+    await eventually(found, timeout=30, what=f"a {reason} Event saying {saying!r}")
+
+
 async def decisions(
     session: aiohttp.ClientSession, operator: ScalingOperator, reason: str
 ) -> float:
@@ -161,8 +172,7 @@ async def test_a_load_step_scales_up_and_back_down_with_status_and_events(
     assert scaled_up["lastScaleReason"] in ("Panic", "ScaleUp")
     assert scaled_up["lastScaleTime"].endswith("Z")
     assert 0 < scaled_up["inFlight"] <= 8
-    up_messages = (await event_reasons(api, namespace))["ScaledUp"]
-    assert any("-> 4" in message for message in up_messages), up_messages
+    await posted(api, namespace, "ScaledUp", "-> 4")
 
     await load.release()
     await wait_replicas(api, namespace, 1)
@@ -174,7 +184,7 @@ async def test_a_load_step_scales_up_and_back_down_with_status_and_events(
     scaled_down = await eventually(settled, timeout=30, what="status to show the scale-down")
     assert scaled_down["lastScaleReason"] in ("ScaleDown", "Stabilizing")
     assert scaled_down["inFlight"] < 1
-    assert "ScaledDown" in await event_reasons(api, namespace)
+    await posted(api, namespace, "ScaledDown")
     table = kubectl(operator.cluster, "get", "rtapi", API, "-n", namespace).stdout
     assert "IN-FLIGHT" in table
 
@@ -227,8 +237,6 @@ async def test_with_autoscaling_off_kubectl_scale_sets_a_fixed_count(
     shown = await eventually(fixed, timeout=30, what="status to show the fixed count")
     assert shown["lastScaleReason"] == "FixedReplicas"
     assert "inFlight" not in shown
-    assert any(
-        "spec.replicas asks for 3" in m for m in (await event_reasons(api, namespace))["ScaledUp"]
-    )
+    await posted(api, namespace, "ScaledUp", "spec.replicas asks for 3")
     # Nothing scrapes or decides while autoscaling is off: the count stays put.
     assert await replicas(api, namespace) == 3
