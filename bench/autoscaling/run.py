@@ -30,7 +30,6 @@ from ferry.autoscaling import AutoscalingPolicy, default_target_in_flight, parse
 AUTOSCALERS = ("ferry", "hpa", "kpa", "cortex", "oracle")
 SERVING = Serving()
 
-
 _DURATION_FIELDS = {"window", "panic_window", "upscale_stabilization", "downscale_stabilization"}
 
 
