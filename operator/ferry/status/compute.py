@@ -20,6 +20,7 @@ from ferry.status.pods import NO_TROUBLE, PodState, Trouble, trouble
 from ferry.status.revisions import (
     Progress,
     Revision,
+    Template,
     abandon_restore,
     parse_revisions,
     plan_rollback,
@@ -29,7 +30,7 @@ from ferry.status.revisions import (
     rolled_back,
     track,
 )
-from ferry.status.rollout import Rollout, rollout_of, template_of
+from ferry.status.rollout import Rollout, rollout_of, template_of, without_stale_verdict
 
 
 class Phase(StrEnum):
@@ -171,6 +172,13 @@ def _history(
     return revisions
 
 
+def _started(revisions: tuple[Revision, ...], template: Template, now: str) -> str:
+    """When the history's revision of `template` started; now, for a template new to it."""
+    if revisions and revisions[-1].template_hash == template.hash:
+        return revisions[-1].started
+    return now
+
+
 def compute_status(
     *,
     api: str,
@@ -196,6 +204,9 @@ def compute_status(
     if rollout is not None:
         if rollout.template is not None:
             found = trouble(pods, rollout.template.hash)
+            rollout = without_stale_verdict(
+                rollout, _started(revisions, rollout.template, now), now
+            )
         revisions = _history(
             revisions,
             rollout,

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ferry import names
@@ -28,6 +29,9 @@ class Rollout:
     was_complete: bool
     template: Template | None = None
     """The pod template's identity; None for one rendered before templates carried it."""
+    deadline_exceeded_at: str | None = None
+    """When the controller gave its ProgressDeadlineExceeded verdict."""
+    progress_deadline_seconds: int = 600
 
     @property
     def rolled_out(self) -> bool:
@@ -79,4 +83,33 @@ def rollout_of(deployment: Mapping[str, Any], generation: int) -> Rollout:
         deadline_exceeded=observed and progressing.get("reason") == "ProgressDeadlineExceeded",
         was_complete=progressing.get("reason") == "NewReplicaSetAvailable",
         template=template_of(deployment),
+        deadline_exceeded_at=progressing.get("lastUpdateTime"),
+        progress_deadline_seconds=int(
+            deployment.get("spec", {}).get("progressDeadlineSeconds", 600)
+        ),
     )
+
+
+def _instant(stamp: str) -> datetime.datetime:
+    return datetime.datetime.fromisoformat(stamp)
+
+
+def without_stale_verdict(rollout: Rollout, started: str, now: str) -> Rollout:
+    """The rollout of a template that started at `started`, without a deadline verdict that was
+    given on an earlier template.
+
+    The Deployment controller resets its Progressing condition when it creates a ReplicaSet, but
+    not when the template goes back to one it already has (a rollback, or a version reverted by
+    hand): the earlier template's ProgressDeadlineExceeded then stands until progress is seen. It
+    is this template's verdict only if given after the template started, or once the template
+    has had a whole deadline of its own."""
+    if not rollout.deadline_exceeded or rollout.deadline_exceeded_at is None:
+        return rollout
+    try:
+        given, start, at = _instant(rollout.deadline_exceeded_at), _instant(started), _instant(now)
+    except ValueError:
+        return rollout
+    deadline = datetime.timedelta(seconds=rollout.progress_deadline_seconds)
+    if given > start or at - start >= deadline:
+        return rollout
+    return replace(rollout, deadline_exceeded=False)

@@ -28,8 +28,10 @@ def deployment(
     total: int = 2,
     available: int = 2,
     progressing: str = "NewReplicaSetAvailable",
+    progressing_since: str | None = None,
     image: str = "iris:1",
 ) -> dict[str, Any]:
+    since = {"lastUpdateTime": progressing_since} if progressing_since else {}
     return {
         "metadata": {
             "generation": 4,
@@ -52,7 +54,9 @@ def deployment(
             "updatedReplicas": updated,
             "readyReplicas": available,
             "availableReplicas": available,
-            "conditions": [{"type": "Progressing", "status": "True", "reason": progressing}],
+            "conditions": [
+                {"type": "Progressing", "status": "True", "reason": progressing, **since}
+            ],
         },
     }
 
@@ -364,3 +368,23 @@ def test_a_rollback_that_stalls_is_not_rolled_back_again_and_says_so() -> None:
     assert cond(stuck, "Ready") == ("False", "ProgressDeadlineExceeded")
     assert message(stuck).endswith("it was itself a rollback, which is never rolled back in turn")
     assert [r["outcome"] for r in stuck["revisions"]] == ["Complete", "RolledBack", "Failed"]
+
+
+def test_the_failed_templates_verdict_is_not_taken_for_the_rollbacks() -> None:
+    # Going back to a ReplicaSet it has, the Deployment controller keeps the failed template's
+    # ProgressDeadlineExceeded until it sees progress; until then that verdict is not the
+    # rollback's, unless the rollback makes no progress for a deadline of its own.
+    undone = stalled(rolled_out("good"), restorable={"good", "bad"})
+    old_verdict = {"progressing": "ProgressDeadlineExceeded", "progressing_since": NOW}
+    applied = status(deployment("good", total=3, **old_verdict), undone, now=LAST)
+    assert cond(applied, "Progressing") == ("False", "RolledBack")
+    assert applied["revisions"][-1]["outcome"] == "InProgress"
+
+    deadline_later = "2026-11-23T10:15:00Z"  # the default 600 s after the rollback started
+    stuck = status(deployment("good", total=3, **old_verdict), applied, now=deadline_later)
+    assert cond(stuck, "Progressing") == ("False", "ProgressDeadlineExceeded")
+    assert stuck["revisions"][-1]["outcome"] == "Failed"
+
+    fresh_verdict = {"progressing": "ProgressDeadlineExceeded", "progressing_since": LAST}
+    failed = status(deployment("good", total=3, **fresh_verdict), applied, now=LAST)
+    assert failed["revisions"][-1]["outcome"] == "Failed"
