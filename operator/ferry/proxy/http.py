@@ -10,14 +10,28 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NoReturn
 
 MAX_HEAD_BYTES = 64 * 1024
 _MAX_CHUNK_LINE = 4096
 
-_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_FIELD_VALUE = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+_TOKEN_CHARS = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+_VALUE_CHARS = rb"[\t\x20-\x7e\x80-\xff]"
+_TOKEN = re.compile(_TOKEN_CHARS + rb"+")
 _TARGET = re.compile(rb"[\x21-\x7e\x80-\xff]+")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+# A request head in one pass: the request line, then every field line well formed. Only a head
+# this refuses goes through the line-by-line checks, to say what is wrong with it.
+_REQUEST_LINE = re.compile(_TOKEN.pattern + rb" [\x21-\x7e\x80-\xff]+ HTTP/1\.[01]")
+_FIELD_LINES = re.compile(rb"(?:\r\n" + _TOKEN.pattern + rb":" + _VALUE_CHARS + rb"*)*")
+# In a head whose lines are well formed every CRLF starts a field, so these are whole fields.
+_FRAMING_FIELDS = re.compile(
+    rb"\r\n(content-length|transfer-encoding|connection|expect):(" + _VALUE_CHARS + rb"*)",
+    re.IGNORECASE,
+)
+_RESPONSE_FRAMING_FIELDS = re.compile(
+    rb"\r\n(content-length|transfer-encoding|connection):((?:[^\r]|\r(?!\n))*)", re.IGNORECASE
+)
 _VERSIONS = {b"HTTP/1.1": True, b"HTTP/1.0": False}
 # Methods a client may resend on its own (RFC 9110 section 9.2.2).
 IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
@@ -49,17 +63,15 @@ def parse_request_head(head: bytes) -> RequestHead:
     """Parse a request head, given without its closing blank line."""
     if head.count(b"\n") != head.count(b"\r\n"):
         raise BadRequestError(400, "bare LF in request head")
-    lines = head.split(b"\r\n")
-    parts = lines[0].split(b" ")
-    if len(parts) != 3:  # noqa: PLR2004 - method, target, version
-        raise BadRequestError(400, "malformed request line")
-    method, target, version = parts
-    keep_alive = _VERSIONS.get(version)
-    if keep_alive is None:
-        raise BadRequestError(505 if version.startswith(b"HTTP/") else 400, "unsupported version")
-    if not _TOKEN.fullmatch(method) or not _TARGET.fullmatch(target):
-        raise BadRequestError(400, "malformed request line")
-    length, coding, keep_alive, expect = _fields(lines[1:], keep_alive)
+    line_end = head.find(b"\r\n")
+    if line_end < 0:
+        line_end = len(head)
+    if not _REQUEST_LINE.fullmatch(head, 0, line_end):
+        _refuse_request_line(head[:line_end])
+    method, target, version = head[:line_end].split(b" ")
+    if not _FIELD_LINES.fullmatch(head, line_end):
+        raise BadRequestError(400, "malformed header field")
+    length, coding, keep_alive, expect = _framing(head, line_end, _VERSIONS[version])
     if coding is not None:
         if length is not None:
             raise BadRequestError(400, "both Content-Length and Transfer-Encoding")
@@ -74,23 +86,22 @@ def parse_request_head(head: bytes) -> RequestHead:
     return RequestHead(method, target, content_length, False, keep_alive, expect)
 
 
-_INTERESTING_LENGTHS = frozenset(
-    len(name) for name in (b"content-length", b"transfer-encoding", b"connection", b"expect")
-)
+def _refuse_request_line(line: bytes) -> NoReturn:
+    parts = line.split(b" ")
+    if len(parts) == 3 and parts[2] not in _VERSIONS:  # noqa: PLR2004 - method, target, version
+        raise BadRequestError(505 if parts[2].startswith(b"HTTP/") else 400, "unsupported version")
+    raise BadRequestError(400, "malformed request line")
 
 
-def _fields(lines: list[bytes], keep_alive: bool) -> tuple[bytes | None, bytes | None, bool, bool]:
-    """Content-Length, Transfer-Encoding, keep-alive and Expect, checking every field's form."""
+def _framing(
+    head: bytes, start: int, keep_alive: bool
+) -> tuple[bytes | None, bytes | None, bool, bool]:
+    """Content-Length, Transfer-Encoding, keep-alive and Expect, from well-formed fields."""
     length: bytes | None = None
     coding: bytes | None = None
     expect = False
-    for line in lines:
-        name, colon, value = line.partition(b":")
-        if not colon or not _TOKEN.fullmatch(name) or not _FIELD_VALUE.fullmatch(value):
-            raise BadRequestError(400, "malformed header field")
-        if len(name) not in _INTERESTING_LENGTHS:
-            continue
-        key = name.lower()
+    for field in _FRAMING_FIELDS.finditer(head, start):
+        key, value = field[1].lower(), field[2]
         if key == b"content-length":
             value = value.strip()
             if length is not None and value != length:
@@ -106,9 +117,9 @@ def _fields(lines: list[bytes], keep_alive: bool) -> tuple[bytes | None, bytes |
                 keep_alive = False
             elif b"keep-alive" in tokens:
                 keep_alive = True
-        elif key == b"expect":
-            if value.strip().lower() != b"100-continue":
-                raise BadRequestError(417, "unsupported Expect")
+        elif value.strip().lower() != b"100-continue":
+            raise BadRequestError(417, "unsupported Expect")
+        else:
             expect = True
     return length, coding, keep_alive, expect
 
@@ -187,7 +198,7 @@ class ResponseHead:
 
 def parse_response_head(head: bytes, request_method: bytes) -> ResponseHead:
     """Parse a response head, given without its closing blank line."""
-    status_line, _, fields = head.partition(b"\r\n")
+    status_line = head.partition(b"\r\n")[0]
     version = status_line[:9]
     if version not in (b"HTTP/1.1 ", b"HTTP/1.0 ") or not status_line[9:12].isdigit():
         raise BadResponseError(f"malformed status line {status_line[:40]!r}")
@@ -195,11 +206,8 @@ def parse_response_head(head: bytes, request_method: bytes) -> ResponseHead:
     keep_alive = version == b"HTTP/1.1 "
     length = -1
     chunked = False
-    for line in fields.split(b"\r\n") if fields else ():
-        name, _, value = line.partition(b":")
-        if len(name) not in _INTERESTING_LENGTHS:
-            continue
-        key = name.strip().lower()
+    for field in _RESPONSE_FRAMING_FIELDS.finditer(head, len(status_line)):
+        key, value = field[1].lower(), field[2]
         if key == b"content-length":
             try:
                 length = int(value)
@@ -207,7 +215,7 @@ def parse_response_head(head: bytes, request_method: bytes) -> ResponseHead:
                 raise BadResponseError("malformed Content-Length") from None
         elif key == b"transfer-encoding":
             chunked = value.strip().lower().endswith(b"chunked")
-        elif key == b"connection":
+        else:
             tokens = value.lower()
             if b"close" in tokens:
                 keep_alive = False

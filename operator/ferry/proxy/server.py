@@ -30,6 +30,7 @@ from ferry.proxy.http import (
     with_connection_close,
 )
 from ferry.proxy.stats import Stats
+from ferry.proxy.timeouts import Timeouts
 from ferry.proxy.upstream import UpstreamConnection, UpstreamPool
 
 log = logging.getLogger("ferry.proxy")
@@ -51,6 +52,7 @@ class Proxy:
         self.gate = Gate(config.max_concurrency, config.max_queue_length)
         self.stats = Stats(self.gate, config.windows)
         self.pool = UpstreamPool(config.upstream_host, config.upstream_port, loop)
+        self.timeouts = Timeouts(loop, config.timeout_seconds)
         self.connections: set[ClientConnection] = set()
         self.draining = False
         self._all_closed = asyncio.Event()
@@ -139,7 +141,6 @@ class ClientConnection(asyncio.Protocol):
         "_started",
         "_state",
         "_status",
-        "_timer",
         "_transport",
         "_upstream",
         "deadline",
@@ -160,7 +161,6 @@ class ClientConnection(asyncio.Protocol):
         self._method = b""
         self._keep_alive = True
         self._started = 0.0
-        self._timer: asyncio.TimerHandle | None = None
         self._upstream: UpstreamConnection | None = None
         self._responded = False
         self._retried = False
@@ -313,7 +313,7 @@ class ClientConnection(asyncio.Protocol):
             self._answer(proxy.busy_response)
             return
         self._state = _WAITING
-        self._timer = self._loop.call_at(now + proxy.config.timeout_seconds, self._timed_out)
+        proxy.timeouts.start(self, now)
         if admission is Admission.ADMITTED:
             self.admitted()
 
@@ -341,8 +341,9 @@ class ClientConnection(asyncio.Protocol):
         self._upstream = upstream
         upstream.send(self, self._request, self._method)
 
-    def _timed_out(self) -> None:
-        self._timer = None
+    def timed_out(self) -> None:
+        if self._state not in (_WAITING, _FORWARDING):
+            return
         self._drop_upstream()
         self._end_request(504)
         if self._responded:  # the client has part of a response: only closing can tell it
@@ -364,10 +365,7 @@ class ClientConnection(asyncio.Protocol):
             upstream.abandon()
 
     def _end_request(self, status: int) -> None:
-        timer = self._timer
-        if timer is not None:
-            self._timer = None
-            timer.cancel()
+        self._proxy.timeouts.end(self)
         state = self._state
         self._state = _IDLE
         self._seq += 1
