@@ -8,7 +8,7 @@ from typing import Any
 
 import aiohttp
 
-from ferry.adapters.stats import pod_offered
+from ferry.adapters.stats import pod_figures
 from ferry.local.wait import eventually
 from tests.e2e.conftest import StartProxy, Upstream, get_json, post
 
@@ -42,7 +42,7 @@ async def test_stats_and_metrics_match_the_load(
     assert stats["servedTotal"] == 0
     assert stats["windows"][0]["served"] == 0.0
     # Nothing has been served, so no service time is known: the demand stands in.
-    assert pod_offered(stats) == 6.0
+    assert pod_figures(stats).offered == 6.0
     assert stats["windows"][1]["seconds"] == 60
     assert 0 < stats["windows"][1]["inFlight"] <= 4
     assert stats["uptimeSeconds"] > before["uptimeSeconds"]

@@ -1,10 +1,10 @@
 """Reading each ready pod's demand and offered load from its proxy's /stats (ferry.proxy.admin).
 
-`pod_demand`, `pod_offered` and `pod_service` are pure: the JSON in, queued + in-flight
-requests, the offered load, or requests in service and served per second out. `StatsScraper`
-does the HTTP: one shared aiohttp session for every API, a short timeout per pod, and one
-semaphore that caps scrapes in flight across all APIs, so a thousand APIs ticking together
-cannot open thousands of sockets at once. A pod that does not answer, or answers nonsense, is
+`pod_figures` is pure: the JSON in; queued + in-flight requests, the offered load, and
+requests in service and served per second out. `StatsScraper` does the HTTP: one shared
+aiohttp session for every API, a short timeout per pod, and one semaphore that caps scrapes in
+flight across all APIs, so a thousand APIs ticking together cannot open thousands of sockets
+at once. A pod that does not answer, or answers nonsense, is
 None: its demand is unknown, which is not the same as zero.
 """
 
@@ -65,55 +65,45 @@ def _sampled_window(stats: Any, tick: float) -> Mapping[str, Any] | None:
     return min(sampled, key=fit)
 
 
-def pod_demand(stats: Any, tick: float = 0.0) -> float:
-    """Queued + in-flight requests of one pod, from its /stats document.
+@dataclass(frozen=True)
+class PodFigures:
+    """What one pod's /stats says, averaged over the window closest to the operator's tick."""
 
-    They are averaged over the window with samples closest to `tick` seconds, the operator's
-    interval between ticks (0: the shortest). A proxy that has not taken a sample yet (its first
-    second) has only its current counts, which are used instead.
+    demand: float
+    """Queued + in-flight requests."""
+    offered: float | None
+    """The offered load (ferry.autoscaling.offered_load); None from a proxy that does not count
+    requests served."""
+    service: tuple[float, float] | None
+    """Requests in service and requests served per second, from which the service time follows
+    by Little's law; None before the proxy's first sample, and as for `offered`."""
+
+
+def pod_figures(stats: Any, tick: float = 0.0) -> PodFigures:
+    """One pod's figures from its /stats document, averaged over the window with samples
+    closest to `tick` seconds, the operator's interval between ticks (0: the shortest).
+
+    A proxy that has not taken a sample yet (its first second) has only its current counts,
+    which stand in for its demand; it has served nothing it could have timed, so its demand
+    also stands in for its offered load, as offered_load() has it for a window in which
+    nothing was served.
     """
     window = _sampled_window(stats, tick)
     if window is None:
-        return _count(stats.get("inFlight"), "inFlight") + _count(stats.get("queued"), "queued")
-    return _count(window.get("inFlight"), "windows[].inFlight") + _count(
-        window.get("queued"), "windows[].queued"
-    )
-
-
-def pod_offered(stats: Any, tick: float = 0.0) -> float | None:
-    """The offered load of one pod (ferry.autoscaling.offered_load), from the averages of the
-    window `pod_demand` reads; None from a proxy that does not count requests served.
-
-    In its first second a proxy has served nothing it could have timed, so its demand stands
-    in, as offered_load() has it for a window in which nothing was served.
-    """
-    window = _sampled_window(stats, tick)
-    if window is None:
+        demand = _count(stats.get("inFlight"), "inFlight") + _count(stats.get("queued"), "queued")
         if "servedTotal" not in stats:
-            return None
+            return PodFigures(demand, None, None)
         _count(stats["servedTotal"], "servedTotal")
-        return pod_demand(stats, tick)
+        return PodFigures(demand, demand, None)
+    in_flight = _count(window.get("inFlight"), "windows[].inFlight")
+    demand = in_flight + _count(window.get("queued"), "windows[].queued")
     if "received" not in window and "served" not in window:
-        return None
-    return offered_load(
-        _count(window.get("received"), "windows[].received"),
-        _count(window.get("served"), "windows[].served"),
-        _count(window.get("inFlight"), "windows[].inFlight"),
-        pod_demand(stats, tick),
+        return PodFigures(demand, None, None)
+    served = _count(window.get("served"), "windows[].served")
+    offered = offered_load(
+        _count(window.get("received"), "windows[].received"), served, in_flight, demand
     )
-
-
-def pod_service(stats: Any, tick: float = 0.0) -> tuple[float, float] | None:
-    """Requests in service and requests served per second, averaged over the window
-    `pod_demand` reads: the service time follows by Little's law. None before the proxy's first
-    sample and from a proxy that does not count requests served."""
-    window = _sampled_window(stats, tick)
-    if window is None or "served" not in window:
-        return None
-    return (
-        _count(window.get("inFlight"), "windows[].inFlight"),
-        _count(window.get("served"), "windows[].served"),
-    )
+    return PodFigures(demand, offered, (in_flight, served))
 
 
 @dataclass(frozen=True)
@@ -125,7 +115,7 @@ class PodAnswer:
     offered: float | None = None
     """None: not known (no answer, or a proxy that does not count requests served)."""
     service: tuple[float, float] | None = None
-    """(in flight, served per second) from `pod_service`; None when not known, as `offered`."""
+    """(in flight, served per second), as PodFigures.service; None when not known."""
 
 
 class StatsScraper:
@@ -167,13 +157,9 @@ class StatsScraper:
                 host = f"[{ip}]" if ":" in ip else ip
                 async with self._session.get(f"http://{host}:{self._port}/stats") as response:
                     body = await response.read()
-                stats = json.loads(body)
-                tick = self._tick
+                figures = pod_figures(json.loads(body), self._tick)
                 return PodAnswer(
-                    pod,
-                    pod_demand(stats, tick),
-                    offered=pod_offered(stats, tick),
-                    service=pod_service(stats, tick),
+                    pod, figures.demand, offered=figures.offered, service=figures.service
                 )
             except TimeoutError:
                 return PodAnswer(pod, None, f"no answer within {self._timeout:g}s")

@@ -10,9 +10,7 @@ from ferry.adapters.stats import (
     PodAnswer,
     StatsFormatError,
     StatsScraper,
-    pod_demand,
-    pod_offered,
-    pod_service,
+    pod_figures,
 )
 from ferry.autoscaling import AutoscalingPolicy, DemandHistory, Sample, ScalerState
 from ferry.services.autoscale import (
@@ -59,7 +57,7 @@ def window(
 
 def test_demand_is_in_flight_plus_queued_over_the_shortest_window() -> None:
     doc = stats([window(60, 60, 1.0, 0.0), window(6, 6, 3.5, 2.25)], in_flight=9, queued=9)
-    assert pod_demand(doc) == 5.75
+    assert pod_figures(doc).demand == 5.75
 
 
 @pytest.mark.parametrize(
@@ -69,18 +67,18 @@ def test_the_window_read_is_the_one_closest_to_the_tick(tick: float, seconds: in
     # Each window's demand is its length: which one was read shows in the result.
     lengths = (60, 6, 2, 1)
     doc = stats([window(n, n, float(n), 0.0, received=n, served=n) for n in lengths])
-    assert pod_demand(doc, tick) == seconds
-    assert pod_offered(doc, tick) == seconds
-    assert pod_service(doc, tick) == (seconds, seconds)
+    assert pod_figures(doc, tick).demand == seconds
+    assert pod_figures(doc, tick).offered == seconds
+    assert pod_figures(doc, tick).service == (seconds, seconds)
 
 
 def test_a_window_without_samples_yet_is_passed_over() -> None:
     doc = stats([window(60, 3, 2.0, 1.0), window(1, 0, 0.0, 0.0)])
-    assert pod_demand(doc) == 3.0
+    assert pod_figures(doc).demand == 3.0
 
 
 def test_a_proxy_in_its_first_second_gives_its_current_counts() -> None:
-    assert pod_demand(stats([window(60, 0, 0.0, 0.0)], in_flight=2, queued=5)) == 7.0
+    assert pod_figures(stats([window(60, 0, 0.0, 0.0)], in_flight=2, queued=5)).demand == 7.0
 
 
 def test_a_real_snapshot_of_the_proxy_parses() -> None:
@@ -89,7 +87,7 @@ def test_a_real_snapshot_of_the_proxy_parses() -> None:
 
     proxy_stats = Stats(Gate(capacity=4, queue_limit=10), windows=(60, 6))
     proxy_stats.tick()
-    assert pod_demand(proxy_stats.snapshot(draining=False)) == 0.0
+    assert pod_figures(proxy_stats.snapshot(draining=False)).demand == 0.0
 
 
 @pytest.mark.parametrize(
@@ -110,7 +108,7 @@ def test_a_real_snapshot_of_the_proxy_parses() -> None:
 )
 def test_anything_but_the_proxys_stats_is_refused_not_read_as_zero(doc: Any) -> None:
     with pytest.raises(StatsFormatError):
-        pod_demand(doc)
+        pod_figures(doc)
 
 
 def test_offered_load_comes_from_the_window_demand_is_read_from() -> None:
@@ -121,23 +119,23 @@ def test_offered_load_comes_from_the_window_demand_is_read_from() -> None:
         ]
     )
     # 20 received/s x 3 in flight / 10 served/s: the 5 queued are backlog, not traffic.
-    assert (pod_demand(doc), pod_offered(doc)) == (8.0, 6.0)
+    assert (pod_figures(doc).demand, pod_figures(doc).offered) == (8.0, 6.0)
 
 
 def test_a_window_in_which_nothing_was_served_offers_its_demand() -> None:
     doc = stats([window(2, 2, 4.0, 3.0, received=6.0, served=0.0)])
-    assert pod_offered(doc) == 7.0
+    assert pod_figures(doc).offered == 7.0
 
 
 def test_a_proxy_that_does_not_count_served_requests_offers_nothing_but_its_demand_stands() -> None:
     doc = stats([window(60, 60, 1.0, 0.0), window(6, 6, 3.5, 2.25)])
-    assert (pod_demand(doc), pod_offered(doc)) == (5.75, None)
-    assert pod_offered(stats([window(60, 0, 0.0, 0.0)], in_flight=2, queued=5)) is None
+    assert (pod_figures(doc).demand, pod_figures(doc).offered) == (5.75, None)
+    assert pod_figures(stats([window(60, 0, 0.0, 0.0)], in_flight=2, queued=5)).offered is None
 
 
 def test_a_proxy_in_its_first_second_offers_its_current_demand_if_it_counts_served() -> None:
     doc = {**stats([window(2, 0, 0.0, 0.0)], in_flight=2, queued=5), "servedTotal": 0}
-    assert pod_offered(doc) == 7.0
+    assert pod_figures(doc).offered == 7.0
 
 
 def test_a_real_snapshot_of_a_loaded_proxy_gives_its_offered_load() -> None:
@@ -168,8 +166,8 @@ def test_a_real_snapshot_of_a_loaded_proxy_gives_its_offered_load() -> None:
         "served": 4.0,
     }
     # 8 received/s at 1 s each (4 in flight / 4 served/s): 8 requests' worth of traffic.
-    assert (pod_demand(doc), pod_offered(doc)) == (8.0, 8.0)
-    assert pod_service(doc) == (4.0, 4.0)
+    assert (pod_figures(doc).demand, pod_figures(doc).offered) == (8.0, 8.0)
+    assert pod_figures(doc).service == (4.0, 4.0)
 
 
 def test_a_sample_carries_the_offered_load_only_when_every_pod_that_answered_reports_it() -> None:
@@ -177,7 +175,7 @@ def test_a_sample_carries_the_offered_load_only_when_every_pod_that_answered_rep
     old = stats([window(2, 2, 2.0, 0.0)])
 
     def answer(name: str, doc: dict[str, Any]) -> PodAnswer:
-        return PodAnswer(name, pod_demand(doc), offered=pod_offered(doc))
+        return PodAnswer(name, pod_figures(doc).demand, offered=pod_figures(doc).offered)
 
     def sample(*answers: PodAnswer) -> Sample:
         return Sample.from_pods(5.0, [a.demand for a in answers], [a.offered for a in answers])
@@ -201,7 +199,7 @@ def test_a_sample_carries_the_offered_load_only_when_every_pod_that_answered_rep
 )
 def test_a_malformed_offered_load_refuses_the_whole_answer(doc: Any) -> None:
     with pytest.raises(StatsFormatError):
-        pod_offered(doc)
+        pod_figures(doc)
 
 
 def test_in_flight_and_served_come_from_the_window_demand_is_read_from() -> None:
@@ -211,12 +209,12 @@ def test_in_flight_and_served_come_from_the_window_demand_is_read_from() -> None
             window(2, 2, 4.0, 6.0, received=20.0, served=16.0),
         ]
     )
-    assert pod_service(doc) == (4.0, 16.0)
+    assert pod_figures(doc).service == (4.0, 16.0)
     # Before the first sample and from a proxy that does not count served requests: unknown.
-    assert pod_service({**stats([window(2, 0, 0.0, 0.0)]), "servedTotal": 0}) is None
-    assert pod_service(stats([window(2, 2, 4.0, 6.0)])) is None
+    assert pod_figures({**stats([window(2, 0, 0.0, 0.0)]), "servedTotal": 0}).service is None
+    assert pod_figures(stats([window(2, 2, 4.0, 6.0)])).service is None
     with pytest.raises(StatsFormatError):
-        pod_service(stats([window(2, 2, 4.0, 6.0, received=20.0, served=-1.0)]))
+        pod_figures(stats([window(2, 2, 4.0, 6.0, received=20.0, served=-1.0)]))
 
 
 def pod(name: str, ip: str | None, ready: str = "True", **meta: Any) -> dict[str, Any]:
