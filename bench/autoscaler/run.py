@@ -58,6 +58,9 @@ from ferry.status.pods import PodState
 from tests.support.ferry_operator import Operator, install_crds, kubectl
 
 NAMESPACE = "bench"
+# The chart's terminationGracePeriodSeconds: holding a thousand APIs, the operator takes longer
+# to stop than the tests' operators, and a kubelet would give it this long.
+CHART_STOP_GRACE = 30.0
 PODS_PER_NODE = 110
 DEMAND_PER_POD = 1.5
 TICK_GOAL_SECONDS = 1.0
@@ -272,7 +275,7 @@ async def bench(cluster: ClusterInfo, count: int, servers: int, logs: Path) -> N
             )
             # Shown now: a failed shutdown below ends the run, and with it the temporary logs.
             print(f"operator figures: {operator_figures}", flush=True)
-            code = operator.stop()
+            code = operator.stop(grace=CHART_STOP_GRACE)
             if code != 0:
                 print(operator.logs()[-4000:], file=sys.stderr)
                 raise SystemExit(f"ferry-operator stopped with {code}")

@@ -79,8 +79,8 @@ class Operator:
             what=f"ferry-operator's liveness endpoint (log: {self.log})",
         )
 
-    def stop(self) -> int | None:
-        code = processes.stop_group(self.process, grace=15.0) if self.process else None
+    def stop(self, grace: float = 15.0) -> int | None:
+        code = processes.stop_group(self.process, grace=grace) if self.process else None
         self.process = None
         return code
 
