@@ -4,8 +4,8 @@
 requests in service and served per second out. `StatsScraper` does the HTTP: one shared
 aiohttp session for every API, a short timeout per pod, and one semaphore that caps scrapes in
 flight across all APIs, so a thousand APIs ticking together cannot open thousands of sockets
-at once. A pod that does not answer, or answers nonsense, is
-None: its demand is unknown, which is not the same as zero.
+at once. A pod that does not answer, or answers nonsense, is None: its demand is unknown, which
+is not the same as zero.
 """
 
 from __future__ import annotations

@@ -15,15 +15,14 @@ from typing import NoReturn
 MAX_HEAD_BYTES = 64 * 1024
 _MAX_CHUNK_LINE = 4096
 
-_TOKEN_CHARS = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_TARGET = rb"[\x21-\x7e\x80-\xff]+"
 _VALUE_CHARS = rb"[\t\x20-\x7e\x80-\xff]"
-_TOKEN = re.compile(_TOKEN_CHARS + rb"+")
-_TARGET = re.compile(rb"[\x21-\x7e\x80-\xff]+")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
 # A request head in one pass: the request line, then every field line well formed. Only a head
 # this refuses goes through the line-by-line checks, to say what is wrong with it.
-_REQUEST_LINE = re.compile(_TOKEN.pattern + rb" [\x21-\x7e\x80-\xff]+ HTTP/1\.[01]")
-_FIELD_LINES = re.compile(rb"(?:\r\n" + _TOKEN.pattern + rb":" + _VALUE_CHARS + rb"*)*")
+_REQUEST_LINE = re.compile(_TOKEN + rb" " + _TARGET + rb" HTTP/1\.[01]")
+_FIELD_LINES = re.compile(rb"(?:\r\n" + _TOKEN + rb":" + _VALUE_CHARS + rb"*)*")
 # In a head whose lines are well formed every CRLF starts a field, so these are whole fields.
 _FRAMING_FIELDS = re.compile(
     rb"\r\n(content-length|transfer-encoding|connection|expect):(" + _VALUE_CHARS + rb"*)",

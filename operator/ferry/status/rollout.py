@@ -12,6 +12,9 @@ from ferry.render.children import template_hash_of
 from ferry.status.conditions import condition
 from ferry.status.revisions import Template
 
+DEFAULT_PROGRESS_DEADLINE = 600
+"""Seconds; the API server's default for a Deployment's spec.progressDeadlineSeconds."""
+
 
 @dataclass(frozen=True)
 class Rollout:
@@ -27,11 +30,11 @@ class Rollout:
     available: int
     deadline_exceeded: bool
     was_complete: bool
+    deadline_exceeded_at: str | None
+    """When the controller gave its ProgressDeadlineExceeded verdict (None: it has not)."""
+    progress_deadline_seconds: int
     template: Template | None = None
     """The pod template's identity; None for one rendered before templates carried it."""
-    deadline_exceeded_at: str | None = None
-    """When the controller gave its ProgressDeadlineExceeded verdict."""
-    progress_deadline_seconds: int = 600
 
     @property
     def rolled_out(self) -> bool:
@@ -71,6 +74,7 @@ def rollout_of(deployment: Mapping[str, Any], generation: int) -> Rollout:
     annotations = metadata.get("annotations") or {}
     observed = status.get("observedGeneration", 0) >= metadata.get("generation", 1)
     progressing = condition(status, "Progressing") or {}
+    exceeded = progressing.get("reason") == "ProgressDeadlineExceeded"
     return Rollout(
         observed=observed,
         current=observed and annotations.get(names.GENERATION_ANNOTATION) == str(generation),
@@ -80,18 +84,14 @@ def rollout_of(deployment: Mapping[str, Any], generation: int) -> Rollout:
         ready=int(status.get("readyReplicas", 0)),
         available=int(status.get("availableReplicas", 0)),
         # Only a verdict on the template the controller has seen is a verdict on this one.
-        deadline_exceeded=observed and progressing.get("reason") == "ProgressDeadlineExceeded",
+        deadline_exceeded=observed and exceeded,
         was_complete=progressing.get("reason") == "NewReplicaSetAvailable",
-        template=template_of(deployment),
-        deadline_exceeded_at=progressing.get("lastUpdateTime"),
+        deadline_exceeded_at=progressing.get("lastUpdateTime") if exceeded else None,
         progress_deadline_seconds=int(
-            deployment.get("spec", {}).get("progressDeadlineSeconds", 600)
+            deployment.get("spec", {}).get("progressDeadlineSeconds", DEFAULT_PROGRESS_DEADLINE)
         ),
+        template=template_of(deployment),
     )
-
-
-def _instant(stamp: str) -> datetime.datetime:
-    return datetime.datetime.fromisoformat(stamp)
 
 
 def without_stale_verdict(rollout: Rollout, started: str, now: str) -> Rollout:
@@ -106,7 +106,9 @@ def without_stale_verdict(rollout: Rollout, started: str, now: str) -> Rollout:
     if not rollout.deadline_exceeded or rollout.deadline_exceeded_at is None:
         return rollout
     try:
-        given, start, at = _instant(rollout.deadline_exceeded_at), _instant(started), _instant(now)
+        given, start, at = map(
+            datetime.datetime.fromisoformat, (rollout.deadline_exceeded_at, started, now)
+        )
     except ValueError:
         return rollout
     deadline = datetime.timedelta(seconds=rollout.progress_deadline_seconds)
