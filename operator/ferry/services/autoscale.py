@@ -13,6 +13,7 @@ as it was, and leaves the retry to the next tick: a tick never raises one.
 
 from __future__ import annotations
 
+import copy
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -44,6 +45,27 @@ FIXED_REPLICAS = "FixedReplicas"
 
 
 @dataclass(frozen=True)
+class ReadSpec:
+    """A spec as the tick read it: parsing it and checking its policy cost more than the rest of
+    a tick's arithmetic, so they are done again only when the spec changes."""
+
+    raw: Mapping[str, Any]
+    """A copy of the spec read, to compare the next tick's with."""
+    spec: RealtimeAPISpec
+    policy: AutoscalingPolicy
+
+    @classmethod
+    def of(cls, raw: Mapping[str, Any], known: ReadSpec | None) -> ReadSpec:
+        """`known` if `raw` is still its spec, else `raw` read afresh; InvalidSpecError,
+        DurationError or PolicyError if the user must fix it."""
+        if known is not None and known.raw == raw:
+            return known
+        spec = parse_spec(raw)
+        policy = AutoscalingPolicy.from_spec(spec.autoscaling, spec.serving)
+        return cls(copy.deepcopy(dict(raw)), spec, policy)
+
+
+@dataclass(frozen=True)
 class Memory:
     """What one API's tick hands to the next."""
 
@@ -53,6 +75,8 @@ class Memory:
     """The status fields this autoscaler last wrote. The API a tick is handed shows them only
     once the watch has delivered the write; judging by it alone, a busy operator would write
     the same fields again, and each write it waits on makes it busier still."""
+    read: ReadSpec | None = None
+    """The spec the last tick scaled by."""
 
 
 def ready_pods(pods: Iterable[PodState]) -> list[tuple[str, str]]:
@@ -83,15 +107,15 @@ def scaler_status(
     return status
 
 
-def remembered(memory: Memory | None, policy: AutoscalingPolicy) -> Memory:
+def remembered(memory: Memory | None, read: ReadSpec) -> Memory:
     """The memory to decide with; a changed spec keeps the samples but not more of them."""
+    horizon = read.policy.memory
     if memory is None:
-        return Memory(DemandHistory(policy.memory))
-    if memory.history.horizon != policy.memory:
-        return Memory(
-            DemandHistory(policy.memory, memory.history.samples), memory.state, memory.published
-        )
-    return memory
+        return Memory(DemandHistory(horizon), read=read)
+    history = memory.history
+    if history.horizon != horizon:
+        history = DemandHistory(horizon, history.samples)
+    return Memory(history, memory.state, memory.published, read)
 
 
 async def tick(
@@ -112,16 +136,15 @@ async def tick(
     namespace, name = meta["namespace"], meta["name"]
     started = time.monotonic()
     try:
-        spec = parse_spec(api["spec"])
-        policy = AutoscalingPolicy.from_spec(spec.autoscaling, spec.serving)
+        read = ReadSpec.of(api["spec"], memory.read if memory else None)
     except (InvalidSpecError, DurationError, PolicyError) as error:
         # The reconciler reports a spec the user must fix; scaling waits for a good one.
         log.debug("%s/%s: not scaling: %s", namespace, name, error)
         return memory
     try:
-        if not spec.autoscaling.enabled:
+        if not read.spec.autoscaling.enabled:
             if replicas is not None:
-                await _fixed(kube, api, spec, replicas, record)
+                await _fixed(kube, api, read.spec, replicas, record)
             return None
         if replicas is None:
             return memory
@@ -131,8 +154,8 @@ async def tick(
             api=api,
             current=replicas,
             pods=ready_pods(pods),
-            policy=policy,
-            memory=remembered(memory, policy),
+            policy=read.policy,
+            memory=remembered(memory, read),
             record=record,
             now=started,
         )
@@ -191,7 +214,7 @@ async def _scale(
     # Only this autoscaler writes these fields, so what it wrote last is what the API holds.
     seen = {**(api.get("status") or {}), **memory.published}
     await write_status(kube, {**api, "status": seen}, status)
-    return Memory(history, decision.state, {**memory.published, **status})
+    return Memory(history, decision.state, {**memory.published, **status}, memory.read)
 
 
 async def _fixed(

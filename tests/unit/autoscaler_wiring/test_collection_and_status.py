@@ -12,9 +12,11 @@ from ferry.adapters.stats import (
     StatsScraper,
     pod_figures,
 )
-from ferry.autoscaling import AutoscalingPolicy, DemandHistory, Sample, ScalerState
+from ferry.autoscaling import DemandHistory, Sample, ScalerState
+from ferry.handlers.autoscaler import next_tick
 from ferry.services.autoscale import (
     Memory,
+    ReadSpec,
     deployment_replicas,
     ready_pods,
     remembered,
@@ -22,6 +24,8 @@ from ferry.services.autoscale import (
     shown_demand,
 )
 from ferry.settings import Settings, SettingsError
+from ferry.spec.model import InvalidSpecError
+from ferry.spec.schema import with_defaults
 from ferry.status.pods import PodState
 
 
@@ -272,25 +276,40 @@ def test_status_names_the_last_scaling_only_when_there_was_one() -> None:
     }
 
 
+def read(**autoscaling: Any) -> ReadSpec:
+    raw = with_defaults({"predictor": {"image": "example.com/m:1"}, "autoscaling": autoscaling})
+    return ReadSpec.of(raw, None)
+
+
 def test_a_new_api_starts_with_an_empty_memory_as_long_as_its_policy_looks_back() -> None:
-    policy = AutoscalingPolicy(target_in_flight=2, downscale_stabilization=150)
-    memory = remembered(None, policy)
+    spec = read(downscaleStabilization="150s")
+    memory = remembered(None, spec)
     assert memory.history == DemandHistory(150)
     assert memory.state == ScalerState()
+    assert memory.read is spec
 
 
 def test_a_changed_policy_keeps_the_samples_and_the_state() -> None:
     samples = (Sample(1.0, 4.0, 1, 1), Sample(3.0, 6.0, 1, 1))
     state = ScalerState(since=1.0)
-    memory = Memory(DemandHistory(150, samples), state)
-    shorter = remembered(memory, AutoscalingPolicy(target_in_flight=2, downscale_stabilization=30))
-    assert shorter == Memory(DemandHistory(60, samples), state)
-    assert (
-        remembered(
-            shorter, AutoscalingPolicy(target_in_flight=2, window=60, downscale_stabilization=30)
-        )
-        is shorter
-    )
+    memory = Memory(DemandHistory(150, samples), state, read=read(downscaleStabilization="150s"))
+    shorter = read(downscaleStabilization="30s")
+    assert remembered(memory, shorter) == Memory(DemandHistory(60, samples), state, read=shorter)
+
+
+def test_a_spec_is_read_again_only_when_it_changes() -> None:
+    known = read(maxReplicas=5)
+    raw = {**known.raw, "autoscaling": {**known.raw["autoscaling"]}}
+    assert ReadSpec.of(raw, known) is known
+    raw["autoscaling"]["maxReplicas"] = 7
+    changed = ReadSpec.of(raw, known)
+    assert changed.policy.max_replicas == 7
+    # The copy kept is the spec as read, not a view of one that changes later.
+    assert known.raw["autoscaling"]["maxReplicas"] == 5
+    raw["autoscaling"]["maxReplicas"] = 9
+    assert changed.raw["autoscaling"]["maxReplicas"] == 7
+    with pytest.raises(InvalidSpecError):
+        ReadSpec.of({"predictor": {"image": "example.com/m:1"}}, changed)
 
 
 def test_autoscaler_settings_have_defaults_and_refuse_nonsense() -> None:
@@ -314,3 +333,12 @@ async def test_a_tick_in_flight_at_shutdown_gets_unknown_demand_not_an_error() -
     await scraper.close()
     (answer,) = await scraper.scrape([("pod-a", "127.0.0.1")])
     assert (answer.demand, answer.error) == (None, "the operator is stopping")
+
+
+def test_ticks_are_sharp_and_a_late_tick_skips_those_it_missed() -> None:
+    assert next_tick(10.0, 10.3, 2.0) == 12.0
+    # Started on time but ran past the next tick's time: the one after it.
+    assert next_tick(10.0, 12.5, 2.0) == 14.0
+    assert next_tick(10.0, 12.0, 2.0) == 14.0
+    # A tick never comes back to back with the last, however early the clock reads.
+    assert next_tick(10.0, 9.0, 2.0) == 12.0
