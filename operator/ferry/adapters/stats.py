@@ -1,11 +1,11 @@
 """Reading each ready pod's demand and offered load from its proxy's /stats (ferry.proxy.admin).
 
 `pod_figures` is pure: the JSON in; queued + in-flight requests, the offered load, and
-requests in service and served per second out. `StatsScraper` does the HTTP: one shared
-aiohttp session for every API, a short timeout per pod, and one semaphore that caps scrapes in
-flight across all APIs, so a thousand APIs ticking together cannot open thousands of sockets
-at once. A pod that does not answer, or answers nonsense, is None: its demand is unknown, which
-is not the same as zero.
+requests in service and served per second out. `StatsScraper` does the HTTP for every API:
+one kept-open connection per pod, a short timeout per pod, and one semaphore that caps scrapes
+in flight across all APIs, so a thousand APIs ticking together cannot open thousands of
+sockets at once. A pod that does not answer, or answers nonsense, is None: its demand is
+unknown, which is not the same as zero.
 """
 
 from __future__ import annotations
@@ -13,14 +13,19 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import aiohttp
+from http import HTTPStatus
+from typing import Any, cast
 
 from ferry import names
 from ferry.autoscaling import offered_load
+from ferry.proxy.http import BODY_LENGTH, BadResponseError, ResponseHead, parse_response_head
+
+_KEEP_ALIVE = 15.0
+"""Seconds a pod's connection is kept idle between scrapes; the proxy keeps it 30 s."""
+_MAX_RESPONSE = 65536
 
 STATS_FORMAT_VERSION = 1
 """The /stats format this parser reads (ferry.proxy.stats.FORMAT_VERSION)."""
@@ -118,6 +123,88 @@ class PodAnswer:
     """(in flight, served per second), as PodFigures.service; None when not known."""
 
 
+class StatsHttpError(ValueError):
+    """The proxy's answer is not a 200 with a Content-Length body, as its admin port sends."""
+
+
+class _Connection(asyncio.Protocol):
+    """One kept-open connection to one proxy's admin port: one GET at a time.
+
+    The admin port answers every request with a status line, a few fields and a
+    Content-Length body (ferry.proxy.admin); that is all this client reads. A general client's
+    request building and response objects cost more per scrape than the answer itself, and a
+    thousand APIs ticking every two seconds make five hundred scrapes a second.
+    """
+
+    transport: asyncio.Transport
+    """Set on connecting, before create_connection() hands the connection over."""
+
+    def __init__(self) -> None:
+        self.closed = False
+        self.idle_since = 0.0
+        self._buffer = bytearray()
+        self._head: ResponseHead | None = None
+        self._answer: asyncio.Future[bytes] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_exception(ConnectionResetError("the proxy closed the connection"))
+
+    def data_received(self, data: bytes) -> None:
+        if self._answer is None or self._answer.done():
+            # Bytes nobody asked for: what follows on this connection cannot be trusted.
+            self.close()
+            return
+        self._buffer += data
+        try:
+            body = self._body()
+        except (BadResponseError, StatsHttpError) as error:
+            self._answer.set_exception(StatsHttpError(str(error)))
+            self.close()
+            return
+        if body is not None:
+            self._answer.set_result(body)
+
+    def _body(self) -> bytes | None:
+        """The body once the whole response is in; None until then."""
+        buffer = self._buffer
+        if self._head is None:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buffer) > _MAX_RESPONSE:
+                    raise StatsHttpError("response head too long")
+                return None
+            head = parse_response_head(bytes(buffer[:end]), b"GET")
+            if head.status != HTTPStatus.OK:
+                raise StatsHttpError(f"HTTP {head.status}")
+            if head.framing != BODY_LENGTH or head.length > _MAX_RESPONSE:
+                raise StatsHttpError("not a body with a Content-Length of at most 64 KiB")
+            del buffer[: end + 4]
+            self._head = head
+        if len(buffer) < self._head.length:
+            return None
+        if len(buffer) > self._head.length:
+            raise StatsHttpError("more bytes than the Content-Length")
+        if not self._head.keep_alive:
+            self.close()
+        return bytes(buffer)
+
+    async def get(self, request: bytes) -> bytes:
+        self._buffer.clear()
+        self._head = None
+        self._answer = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        return await self._answer
+
+    def close(self) -> None:
+        self.closed = True
+        self.transport.close()
+
+
 class StatsScraper:
     """Scrapes proxies' /stats; one per operator, shared by every API's tick."""
 
@@ -129,39 +216,72 @@ class StatsScraper:
         tick: float = 0.0,
         port: int = names.PROXY_ADMIN_PORT,
     ) -> None:
-        # The semaphore is the cap; the connector's own limit would queue requests inside the
-        # timeout and make a busy operator look like dead pods. Each pod's connection is kept
-        # from tick to tick, for less time than the proxy keeps it (ferry.proxy.admin
-        # .KEEP_ALIVE_TIMEOUT), so this end closes first and never reuses a closing connection.
-        self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=None, keepalive_timeout=15),
-            timeout=aiohttp.ClientTimeout(total=timeout),
-            raise_for_status=True,
-        )
+        # Each pod's connection is kept from tick to tick, idle for less time than the proxy
+        # keeps it (ferry.proxy.admin.KEEP_ALIVE_TIMEOUT), so this end closes first and never
+        # sends a request into a connection the proxy is closing.
+        self._idle: dict[str, _Connection] = {}
+        self._swept = 0.0
+        self._closed = False
         self._slots = asyncio.Semaphore(concurrency)
         self._port, self._timeout, self._tick = port, timeout, tick
 
     async def close(self) -> None:
-        await self._session.close()
+        self._closed = True
+        for connection in self._idle.values():
+            connection.close()
+        self._idle.clear()
 
     async def scrape(self, pods: Sequence[tuple[str, str]]) -> list[PodAnswer]:
         """Each (pod name, pod IP)'s demand, concurrently, in the order given."""
+        self._sweep(time.monotonic())
         return list(await asyncio.gather(*(self._one(name, ip) for name, ip in pods)))
 
     async def _one(self, pod: str, ip: str) -> PodAnswer:
+        # The semaphore is the cap across all APIs, taken before the timeout starts, so that a
+        # busy operator's queue of scrapes does not make live pods look dead.
         async with self._slots:
-            if self._session.closed:
+            if self._closed:
                 # The operator is shutting down while a tick is still in flight.
                 return PodAnswer(pod, None, "the operator is stopping")
             try:
-                host = f"[{ip}]" if ":" in ip else ip
-                async with self._session.get(f"http://{host}:{self._port}/stats") as response:
-                    body = await response.read()
+                async with asyncio.timeout(self._timeout):
+                    body = await self._get(ip)
                 figures = pod_figures(json.loads(body), self._tick)
                 return PodAnswer(
                     pod, figures.demand, offered=figures.offered, service=figures.service
                 )
             except TimeoutError:
                 return PodAnswer(pod, None, f"no answer within {self._timeout:g}s")
-            except (aiohttp.ClientError, OSError, ValueError) as error:
+            except (OSError, ValueError) as error:
                 return PodAnswer(pod, None, f"{type(error).__name__}: {error}")
+
+    async def _get(self, ip: str) -> bytes:
+        connection = self._idle.pop(ip, None)
+        if connection is None or connection.closed:
+            _, connection = await asyncio.get_running_loop().create_connection(
+                _Connection, ip, self._port
+            )
+        host = f"[{ip}]" if ":" in ip else ip
+        try:
+            body = await connection.get(
+                f"GET /stats HTTP/1.1\r\nHost: {host}:{self._port}\r\n\r\n".encode()
+            )
+        except BaseException:
+            connection.close()
+            raise
+        if not connection.closed and not self._closed:
+            connection.idle_since = time.monotonic()
+            if self._idle.setdefault(ip, connection) is not connection:
+                connection.close()  # another scrape of the address kept its own
+        return body
+
+    def _sweep(self, now: float) -> None:
+        """Close connections idle for longer than the keep-alive: their pods are gone, or no
+        longer scraped."""
+        if now - self._swept < _KEEP_ALIVE:
+            return
+        self._swept = now
+        for ip, connection in list(self._idle.items()):
+            if connection.closed or now - connection.idle_since > _KEEP_ALIVE:
+                connection.close()
+                del self._idle[ip]

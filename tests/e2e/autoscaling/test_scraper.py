@@ -42,7 +42,7 @@ async def test_a_pod_that_does_not_answer_is_unknown_not_zero(
             assert time.monotonic() - started < 10
             answers = await scraper.scrape([("refused", "127.64.0.250"), ("mute", "127.0.0.2")])
             assert [str(a.error).split(":")[0] for a in answers] == [
-                "ClientConnectorError",
+                "ConnectionRefusedError",
                 "no answer within 0.5s",
             ]
         finally:
@@ -100,3 +100,67 @@ def established_on(port: int) -> int:
     lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
     fields = (line.split() for line in lines)
     return sum(1 for f in fields if int(f[1].rsplit(":", 1)[1], 16) == port and f[3] == "01")
+
+
+STATS = json.dumps(
+    {"version": 1, "inFlight": 2, "queued": 1, "servedTotal": 0, "windows": []}
+).encode()
+
+
+def answer(status: str = "200 OK", fields: str = "", body: bytes = STATS) -> bytes:
+    head = f"HTTP/1.1 {status}\r\n{fields}"
+    if "Transfer-Encoding" not in fields:
+        head += f"Content-Length: {len(body)}\r\n"
+    return head.encode() + b"\r\n" + body
+
+
+async def test_the_scraper_takes_only_what_an_admin_port_sends_and_reconnects_after_a_close() -> (
+    None
+):
+    """Scripted answers, one per connection and request: anything but a 200 with a
+    Content-Length body is an error for that pod, and a connection the server closed, or that
+    broke, is replaced by a new one on the next scrape."""
+    script = [
+        [answer(), answer(fields="Connection: close\r\n")],
+        [answer("503 Service Unavailable", body=b"draining")],
+        [answer(fields="Transfer-Encoding: chunked\r\n", body=b"0\r\n\r\n")],
+        # Nonsense in a well-framed answer is the pod's; the connection is still good.
+        [answer(body=b"{"), answer() + b"HTTP/1.1 200 OK\r\n"],
+        [answer()],
+    ]
+    connections = 0
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        answers = script[connections]
+        connections += 1
+        try:
+            for response in answers:
+                await reader.readuntil(b"\r\n\r\n")
+                writer.write(response)
+            await reader.read()  # until the scraper closes
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(serve, LOOPBACK, 0)
+    port = server.sockets[0].getsockname()[1]
+    scraper = StatsScraper(concurrency=1, timeout=2.0, port=port)
+    try:
+        seen = []
+        for _ in range(7):
+            (result,) = await scraper.scrape([("pod", LOOPBACK)])
+            seen.append(result.demand if result.error is None else result.error)
+        assert seen == [
+            3.0,  # kept open
+            3.0,  # the same connection; the server closes it after answering
+            "StatsHttpError: HTTP 503",
+            "StatsHttpError: not a body with a Content-Length of at most 64 KiB",
+            seen[4],
+            "StatsHttpError: more bytes than the Content-Length",
+            3.0,
+        ]
+        assert str(seen[4]).startswith("JSONDecodeError")
+        assert connections == len(script)
+    finally:
+        await scraper.close()
+        server.close()
