@@ -1,10 +1,10 @@
 """One autoscaler tick across 1,000 RealtimeAPIs: wall time, CPU, and the operator's memory.
 
-    PYTHONPATH=. .venv/bin/python bench/autoscaler/run.py [--apis 1000] [--servers 4]
+    PYTHONPATH=. .venv/bin/python bench/autoscaler/run.py [--apis 1000] [--servers 4] [--interval S]
 
 What runs, all real and on this machine:
 1. A local control plane (ferry.local.cluster) with enough kwok nodes for one pod per API.
-2. The real `ferry-operator` process (autoscaler tick at its default interval), and N
+2. The real `ferry-operator` process (autoscaler tick at its default interval, or --interval), and N
    RealtimeAPIs created through the API server; the operator reconciles them into N Deployments
    whose pods kwok runs in simulation on loopback addresses.
 3. A few stats-server processes (bench/autoscaler/stats_server.py) that serve /stats in the
@@ -67,7 +67,6 @@ TICK_GOAL_SECONDS = 1.0
 MEMORY_GOAL_MB = 250.0
 SETTLE_SECONDS = 20.0
 MEASURE_SECONDS = 10.0
-INTERVAL = Settings().autoscale_interval
 HERE = Path(__file__).parent
 
 
@@ -161,7 +160,9 @@ async def metric(url: str, name: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-async def measure_operator(operator: Operator, metrics_url: str) -> dict[str, float]:
+async def measure_operator(
+    operator: Operator, metrics_url: str, interval: float
+) -> dict[str, float]:
     assert operator.process is not None
     pid = operator.process.pid
     await asyncio.sleep(SETTLE_SECONDS)  # every API has ticked several times by now
@@ -176,7 +177,7 @@ async def measure_operator(operator: Operator, metrics_url: str) -> dict[str, fl
     return {
         "rss_mb": processes.rss_bytes(pid) / 2**20,
         "peak_rss_mb": peak_rss_mb(pid),
-        "cpu_per_interval": (cpu1 - cpu0) / (wall1 - wall0) * INTERVAL,
+        "cpu_per_interval": (cpu1 - cpu0) / (wall1 - wall0) * interval,
         "ticks_per_second": (count1 - count0) / (wall1 - wall0),
         "mean_api_tick_ms": (sum1 - sum0) / max(count1 - count0, 1) * 1000,
         "scrape_failures": failures,
@@ -184,7 +185,7 @@ async def measure_operator(operator: Operator, metrics_url: str) -> dict[str, fl
 
 
 async def tick_in_process(
-    kubeconfig: Path, api: ApiClient, rounds: int
+    kubeconfig: Path, api: ApiClient, rounds: int, interval: float
 ) -> list[tuple[float, float, int]]:
     """(wall s, CPU s, APIs whose pods all answered) of each tick across every API.
 
@@ -242,14 +243,16 @@ async def tick_in_process(
                 if m is not None and m.history.samples and not m.history.samples[-1].partial
             )
             results.append((wall, cpu, heard))
-            await asyncio.sleep(INTERVAL)
+            await asyncio.sleep(interval)
     finally:
         await scraper.close()
         await kube.close()
     return results
 
 
-async def bench(cluster: ClusterInfo, count: int, servers: int, logs: Path) -> None:
+async def bench(
+    cluster: ClusterInfo, count: int, servers: int, interval: float, logs: Path
+) -> None:
     install_crds(cluster)
     kubectl(cluster, "create", "namespace", NAMESPACE)
     metrics_port = free_port()
@@ -257,7 +260,7 @@ async def bench(cluster: ClusterInfo, count: int, servers: int, logs: Path) -> N
         cluster,
         NAMESPACE,
         logs / "operator.log",
-        env={"FERRY_AUTOSCALE_INTERVAL": str(INTERVAL), "FERRY_METRICS_PORT": str(metrics_port)},
+        env={"FERRY_AUTOSCALE_INTERVAL": str(interval), "FERRY_METRICS_PORT": str(metrics_port)},
     )
     operator.start()
     stats: list[subprocess.Popen[bytes]] = []
@@ -271,7 +274,7 @@ async def bench(cluster: ClusterInfo, count: int, servers: int, logs: Path) -> N
             print(f"{count} APIs with ready pods after {time.monotonic() - started:.0f} s")
             stats = start_stats_servers(ips, servers, logs)
             operator_figures = await measure_operator(
-                operator, f"http://127.0.0.1:{metrics_port}/metrics"
+                operator, f"http://127.0.0.1:{metrics_port}/metrics", interval
             )
             # Shown now: a failed shutdown below ends the run, and with it the temporary logs.
             print(f"operator figures: {operator_figures}", flush=True)
@@ -279,17 +282,18 @@ async def bench(cluster: ClusterInfo, count: int, servers: int, logs: Path) -> N
             if code != 0:
                 print(operator.logs()[-4000:], file=sys.stderr)
                 raise SystemExit(f"ferry-operator stopped with {code}")
-            ticks = await tick_in_process(cluster.kubeconfig, api, rounds=3)
+            ticks = await tick_in_process(cluster.kubeconfig, api, rounds=3, interval=interval)
     finally:
         operator.stop()
         for server in stats:
             processes.stop_group(server, grace=2)
-    report(count, servers, operator_figures, ticks)
+    report(count, servers, interval, operator_figures, ticks)
 
 
 def report(
     count: int,
     servers: int,
+    interval: float,
     operator: dict[str, float],
     ticks: list[tuple[float, float, int]],
 ) -> None:
@@ -299,9 +303,9 @@ def report(
         f"operator process: RSS {operator['rss_mb']:.0f} MB"
         f" ({operator['rss_mb'] / MEMORY_GOAL_MB:.2f}x the {MEMORY_GOAL_MB:.0f} MB goal),"
         f" peak {operator['peak_rss_mb']:.0f} MB;"
-        f" CPU {operator['cpu_per_interval']:.2f} s per {INTERVAL:g} s interval;"
+        f" CPU {operator['cpu_per_interval']:.2f} s per {interval:g} s interval;"
         f" {operator['ticks_per_second']:.0f} API ticks/s"
-        f" ({operator['ticks_per_second'] * INTERVAL / count:.2f}x the {count / INTERVAL:.0f}"
+        f" ({operator['ticks_per_second'] * interval / count:.2f}x the {count / interval:.0f}"
         " asked for);"
         f" mean API tick {operator['mean_api_tick_ms']:.0f} ms;"
         f" scrape failures {operator['scrape_failures']:.0f}"
@@ -322,12 +326,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--apis", type=int, default=1000)
     parser.add_argument("--servers", type=int, default=4, help="stats-server processes")
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=Settings().autoscale_interval,
+        help="the operator's FERRY_AUTOSCALE_INTERVAL (default: its own default)",
+    )
     args = parser.parse_args()
     nodes = -(-args.apis // (PODS_PER_NODE - 10)) + 1
     with tempfile.TemporaryDirectory(prefix="ferry-bench-") as tmp:
         root = Path(tmp)
         with local_cluster(ClusterLayout(root / "cluster"), nodes=nodes) as cluster:
-            asyncio.run(bench(cluster, args.apis, args.servers, root / "logs"))
+            asyncio.run(bench(cluster, args.apis, args.servers, args.interval, root / "logs"))
     return 0
 
 
