@@ -146,7 +146,9 @@ class AutoscalingPolicy:
 
     @property
     def memory(self) -> float:
-        """How far back decisions look: demand samples and recommendations older are dropped."""
+        """How far back decisions look: recommendations older are dropped. Demand samples are
+        only ever averaged over `window` (the panic window is no longer), so no more of them
+        are kept."""
         return max(self.window, self.upscale_stabilization, self.downscale_stabilization)
 
     @classmethod

@@ -109,7 +109,7 @@ def scaler_status(
 
 def remembered(memory: Memory | None, read: ReadSpec) -> Memory:
     """The memory to decide with; a changed spec keeps the samples but not more of them."""
-    horizon = read.policy.memory
+    horizon = read.policy.window
     if memory is None:
         return Memory(DemandHistory(horizon), read=read)
     history = memory.history

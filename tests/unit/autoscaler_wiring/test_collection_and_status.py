@@ -281,10 +281,10 @@ def read(**autoscaling: Any) -> ReadSpec:
     return ReadSpec.of(raw, None)
 
 
-def test_a_new_api_starts_with_an_empty_memory_as_long_as_its_policy_looks_back() -> None:
-    spec = read(downscaleStabilization="150s")
+def test_a_new_api_keeps_the_samples_of_its_longest_averaging_window() -> None:
+    spec = read(window="90s", downscaleStabilization="150s")
     memory = remembered(None, spec)
-    assert memory.history == DemandHistory(150)
+    assert memory.history == DemandHistory(90)
     assert memory.state == ScalerState()
     assert memory.read is spec
 
@@ -292,9 +292,9 @@ def test_a_new_api_starts_with_an_empty_memory_as_long_as_its_policy_looks_back(
 def test_a_changed_policy_keeps_the_samples_and_the_state() -> None:
     samples = (Sample(1.0, 4.0, 1, 1), Sample(3.0, 6.0, 1, 1))
     state = ScalerState(since=1.0)
-    memory = Memory(DemandHistory(150, samples), state, read=read(downscaleStabilization="150s"))
-    shorter = read(downscaleStabilization="30s")
-    assert remembered(memory, shorter) == Memory(DemandHistory(60, samples), state, read=shorter)
+    memory = Memory(DemandHistory(60, samples), state, read=read())
+    shorter = read(window="30s")
+    assert remembered(memory, shorter) == Memory(DemandHistory(30, samples), state, read=shorter)
 
 
 def test_a_spec_is_read_again_only_when_it_changes() -> None:
