@@ -2,7 +2,7 @@
 
 The timer is a kopf daemon that keeps its own clock rather than a `kopf.timer`: kopf runs a
 timer's every tick through its whole handler machinery (progress state, keyword arguments built
-afresh, outcome and patch bookkeeping), which cost a third as much again as the tick itself
+afresh, outcome and patch bookkeeping), which cost two thirds as much again as the tick itself
 across a thousand APIs. A daemon is invoked once; its body, memo and indexes are live, so each
 tick still sees what the watches last delivered.
 """
