@@ -30,6 +30,7 @@ One tick, in order:
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -154,8 +155,9 @@ def decide(
     # recommendation counts its backlog of queued requests, which drains as soon as the new
     # replicas are up; remembering it would hold that overshoot for the whole downscale window.
     calm = _clamp(policy, _bound_step(policy, wanted, ready_replicas, current_replicas))
+    remembered = state.recommendations
     recommendations = (
-        *(r for r in state.recommendations if r.time > now - policy.memory),
+        *remembered[bisect.bisect_right(remembered, now - policy.memory, key=_time) :],
         Recommendation(
             now,
             max(calm, current_replicas) if partial else calm,
@@ -253,6 +255,10 @@ def _load(policy: AutoscalingPolicy, average: WindowAverage, *, peak: bool = Fal
     if offered is None:
         return average.demand
     return min(average.demand, offered * policy.offered_headroom)
+
+
+def _time(recommendation: Recommendation) -> float:
+    return recommendation.time
 
 
 def _replicas_for(demand: float, target: float) -> int:
@@ -371,7 +377,8 @@ def _held_floor(
     policy: AutoscalingPolicy, recommendations: tuple[Recommendation, ...], now: float
 ) -> int:
     """The highest queue floor of the downscale window (a zero window holds just this tick's)."""
-    held = [r.floor for r in recommendations if r.time > now - policy.downscale_stabilization]
+    since = now - policy.downscale_stabilization
+    held = [r.floor for r in recommendations if r.time > since]
     return max(held, default=recommendations[-1].floor)
 
 
@@ -413,6 +420,7 @@ def _stabilize(
     floor and `dropped_to`: the stable window's average trails a drop by up to a window, while
     the floor is what a return of the peak needs."""
     newest = recommendations[-1].replicas
-    up = [r.replicas for r in recommendations if r.time > now - policy.upscale_stabilization]
+    since = now - policy.upscale_stabilization
+    up = [r.replicas for r in recommendations if r.time > since]
     down = newest if dropped_to is None else min(newest, dropped_to)
     return min(max(current_replicas, min(up, default=newest)), max(floor, down))

@@ -15,6 +15,8 @@ are safe for scaling up and unsafe for scaling down; the averages carry that fla
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -139,8 +141,9 @@ class DemandHistory:
             raise ValueError(
                 f"sample at {sample.time} is older than the newest at {self.samples[-1].time}"
             )
-        oldest = sample.time - self.horizon
-        kept = tuple(s for s in self.samples if s.time >= oldest)
+        kept = self.samples[
+            bisect.bisect_left(self.samples, sample.time - self.horizon, key=_time) :
+        ]
         return DemandHistory(self.horizon, (*kept, sample))
 
     def average(self, now: float, window: float) -> WindowAverage | None:
@@ -149,22 +152,48 @@ class DemandHistory:
         Samples are averaged with equal weight, which is right for samples taken at a steady
         tick; a missed tick leaves a gap rather than stretching its neighbours.
         """
-        inside = [s for s in self.samples if now - window < s.time <= now]
-        informative = [s for s in inside if s.informative]
-        if not informative:
+        samples = self.samples
+        # One pass, from the window's first sample (they are in time order), in the order the
+        # sums have always been taken: every tick of every API averages two windows.
+        first = bisect.bisect_right(samples, now - window, key=_time)
+        count = offered_count = in_flight_count = served_count = 0
+        demand = offered = in_flight = served = 0.0
+        peak = -math.inf
+        partial = False
+        for sample in samples[first:]:
+            if sample.time > now:
+                break
+            if sample.answered < sample.expected:
+                partial = True
+            if not sample.answered:
+                continue
+            count += 1
+            demand += sample.demand
+            if sample.offered is not None:
+                offered_count += 1
+                offered += sample.offered
+                if sample.offered > peak:  # noqa: PLR1730 - max() is a call per sample
+                    peak = sample.offered
+            if sample.in_flight is not None:
+                in_flight_count += 1
+                in_flight += sample.in_flight
+            if sample.served is not None:
+                served_count += 1
+                served += sample.served
+        if not count:
             return None
-        count = len(informative)
-        offered = [s.offered for s in informative if s.offered is not None]
-        complete = len(offered) == count
-        in_flight = [s.in_flight for s in informative if s.in_flight is not None]
-        served = [s.served for s in informative if s.served is not None]
-        timed = len(in_flight) == len(served) == count and sum(served) > 0
+        complete = offered_count == count
+        timed = in_flight_count == served_count == count and served > 0
         return WindowAverage(
-            demand=sum(s.demand for s in informative) / count,
+            demand=demand / count,
             samples=count,
-            partial=any(s.partial for s in inside),
-            offered=sum(offered) / count if complete else None,
-            offered_peak=max(offered) if complete else None,
-            in_flight=sum(in_flight) / count if len(in_flight) == count else None,
-            service_time=sum(in_flight) / sum(served) if timed else None,
+            partial=partial,
+            offered=offered / count if complete else None,
+            offered_peak=peak if complete else None,
+            in_flight=in_flight / count if in_flight_count == count else None,
+            service_time=in_flight / served if timed else None,
         )
+
+
+def _time(sample: Sample) -> float:
+    return sample.time

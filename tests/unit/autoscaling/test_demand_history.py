@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from ferry.autoscaling import DemandHistory, Sample, offered_load
+from ferry.autoscaling import DemandHistory, Sample, WindowAverage, offered_load
 
 
 def test_a_sample_sums_the_pods_that_answered_and_counts_those_that_did_not() -> None:
@@ -135,3 +137,73 @@ def test_an_impossible_sample_is_refused(demand: float, answered: int, expected:
 def test_a_negative_figure_is_refused(figure: str) -> None:
     with pytest.raises(ValueError, match="impossible sample"):
         Sample(0.0, 1.0, answered=1, expected=1, **{figure: -1.0})
+
+
+def _plain_average(samples: tuple[Sample, ...], now: float, window: float) -> WindowAverage | None:
+    """The window average as its docstring defines it, spelled out sample by sample."""
+    inside = [s for s in samples if now - window < s.time <= now]
+    heard = [s for s in inside if s.answered > 0]
+    if not heard:
+        return None
+    n = len(heard)
+    offered = [s.offered for s in heard if s.offered is not None]
+    in_flight = [s.in_flight for s in heard if s.in_flight is not None]
+    served = [s.served for s in heard if s.served is not None]
+    return WindowAverage(
+        demand=sum(s.demand for s in heard) / n,
+        samples=n,
+        partial=any(s.partial for s in inside),
+        offered=sum(offered) / n if len(offered) == n else None,
+        offered_peak=max(offered) if len(offered) == n else None,
+        in_flight=sum(in_flight) / n if len(in_flight) == n else None,
+        service_time=(
+            sum(in_flight) / sum(served)
+            if len(in_flight) == len(served) == n and sum(served) > 0
+            else None
+        ),
+    )
+
+
+_figure = st.one_of(st.none(), st.floats(0, 50, allow_nan=False))
+
+
+@st.composite
+def _samples(draw: st.DrawFn) -> tuple[Sample, ...]:
+    gaps = draw(st.lists(st.sampled_from([0.5, 1.0, 2.0, 3.0]), max_size=40))
+    samples, now = [], 0.0
+    for gap in gaps:
+        now += gap
+        expected = draw(st.integers(1, 3))
+        samples.append(
+            Sample(
+                now,
+                draw(st.floats(0, 50, allow_nan=False)),
+                draw(st.integers(0, expected)),
+                expected,
+                draw(_figure),
+                draw(_figure),
+                draw(_figure),
+            )
+        )
+    return tuple(samples)
+
+
+# Times on the samples' half-second grid, so that windows start and end exactly on samples.
+@given(_samples(), st.integers(0, 200).map(lambda k: k / 2), st.sampled_from([1.0, 2.0, 6.0, 60.0]))
+def test_the_window_average_is_the_plain_average_of_the_window_s_samples(
+    samples: tuple[Sample, ...], now: float, window: float
+) -> None:
+    history = DemandHistory(horizon=1000.0, samples=samples)
+    assert history.average(now, window) == _plain_average(samples, now, window)
+
+
+@given(_samples(), st.sampled_from([2.0, 6.0, 60.0]))
+def test_the_history_keeps_the_samples_of_its_horizon(
+    samples: tuple[Sample, ...], horizon: float
+) -> None:
+    history = DemandHistory(horizon)
+    for sample in samples:
+        history = history.record(sample)
+    if samples:
+        newest = samples[-1].time
+        assert history.samples == tuple(s for s in samples if s.time >= newest - horizon)
