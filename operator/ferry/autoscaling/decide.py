@@ -79,6 +79,9 @@ class Recommendation:
     """The queue floor of the stable window's load at `time`: replicas whose queues absorb its
     return while new pods start."""
 
+    def same_as(self, other: Recommendation) -> bool:
+        return (self.replicas, self.floor) == (other.replicas, other.floor)
+
 
 @dataclass(frozen=True)
 class Panic:
@@ -156,14 +159,18 @@ def decide(
     # replicas are up; remembering it would hold that overshoot for the whole downscale window.
     calm = _clamp(policy, _bound_step(policy, wanted, ready_replicas, current_replicas))
     remembered = state.recommendations
-    recommendations = (
-        *remembered[bisect.bisect_right(remembered, now - policy.memory, key=_time) :],
-        Recommendation(
-            now,
-            max(calm, current_replicas) if partial else calm,
-            _clamp(policy, floor_replicas(policy, stable_load, stable.service_time, delay)),
-        ),
+    remembered = remembered[bisect.bisect_right(remembered, now - policy.memory, key=_time) :]
+    newest = Recommendation(
+        now,
+        max(calm, current_replicas) if partial else calm,
+        _clamp(policy, floor_replicas(policy, stable_load, stable.service_time, delay)),
     )
+    if remembered and remembered[-1].same_as(newest):
+        # Windows are read back from now, so a run of one recommendation is in a window exactly
+        # when its newest is: keeping only the newest changes no decision, and a steady API
+        # remembers one recommendation instead of one per tick.
+        remembered = remembered[:-1]
+    recommendations = (*remembered, newest)
     floor = _held_floor(policy, recommendations, now)
 
     panic = _panic(policy, state.panic, _load(policy, fast) if fast else None, ready_replicas, now)

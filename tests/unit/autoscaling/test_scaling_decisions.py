@@ -438,3 +438,36 @@ def test_more_demand_or_more_offered_load_never_gives_fewer_replicas(
 @given(st.lists(demand_values, min_size=1, max_size=40), situations)
 def test_the_same_inputs_give_the_same_decision(demands: list[float], s: dict[str, object]) -> None:
     assert _decide(demands, s) == _decide(demands, s)
+
+
+def test_a_run_of_one_recommendation_is_remembered_by_its_newest() -> None:
+    """A steady API remembers one recommendation however long it runs, and a change starts a
+    new one while the old one still holds replicas through the downscale window."""
+    policy = AutoscalingPolicy(target_in_flight=4.0, downscale_stabilization=20.0)
+    demands, state, now = DemandHistory(horizon=policy.window), WATCHED, 0.0
+    replicas = 4
+
+    def tick(demand: float) -> Decision:
+        nonlocal demands, state, now, replicas
+        now += 2.0
+        demands = demands.record(Sample(now, demand, 4, 4))
+        decision = decide(
+            demands,
+            policy,
+            ready_replicas=replicas,
+            current_replicas=replicas,
+            now=now,
+            state=state,
+        )
+        state, replicas = decision.state, decision.replicas
+        return decision
+
+    for _ in range(40):
+        tick(16.0)
+    assert [r.time for r in state.recommendations] == [now]
+    falling = [tick(4.0).replicas for _ in range(60)]
+    # The stable window's average falls tick by tick, a new recommendation each time; once it
+    # has settled, one run again.
+    assert [r.time for r in state.recommendations] == [now]
+    assert falling[0] == 4
+    assert falling[-1] == 1
