@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -112,8 +113,38 @@ CAPACITY_FAILURES = Counter(
 _PER_API = (DESIRED_REPLICAS, READY_REPLICAS, CURRENT_REPLICAS, SCRAPE_FAILURES, TICK_ERRORS)
 
 
+@dataclass(frozen=True)
+class ApiGauges:
+    """One API's gauges, each tick's to set."""
+
+    desired: Gauge
+    current: Gauge
+    ready: Gauge
+    stable_demand: Gauge
+    panic_demand: Gauge
+
+
+# Looked up once per API: labels() takes a lock and checks and builds its key on every call,
+# which was three quarters of the cost of setting a gauge, five times a tick for every API.
+_API_GAUGES: dict[tuple[str, str], ApiGauges] = {}
+
+
+def api_gauges(namespace: str, api: str) -> ApiGauges:
+    gauges = _API_GAUGES.get((namespace, api))
+    if gauges is None:
+        gauges = _API_GAUGES[namespace, api] = ApiGauges(
+            DESIRED_REPLICAS.labels(namespace, api),
+            CURRENT_REPLICAS.labels(namespace, api),
+            READY_REPLICAS.labels(namespace, api),
+            DEMAND.labels(namespace, api, "stable"),
+            DEMAND.labels(namespace, api, "panic"),
+        )
+    return gauges
+
+
 def forget_api(namespace: str, api: str) -> None:
     """Drop a deleted API's series."""
+    _API_GAUGES.pop((namespace, api), None)
     for metric in _PER_API:
         with contextlib.suppress(KeyError):
             metric.remove(namespace, api)

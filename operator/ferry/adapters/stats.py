@@ -234,6 +234,10 @@ class StatsScraper:
     async def scrape(self, pods: Sequence[tuple[str, str]]) -> list[PodAnswer]:
         """Each (pod name, pod IP)'s demand, concurrently, in the order given."""
         self._sweep(time.monotonic())
+        if len(pods) == 1:
+            # An API at its minimum of one pod would pay more for a task and a gather than for
+            # the scrape itself.
+            return [await self._one(*pods[0])]
         return list(await asyncio.gather(*(self._one(name, ip) for name, ip in pods)))
 
     async def _one(self, pod: str, ip: str) -> PodAnswer:

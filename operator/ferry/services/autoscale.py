@@ -259,9 +259,11 @@ def _report_silent(namespace: str, name: str, answers: Sequence[PodAnswer]) -> N
 
 def _observe(namespace: str, name: str, decision: Decision, current: int, ready: int) -> None:
     metrics.DECISIONS.labels(decision.reason.value).inc()
-    metrics.DESIRED_REPLICAS.labels(namespace, name).set(decision.replicas)
-    metrics.CURRENT_REPLICAS.labels(namespace, name).set(current)
-    metrics.READY_REPLICAS.labels(namespace, name).set(ready)
-    for window, demand in (("stable", decision.stable_demand), ("panic", decision.panic_demand)):
-        if demand is not None:
-            metrics.DEMAND.labels(namespace, name, window).set(demand)
+    gauges = metrics.api_gauges(namespace, name)
+    gauges.desired.set(decision.replicas)
+    gauges.current.set(current)
+    gauges.ready.set(ready)
+    if decision.stable_demand is not None:
+        gauges.stable_demand.set(decision.stable_demand)
+    if decision.panic_demand is not None:
+        gauges.panic_demand.set(decision.panic_demand)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from ferry import metrics
 from ferry.adapters.stats import (
     PodAnswer,
     StatsFormatError,
@@ -342,3 +343,26 @@ def test_ticks_are_sharp_and_a_late_tick_skips_those_it_missed() -> None:
     assert next_tick(10.0, 12.0, 2.0) == 14.0
     # A tick never comes back to back with the last, however early the clock reads.
     assert next_tick(10.0, 9.0, 2.0) == 12.0
+
+
+def test_a_deleted_api_s_series_are_dropped_and_come_back_if_it_returns() -> None:
+    def desired() -> float | None:
+        return metrics.REGISTRY.get_sample_value(
+            "ferry_autoscaler_desired_replicas", {"namespace": "ns", "api": "gone"}
+        )
+
+    metrics.api_gauges("ns", "gone").desired.set(3)
+    metrics.api_gauges("ns", "gone").panic_demand.set(1.5)
+    assert desired() == 3
+    metrics.forget_api("ns", "gone")
+    assert desired() is None
+    assert (
+        metrics.REGISTRY.get_sample_value(
+            "ferry_autoscaler_demand", {"namespace": "ns", "api": "gone", "window": "panic"}
+        )
+        is None
+    )
+    # An API of the same name created again gets series of its own, not the dropped ones.
+    metrics.api_gauges("ns", "gone").desired.set(2)
+    assert desired() == 2
+    metrics.forget_api("ns", "gone")
