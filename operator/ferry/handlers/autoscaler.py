@@ -34,12 +34,15 @@ async def _tick(body: kopf.Body, memo: kopf.Memo, indexes: dict[str, Any]) -> No
     # kopf passes each index as a keyword named after its function (ferry.handlers.indexes).
     pods: kopf.Index[ApiKey, PodState] = indexes["api_pods"]
     replicas: kopf.Index[ApiKey, int] = indexes["api_replicas"]
-    key = (str(body.metadata.namespace), str(body.metadata.name))
+    # The daemon's body is a live view that resolves every key it is asked for through kopf's
+    # current copy of the API; a tick reads the API's top-level fields once, as they are now.
+    api = dict(body)
+    key = (str(api["metadata"]["namespace"]), str(api["metadata"]["name"]))
     # kopf gives each object a memo of its own: the API's demand history lives there.
     memo.autoscaler = await service.tick(
         memo.kube,
         memo.scraper,
-        body,
+        api,
         memo.get("autoscaler"),
         recorder(body),
         replicas=next(iter(replicas.get(key, ())), None),
