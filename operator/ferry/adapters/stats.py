@@ -21,11 +21,17 @@ from typing import Any, cast
 
 from ferry import names
 from ferry.autoscaling import offered_load
-from ferry.proxy.http import BODY_LENGTH, BadResponseError, ResponseHead, parse_response_head
+from ferry.proxy.http import (
+    BODY_LENGTH,
+    MAX_HEAD_BYTES,
+    BadResponseError,
+    ResponseHead,
+    parse_response_head,
+)
 
 _KEEP_ALIVE = 15.0
 """Seconds a pod's connection is kept idle between scrapes; the proxy keeps it 30 s."""
-_MAX_RESPONSE = 65536
+_MAX_BODY = 64 * 1024
 
 STATS_FORMAT_VERSION = 1
 """The /stats format this parser reads (ferry.proxy.stats.FORMAT_VERSION)."""
@@ -175,13 +181,13 @@ class _Connection(asyncio.Protocol):
         if self._head is None:
             end = buffer.find(b"\r\n\r\n")
             if end < 0:
-                if len(buffer) > _MAX_RESPONSE:
+                if len(buffer) > MAX_HEAD_BYTES:
                     raise StatsHttpError("response head too long")
                 return None
             head = parse_response_head(bytes(buffer[:end]), b"GET")
             if head.status != HTTPStatus.OK:
                 raise StatsHttpError(f"HTTP {head.status}")
-            if head.framing != BODY_LENGTH or head.length > _MAX_RESPONSE:
+            if head.framing != BODY_LENGTH or head.length > _MAX_BODY:
                 raise StatsHttpError("not a body with a Content-Length of at most 64 KiB")
             del buffer[: end + 4]
             self._head = head

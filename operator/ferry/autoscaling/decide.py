@@ -34,6 +34,7 @@ import bisect
 import math
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from operator import attrgetter
 
 from ferry.autoscaling.history import DemandHistory, WindowAverage
 from ferry.autoscaling.policy import AutoscalingPolicy
@@ -159,7 +160,8 @@ def decide(
     # replicas are up; remembering it would hold that overshoot for the whole downscale window.
     calm = _clamp(policy, _bound_step(policy, wanted, ready_replicas, current_replicas))
     remembered = state.recommendations
-    remembered = remembered[bisect.bisect_right(remembered, now - policy.memory, key=_time) :]
+    kept = bisect.bisect_right(remembered, now - policy.memory, key=attrgetter("time"))
+    remembered = remembered[kept:]
     newest = Recommendation(
         now,
         max(calm, current_replicas) if partial else calm,
@@ -262,10 +264,6 @@ def _load(policy: AutoscalingPolicy, average: WindowAverage, *, peak: bool = Fal
     if offered is None:
         return average.demand
     return min(average.demand, offered * policy.offered_headroom)
-
-
-def _time(recommendation: Recommendation) -> float:
-    return recommendation.time
 
 
 def _replicas_for(demand: float, target: float) -> int:

@@ -19,6 +19,10 @@ import bisect
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from operator import attrgetter
+
+_TIME = attrgetter("time")
+"""Samples are in time order: windows and the horizon are found by bisection on this."""
 
 
 def offered_load(received: float, served: float, in_flight: float, demand: float) -> float:
@@ -141,10 +145,8 @@ class DemandHistory:
             raise ValueError(
                 f"sample at {sample.time} is older than the newest at {self.samples[-1].time}"
             )
-        kept = self.samples[
-            bisect.bisect_left(self.samples, sample.time - self.horizon, key=_time) :
-        ]
-        return DemandHistory(self.horizon, (*kept, sample))
+        oldest = bisect.bisect_left(self.samples, sample.time - self.horizon, key=_TIME)
+        return DemandHistory(self.horizon, (*self.samples[oldest:], sample))
 
     def average(self, now: float, window: float) -> WindowAverage | None:
         """Mean demand over samples in (now - window, now]; None when none of them says anything.
@@ -155,7 +157,7 @@ class DemandHistory:
         samples = self.samples
         # One pass, from the window's first sample (they are in time order), in the order the
         # sums have always been taken: every tick of every API averages two windows.
-        first = bisect.bisect_right(samples, now - window, key=_time)
+        first = bisect.bisect_right(samples, now - window, key=_TIME)
         count = offered_count = in_flight_count = served_count = 0
         demand = offered = in_flight = served = 0.0
         peak = -math.inf
@@ -193,7 +195,3 @@ class DemandHistory:
             in_flight=in_flight / count if in_flight_count == count else None,
             service_time=in_flight / served if timed else None,
         )
-
-
-def _time(sample: Sample) -> float:
-    return sample.time
