@@ -139,7 +139,7 @@ class _Connection(asyncio.Protocol):
     The admin port answers every request with a status line, a few fields and a
     Content-Length body (ferry.proxy.admin); that is all this client reads. A general client's
     request building and response objects cost more per scrape than the answer itself, and a
-    thousand APIs ticking every two seconds make five hundred scrapes a second.
+    thousand APIs ticking every second make a thousand scrapes a second.
     """
 
     transport: asyncio.Transport

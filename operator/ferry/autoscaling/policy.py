@@ -66,7 +66,8 @@ class AutoscalingPolicy:
     panic window handles bursts. 30 s was a few percent cheaper on smooth synthetic traffic,
     too little to give up steadiness under real noise."""
     panic_window: float = 6.0
-    """Fast window for bursts: three 2 s ticks, so one stray sample cannot start a panic."""
+    """Fast window for bursts: six ticks at the operator's default 1 s (three at 2 s), so one
+    stray sample cannot start a panic."""
     panic_threshold: float = 2.0
     """Panic when panic-window demand reaches this multiple of ready capacity, as in Knative;
     3x changed nothing measurable in the simulation."""
@@ -84,8 +85,8 @@ class AutoscalingPolicy:
     not compound it. A 10x step in traffic is met in one start-up delay; 4 took two and
     rejected a third more requests."""
     max_downscale_factor: float = 0.5
-    """Smallest fraction of current replicas kept in one step; at a tick every 2 s the
-    stabilization window, not this, sets the pace down."""
+    """Smallest fraction of current replicas kept in one step; at a tick every second or two
+    the stabilization window, not this, sets the pace down."""
     offered_headroom: float = 1.0
     """How far demand may exceed the offered load before the offered load is what counts
     (decide._load). 1: size replicas by the offered load whenever the proxies report it;

@@ -2,7 +2,7 @@
 replicas through the Deployment's scale subresource → status, an Event and metrics.
 
 The tick is handed the API's pods and its Deployment's replicas as the operator's watches keep
-them (`PodState`, `deployment_replicas`): a thousand APIs ticking every two seconds would
+them (`PodState`, `deployment_replicas`): a thousand APIs ticking every second would
 otherwise be two reads of the API server each, most of their cost in decoding whole objects.
 
 The tick owns `spec.replicas` of the Deployment under its own field manager; the reconciler

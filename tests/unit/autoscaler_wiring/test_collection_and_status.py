@@ -315,7 +315,7 @@ def test_a_spec_is_read_again_only_when_it_changes() -> None:
 
 def test_autoscaler_settings_have_defaults_and_refuse_nonsense() -> None:
     defaults = Settings.from_env({})
-    assert (defaults.autoscale_interval, defaults.scrape_timeout) == (2.0, 1.0)
+    assert (defaults.autoscale_interval, defaults.scrape_timeout) == (1.0, 1.0)
     assert (defaults.scrape_concurrency, defaults.metrics_port) == (200, 9090)
     tuned = Settings.from_env({"FERRY_AUTOSCALE_INTERVAL": "0.5", "FERRY_METRICS_PORT": "9100"})
     assert (tuned.autoscale_interval, tuned.metrics_port) == (0.5, 9100)
