@@ -64,8 +64,8 @@ class Settings:
     autoscale_interval: float = 1.0
     """Seconds between autoscaler ticks of each API: the tick the simulation chose the defaults
     for (docs/autoscaling.md). It sees a surge a second sooner than Knative's 2 s decider
-    period, which refuses 229 more requests on the step trace, one more than KPA; one operator
-    keeps up with 1,000 APIs at 1 s (bench/autoscaler). 2 halves the operator's CPU."""
+    period: at 2 s the step trace refuses 229 more requests, one more than KPA. One operator
+    keeps up with 1,000 APIs at 1 s (bench/autoscaler); 2 halves its CPU."""
     scrape_timeout: float = 1.0
     """Seconds a proxy has to answer /stats; one that does not is unknown demand, not zero."""
     scrape_concurrency: int = 200

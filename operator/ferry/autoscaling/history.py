@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import bisect
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 
@@ -238,51 +238,30 @@ class DemandHistory:
         times = self._times
         inside = slice(bisect.bisect_right(times, now - window), bisect.bisect_right(times, now))
         flags = self._flags[inside]
-        demand, offered, in_flight, served = (figures[inside] for figures in self._figures)
-        if flags.count(0) != len(flags):
-            return _average_by_sample(flags, demand, offered, in_flight, served)
-        # Every pod answered every sample with every figure: every tick of every API averages
-        # two windows, and the builtins sum them without a step of Python per sample.
-        count = len(flags)
+        # Usually every pod answered every sample with every figure; the builtins then sum the
+        # columns without a step of Python per sample, and no figure needs checking.
+        whole = flags.count(0) == len(flags)
+        columns: list[Sequence[float]] = [figures[inside] for figures in self._figures]
+        if not whole and any(flag & _SILENT for flag in flags):
+            # A sample no pod answered says nothing about any figure: the others are averaged.
+            columns = [
+                [figure for figure, flag in zip(column, flags, strict=True) if not flag & _SILENT]
+                for column in columns
+            ]
+        demand, offered, in_flight, served = columns
+        count = len(demand)
         if not count:
             return None
-        served_total = sum(served)
+        complete = whole or _NOT_REPORTED not in offered
+        counted = whole or _NOT_REPORTED not in in_flight
+        timed = counted and (whole or _NOT_REPORTED not in served)
+        served_total = sum(served) if timed else 0.0
         return WindowAverage(
             demand=sum(demand) / count,
             samples=count,
-            partial=False,
-            offered=sum(offered) / count,
-            offered_peak=max(offered),
-            in_flight=sum(in_flight) / count,
+            partial=not whole and any(flag & _PARTIAL for flag in flags),
+            offered=sum(offered) / count if complete else None,
+            offered_peak=max(offered) if complete else None,
+            in_flight=sum(in_flight) / count if counted else None,
             service_time=sum(in_flight) / served_total if served_total > 0 else None,
         )
-
-
-def _average_by_sample(
-    flags: bytearray,
-    demand: array[float],
-    offered: array[float],
-    in_flight: array[float],
-    served: array[float],
-) -> WindowAverage | None:
-    """The window's average when some sample lacks a pod's answer or a figure."""
-    heard = [not flag & _SILENT for flag in flags]
-    count = sum(heard)
-    if not count:
-        return None
-    demands, offers, in_service, served_rates = (
-        [figure for figure, kept in zip(column, heard, strict=True) if kept]
-        for column in (demand, offered, in_flight, served)
-    )
-    complete = _NOT_REPORTED not in offers
-    timed = _NOT_REPORTED not in in_service and _NOT_REPORTED not in served_rates
-    served_total = sum(served_rates) if timed else 0.0
-    return WindowAverage(
-        demand=sum(demands) / count,
-        samples=count,
-        partial=any(flag & _PARTIAL for flag in flags),
-        offered=sum(offers) / count if complete else None,
-        offered_peak=max(offers) if complete else None,
-        in_flight=sum(in_service) / count if _NOT_REPORTED not in in_service else None,
-        service_time=sum(in_service) / served_total if served_total > 0 else None,
-    )
