@@ -76,6 +76,21 @@ CORPUS: list[tuple[str, dict[str, Any], str]] = [
         "spec.predictor.env[0].name",
     ),
     (
+        "env value with a NUL",
+        with_predictor(env=[{"name": "A", "value": "a\x00b"}]),
+        'spec.predictor.env[0].value: Invalid value: "a\\x00b": an env value cannot hold a NUL',
+    ),
+    (
+        "command with a NUL",
+        with_predictor(command=["/bin/serve\x00"]),
+        'spec.predictor.command[0]: Invalid value: "/bin/serve\\x00": command cannot hold a NUL',
+    ),
+    (
+        "args with a NUL",
+        with_predictor(args=["--port", "80\x0080"]),
+        'spec.predictor.args[1]: Invalid value: "80\\x0080": args cannot hold a NUL',
+    ),
+    (
         "duplicate env names",
         with_predictor(env=[{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]),
         "Duplicate value",
