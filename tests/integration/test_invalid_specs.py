@@ -96,13 +96,60 @@ CORPUS: list[tuple[str, dict[str, Any], str]] = [
         "Duplicate value",
     ),
     ("cpu malformed", with_predictor(resources={"cpu": "lots"}), "spec.predictor.resources.cpu"),
-    ("cpu zero", with_predictor(resources={"cpu": "0"}), "resources.cpu must be more than zero"),
+    (
+        "cpu zero",
+        with_predictor(resources={"cpu": "0"}),
+        'spec.predictor.resources.cpu: Invalid value: "0": resources.cpu must be at least 1m',
+    ),
+    (
+        "cpu below a millicore",
+        with_predictor(resources={"cpu": "0.0001"}),
+        'spec.predictor.resources.cpu: Invalid value: "0.0001": resources.cpu must be at least 1m',
+    ),
+    (
+        "cpu beyond any machine",
+        with_predictor(resources={"cpu": 5000}),
+        "spec.predictor.resources.cpu: Invalid value: 5000: resources.cpu can be at most 4096",
+    ),
     (
         "memory malformed",
         with_predictor(resources={"memory": "2 gigs"}),
         "spec.predictor.resources.memory",
     ),
+    (
+        "memory zero",
+        with_predictor(resources={"memory": 0}),
+        "spec.predictor.resources.memory: Invalid value: 0: resources.memory must be more than",
+    ),
+    (
+        "memory beyond any machine",
+        with_predictor(resources={"memory": "65Ti"}),
+        'spec.predictor.resources.memory: Invalid value: "65Ti": resources.memory can be at most',
+    ),
+    (
+        "memory beyond 64 bits in binary units",
+        with_predictor(resources={"memory": "8Ei"}),
+        'spec.predictor.resources.memory: Invalid value: "8Ei": resources.memory can be at most',
+    ),
+    (
+        "memory beyond 64 bits in decimal exponent",
+        with_predictor(resources={"memory": "9e99"}),
+        'spec.predictor.resources.memory: Invalid value: "9e99": resources.memory can be at most',
+    ),
+    (
+        # Expanding it kept the API server's CPU busy for minutes and the create timed out.
+        "memory with an exponent too long to expand",
+        with_predictor(resources={"memory": "1e999999999"}),
+        'spec.predictor.resources.memory: Invalid value: "1e999999999": '
+        "spec.predictor.resources.memory in body should match",
+    ),
     ("negative gpu", with_predictor(resources={"gpu": -1}), "spec.predictor.resources.gpu"),
+    (
+        "gpu beyond any machine",
+        with_predictor(resources={"gpu": 17}),
+        "spec.predictor.resources.gpu: Invalid value: 17: spec.predictor.resources.gpu in body "
+        "should be less than or equal to 16",
+    ),
     (
         "readiness path relative",
         with_predictor(readinessPath="healthz"),
