@@ -207,12 +207,63 @@ CORPUS: list[tuple[str, dict[str, Any], str]] = [
     (
         "target zero",
         {**with_predictor(), "autoscaling": {"targetInFlight": 0}},
-        "spec.autoscaling.targetInFlight",
+        "spec.autoscaling.targetInFlight: Invalid value: 0: autoscaling.targetInFlight must be 0.1",
+    ),
+    (
+        "target below a tenth",
+        {**with_predictor(), "autoscaling": {"targetInFlight": 0.05}},
+        "spec.autoscaling.targetInFlight: Invalid value: 0.05: autoscaling.targetInFlight must be",
+    ),
+    (
+        # Dividing by it overflowed at every tick.
+        "target the smallest float",
+        {**with_predictor(), "autoscaling": {"targetInFlight": 5e-324}},
+        "spec.autoscaling.targetInFlight: Invalid value: 5e-324: autoscaling.targetInFlight must "
+        "be 0.1 at least",
     ),
     (
         "window malformed",
         {**with_predictor(), "autoscaling": {"window": "a minute"}},
         "spec.autoscaling.window",
+    ),
+    (
+        # Both zero switched the autoscaler off, and the API showed Ready.
+        "windows zero",
+        {**with_predictor(), "autoscaling": {"window": "0s", "panicWindow": "0s"}},
+        'spec.autoscaling.window: Invalid value: "0s": autoscaling.window must be from 1s to 1h',
+    ),
+    (
+        "panic window zero",
+        {**with_predictor(), "autoscaling": {"window": "0s", "panicWindow": "0s"}},
+        'spec.autoscaling.panicWindow: Invalid value: "0s": autoscaling.panicWindow must be 1s',
+    ),
+    (
+        "window below a second",
+        {**with_predictor(), "autoscaling": {"window": "999ms", "panicWindow": "500ms"}},
+        'spec.autoscaling.window: Invalid value: "999ms": autoscaling.window must be from 1s',
+    ),
+    (
+        "window above an hour",
+        {**with_predictor(), "autoscaling": {"window": "1h0.001ms"}},
+        'spec.autoscaling.window: Invalid value: "1h0.001ms": autoscaling.window must be from 1s',
+    ),
+    (
+        "window beyond 64-bit nanoseconds",
+        {**with_predictor(), "autoscaling": {"window": "9999999h"}},
+        'spec.autoscaling.window: Invalid value: "9999999h": spec.autoscaling.window in body '
+        "should match",
+    ),
+    (
+        "upscale stabilization above an hour",
+        {**with_predictor(), "autoscaling": {"upscaleStabilization": "61m"}},
+        'spec.autoscaling.upscaleStabilization: Invalid value: "61m": '
+        "autoscaling.upscaleStabilization can be 1h at most",
+    ),
+    (
+        "downscale stabilization above an hour",
+        {**with_predictor(), "autoscaling": {"downscaleStabilization": "1h1s"}},
+        'spec.autoscaling.downscaleStabilization: Invalid value: "1h1s": '
+        "autoscaling.downscaleStabilization can be 1h at most",
     ),
     (
         "panic window longer",
