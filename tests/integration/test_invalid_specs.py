@@ -4,13 +4,17 @@ operator can tell, marked Ready=False with reason InvalidSpec while every other 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from ferry.local.cluster import ClusterInfo
 from ferry.local.wait import eventually
 from tests.integration.test_operator import (
     GROUP,
@@ -19,10 +23,11 @@ from tests.integration.test_operator import (
     condition,
     create,
     get_api,
+    patch_api,
     realtime_api,
     wait_ready,
 )
-from tests.support.ferry_operator import Operator
+from tests.support.ferry_operator import REPO, Operator, install_crds, kubectl
 
 IMAGE = "registry.example.com/iris:1.0.0"
 
@@ -395,3 +400,79 @@ async def test_an_unknown_node_group_is_invalid_while_other_apis_carry_on(
         }
 
     await eventually(scheduled_on_group, timeout=60, what="the fixed API's Deployment")
+
+
+@asynccontextmanager
+async def crd_without_window_rules(cluster: ClusterInfo, api: ApiClient) -> AsyncIterator[None]:
+    """The CRD as it was before it refused zero windows, until the block ends; then crds/ again,
+    in force once the API server refuses a zero window once more."""
+    crd = yaml.safe_load((REPO / "crds" / f"{PLURAL}.{GROUP}.yaml").read_text())
+    autoscaling = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"][
+        "properties"
+    ]["autoscaling"]["properties"]
+    for window in ("window", "panicWindow"):
+        del autoscaling[window]["x-kubernetes-validations"]
+    kubectl(
+        cluster,
+        *("apply", "--server-side", "--field-manager=ferry-local", "-f", "-"),
+        stdin=json.dumps(crd),
+    )
+    try:
+        yield
+    finally:
+        install_crds(cluster)
+        probe = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "RealtimeAPI",
+            "metadata": {"name": "probe"},
+            "spec": {**with_predictor(), "autoscaling": {"window": "0s", "panicWindow": "0s"}},
+        }
+
+        async def refused() -> bool:
+            try:
+                await client.CustomObjectsApi(api).create_namespaced_custom_object(
+                    GROUP, VERSION, "default", PLURAL, probe, dry_run="All"
+                )
+            except ApiException as error:
+                return error.status == 422
+            return False
+
+        await eventually(refused, timeout=30, what="the CRD to refuse zero windows again")
+
+
+async def test_an_api_stored_before_the_crd_refused_zero_windows_is_invalid_with_an_event(
+    api: ApiClient, namespace: str, cluster: ClusterInfo, operator: Operator
+) -> None:
+    # Such an API stays stored when the CRD is upgraded, and only the operator sees it: its
+    # autoscaler could never scale it, which it used to log at debug level while it showed Ready.
+    stale = realtime_api("stale", autoscaling={"window": "0s", "panicWindow": "0s"})
+
+    async def admitted() -> bool:
+        try:
+            await create(api, namespace, stale)
+        except ApiException as error:
+            if error.status != 422:  # the rules may not be gone yet
+                raise
+            return False
+        return True
+
+    async with crd_without_window_rules(cluster, api):
+        await eventually(admitted, timeout=30, what="the zero windows admitted")
+
+    async def refused_by_operator() -> dict[str, Any] | None:
+        obj = await get_api(api, namespace, "stale")
+        return obj if condition(obj, "Ready").get("reason") == "InvalidSpec" else None
+
+    refused = await eventually(refused_by_operator, timeout=60, what="InvalidSpec on 'stale'")
+    assert refused["status"]["phase"] == "Failed"
+    assert condition(refused, "Ready")["message"] == (
+        "spec.autoscaling: window must be longer than zero; panicWindow must be longer than zero"
+    )
+    core = client.CoreV1Api(api)
+    events = await core.list_namespaced_event(namespace, field_selector="involvedObject.name=stale")
+    assert [e.type for e in events.items if e.reason == "InvalidSpec"] == ["Warning"]
+
+    await patch_api(
+        api, namespace, "stale", {"spec": {"autoscaling": {"window": "30s", "panicWindow": "3s"}}}
+    )
+    await wait_ready(api, namespace, "stale")

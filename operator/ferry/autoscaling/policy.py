@@ -172,14 +172,23 @@ class AutoscalingPolicy:
             target_in_flight=spec.target_in_flight,
             min_replicas=spec.min_replicas,
             max_replicas=spec.max_replicas,
-            window=parse_duration(spec.window),
-            panic_window=parse_duration(spec.panic_window),
+            window=_seconds("window", spec.window),
+            panic_window=_seconds("panicWindow", spec.panic_window),
             panic_threshold=spec.panic_threshold,
-            upscale_stabilization=parse_duration(spec.upscale_stabilization),
-            downscale_stabilization=parse_duration(spec.downscale_stabilization),
+            upscale_stabilization=_seconds("upscaleStabilization", spec.upscale_stabilization),
+            downscale_stabilization=_seconds(
+                "downscaleStabilization", spec.downscale_stabilization
+            ),
             max_upscale_factor=spec.max_upscale_factor,
             max_downscale_factor=spec.max_downscale_factor,
             tolerance=spec.tolerance,
             max_concurrency=serving.max_concurrency,
             max_queue_length=serving.max_queue_length,
         )
+
+
+def _seconds(field: str, text: str) -> float:
+    try:
+        return parse_duration(text)
+    except DurationError as error:
+        raise DurationError(f"{field}: {error}") from None

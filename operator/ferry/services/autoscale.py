@@ -27,8 +27,6 @@ from ferry.autoscaling import (
     AutoscalingPolicy,
     Decision,
     DemandHistory,
-    DurationError,
-    PolicyError,
     Sample,
     ScalerState,
     decide,
@@ -56,13 +54,12 @@ class ReadSpec:
 
     @classmethod
     def of(cls, raw: Mapping[str, Any], known: ReadSpec | None) -> ReadSpec:
-        """`known` if `raw` is still its spec, else `raw` read afresh; InvalidSpecError,
-        DurationError or PolicyError if the user must fix it."""
+        """`known` if `raw` is still its spec, else `raw` read afresh; InvalidSpecError if the
+        user must fix it."""
         if known is not None and known.raw == raw:
             return known
         spec = parse_spec(raw)
-        policy = AutoscalingPolicy.from_spec(spec.autoscaling, spec.serving)
-        return cls(copy.deepcopy(dict(raw)), spec, policy)
+        return cls(copy.deepcopy(dict(raw)), spec, spec.policy)
 
 
 @dataclass(frozen=True)
@@ -137,8 +134,9 @@ async def tick(
     started = time.monotonic()
     try:
         read = ReadSpec.of(api["spec"], memory.read if memory else None)
-    except (InvalidSpecError, DurationError, PolicyError) as error:
-        # The reconciler reports a spec the user must fix; scaling waits for a good one.
+    except InvalidSpecError as error:
+        # The reconciler reads the spec with the same parse_spec and reports what the user must
+        # fix (Ready=False, reason InvalidSpec, and an Event); scaling waits for a good one.
         log.debug("%s/%s: not scaling: %s", namespace, name, error)
         return memory
     try:

@@ -83,6 +83,26 @@ def test_contradictory_fields_are_refused_by_name(change: dict[str, Any], compla
         dataclasses.replace(AutoscalingPolicy(target_in_flight=4.0), **change)
 
 
+def test_a_malformed_duration_in_a_spec_names_its_field() -> None:
+    spec = Autoscaling(
+        enabled=True,
+        min_replicas=1,
+        max_replicas=9,
+        target_in_flight=3.0,
+        window="1m",
+        panic_window="6s",
+        panic_threshold=2.0,
+        upscale_stabilization="now",
+        downscale_stabilization="2m30s",
+        max_upscale_factor=4.0,
+        max_downscale_factor=0.5,
+        tolerance=0.1,
+    )
+    serving = Serving(max_concurrency=8, max_queue_length=20, timeout_seconds=30)
+    with pytest.raises(DurationError, match=r"^upscaleStabilization: 'now' is not a duration"):
+        AutoscalingPolicy.from_spec(spec, serving)
+
+
 def test_a_parsed_spec_becomes_a_policy_in_seconds() -> None:
     spec = Autoscaling(
         enabled=True,
