@@ -50,7 +50,7 @@ class ReadSpec:
     raw: Mapping[str, Any]
     """A copy of the spec read, to compare the next tick's with."""
     spec: RealtimeAPISpec
-    policy: AutoscalingPolicy
+    """The spec parsed, its autoscaling policy checked (spec.policy)."""
 
     @classmethod
     def of(cls, raw: Mapping[str, Any], known: ReadSpec | None) -> ReadSpec:
@@ -58,8 +58,7 @@ class ReadSpec:
         user must fix it."""
         if known is not None and known.raw == raw:
             return known
-        spec = parse_spec(raw)
-        return cls(copy.deepcopy(dict(raw)), spec, spec.policy)
+        return cls(copy.deepcopy(dict(raw)), parse_spec(raw))
 
 
 @dataclass(frozen=True)
@@ -106,7 +105,7 @@ def scaler_status(
 
 def remembered(memory: Memory | None, read: ReadSpec) -> Memory:
     """The memory to decide with; a changed spec keeps the samples but not more of them."""
-    horizon = read.policy.window
+    horizon = read.spec.policy.window
     if memory is None:
         return Memory(DemandHistory(horizon), read=read)
     history = memory.history
@@ -152,7 +151,7 @@ async def tick(
             api=api,
             current=replicas,
             pods=ready_pods(pods),
-            policy=read.policy,
+            policy=read.spec.policy,
             memory=remembered(memory, read),
             record=record,
             now=started,
