@@ -13,6 +13,7 @@ import aiohttp
 from ferry.adapters.kube import Kube, KubeError
 from ferry.local.agent import watch
 from ferry.local.agent.env import ContainerConfigError, object_data
+from ferry.local.agent.events import EventRecorder
 from ferry.local.agent.images import ImageTable, tables_from_env
 from ferry.local.agent.network import AddressPool
 from ferry.local.agent.node import NodeRegistration
@@ -47,6 +48,7 @@ class Agent:
             lookup=self.lookup,
             backoff=settings.backoff,
             access=ApiAccess(str(kube.api.configuration.host), self.issue_token),
+            events=EventRecorder(kube, settings.node_name),
         )
         self.workers: dict[str, PodWorker] = {}
         self.ready = asyncio.Event()

@@ -26,6 +26,7 @@ from ferry.adapters.kube import ConflictError, Kube, KubeError, RejectedError
 from ferry.local.agent import volumes
 from ferry.local.agent.backoff import BackOffPolicy
 from ferry.local.agent.env import ContainerConfigError, Lookup
+from ferry.local.agent.events import WARNING, EventRecorder, involved_pod
 from ferry.local.agent.images import ImageTable
 from ferry.local.agent.network import HOST_IP, AddressPool
 from ferry.local.agent.runner import ContainerRunner, PodContext, now
@@ -54,6 +55,7 @@ class NodeServices:
     lookup: Lookup
     backoff: BackOffPolicy
     access: ApiAccess
+    events: EventRecorder
 
 
 def pod_path(pod: Mapping[str, Any]) -> str:
@@ -144,6 +146,7 @@ class PodWorker:
             backoff=services.backoff,
             api_server=services.access.server,
             changed=self.publisher.changed,
+            warn=self._warn,
             stopping=asyncio.Event(),
         )
         spec = pod["spec"]
@@ -163,6 +166,10 @@ class PodWorker:
         if previous and self.services.pool.reserve(previous):
             return str(previous)
         return self.services.pool.allocate()
+
+    def _warn(self, field_path: str, reason: str, message: str) -> None:
+        involved = involved_pod(self.context.pod, field_path)
+        self.services.events.record(involved, WARNING, reason, message)
 
     def view(self) -> PodView:
         return PodView(
@@ -208,6 +215,10 @@ class PodWorker:
                     await live
             except TimeoutError:
                 log.warning("%s: containers did not stop in time", self.context.label)
+            except Exception:
+                # The pod's end is still written and its object deleted: nothing may leave a
+                # pod Terminating for ever.
+                log.exception("%s: its containers failed in the agent", self.context.label)
             if how != VANISHED and not self.dormant:
                 # After a deletion nothing runs again; after an agent stop the next agent may.
                 self.final = how == DELETED

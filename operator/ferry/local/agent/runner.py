@@ -27,6 +27,7 @@ from ferry.local.agent import images, probes, volumes
 from ferry.local.agent.backoff import BackOff, BackOffPolicy
 from ferry.local.agent.env import ContainerConfigError, Lookup, container_env, expand
 from ferry.local.agent.serviceaccount import in_cluster_env
+from ferry.local.agent.startable import CreateContainerError, check_startable
 from ferry.local.agent.status import (
     ALWAYS,
     NEVER,
@@ -40,6 +41,9 @@ log = logging.getLogger("ferry.local.agent")
 
 # What an exec'd program that cannot start reports, as container runtimes do.
 START_ERROR_EXIT_CODE = 128
+
+# (field path of the container, reason, message): a Warning Event about a pod's container.
+Warn = Callable[[str, str, str], None]
 
 
 def now() -> datetime.datetime:
@@ -133,6 +137,7 @@ class PodContext:
     api_server: str
     """Where a container that mounts its service account reaches the API server."""
     changed: Callable[[], None]
+    warn: Warn
     stopping: asyncio.Event
 
     @property
@@ -157,6 +162,7 @@ class ContainerRunner:
         self.spec = spec
         self.init = init
         self.name: str = spec["name"]
+        self.field_path = f"spec.{'initContainers' if init else 'containers'}{{{self.name}}}"
         self.record = ContainerRecord(self.name, spec.get("image", ""))
         self.process: subprocess.Popen[bytes] | None = None
         self.prepared: Prepared | None = None
@@ -168,6 +174,11 @@ class ContainerRunner:
         for key, value in changes.items():
             setattr(self.record, key, value)
         self.pod.changed()
+
+    def _failed(self, reason: str, message: str) -> None:
+        """Waiting with `reason`, and the kubelet's Failed Event saying why."""
+        self._set(state=Waiting(reason, message))
+        self.pod.warn(self.field_path, "Failed", f"Error: {message}")
 
     async def _prepare(self) -> Prepared:
         entry = self.pod.table.lookup(self.record.image)
@@ -188,9 +199,9 @@ class ContainerRunner:
         launch = images.launch(
             entry, self.spec, lambda text: volumes.rewrite(expand(text, env), mounts)
         )
-        argv = launch.argv
-        cwd = Path(launch.working_dir) if launch.working_dir else None
-        return Prepared(argv, env, cwd or self.pod.folder.root, tuple(mounts))
+        cwd = Path(launch.working_dir) if launch.working_dir else self.pod.folder.root
+        check_startable(launch.argv, env, cwd, self.pod.folder.root)
+        return Prepared(launch.argv, env, cwd, tuple(mounts))
 
     async def _prepared(self) -> Prepared | None:
         """Prepare until it works, showing why it waits; None when the pod stops first."""
@@ -207,7 +218,10 @@ class ContainerRunner:
                 self._set(state=Waiting("ImagePullBackOff", message))
                 await self.pod.pause(delay)
             except (ContainerConfigError, images.NoCommandError) as error:
-                self._set(state=Waiting("CreateContainerConfigError", str(error)))
+                self._failed("CreateContainerConfigError", str(error))
+                await self.pod.pause(self.pod.backoff.base)
+            except CreateContainerError as error:
+                self._failed("CreateContainerError", str(error))
                 await self.pod.pause(self.pod.backoff.base)
             else:
                 # Checked after the last await: a stop that came meanwhile finds no process to
@@ -219,8 +233,11 @@ class ContainerRunner:
         log_file = self.pod.folder.log(self.name)
         try:
             return processes.spawn(prepared.argv, log_file, env=prepared.env, cwd=prepared.cwd)
-        except OSError as error:
-            message = f"failed to start {prepared.argv[0]!r}: {error.strerror or error}"
+        # OSError: exec's own refusal. ValueError: what Popen refuses before it forks, which
+        # check_startable keeps from a container but an exec probe or hook may still hold.
+        except (OSError, ValueError, subprocess.SubprocessError) as error:
+            reason = error.strerror if isinstance(error, OSError) else None
+            message = f"failed to start {prepared.argv[0]!r}: {reason or error}"
             log_file.parent.mkdir(parents=True, exist_ok=True)
             with log_file.open("a") as out:
                 out.write(message + "\n")
@@ -228,6 +245,19 @@ class ContainerRunner:
 
     async def run(self) -> bool:
         """Run, restarting per the pod's policy, until done or the pod stops; True on exit 0."""
+        while True:
+            try:
+                return await self._run()
+            except Exception as error:  # one pod's spec never stops the agent
+                # A bug the spec found in the agent: as a kubelet's sync loop does, say so on the
+                # pod and try again after the back-off rather than leave it stuck.
+                log.exception("%s/%s: the node agent failed", self.pod.label, self.name)
+                self._failed("RunContainerError", f"the node agent failed: {error!r}")
+                await self.pod.pause(self.pod.backoff.base)
+                if self.pod.stopping.is_set():
+                    return False
+
+    async def _run(self) -> bool:
         policy = self.pod.pod["spec"].get("restartPolicy", ALWAYS)
         while (prepared := await self._prepared()) is not None:
             self.prepared = prepared
@@ -244,6 +274,11 @@ class ContainerRunner:
                     f"pod={self.pod.label}"
                 )
                 self._set(state=Waiting("CrashLoopBackOff", message), last_terminated=ended)
+                self.pod.warn(
+                    self.field_path,
+                    "BackOff",
+                    f"Back-off restarting failed container {self.name} in pod {self.pod.label}",
+                )
                 await self.pod.pause(delay)
             else:
                 self._set(last_terminated=ended)
@@ -256,6 +291,7 @@ class ContainerRunner:
         spawned = self._spawn(prepared)
         if isinstance(spawned, Terminated):
             self._set(state=spawned, ready=False, started=False)
+            self.pod.warn(self.field_path, "Failed", f"Error: {spawned.message}")
             return spawned
         self.process = spawned
         started_at = now()
@@ -267,10 +303,11 @@ class ContainerRunner:
             ready=False,
             started=startup is None,
         )
-        watchers = [] if self.init else self._start_probes(prepared)
-        exited = asyncio.ensure_future(wait_exit(spawned))
+        watchers: list[asyncio.Task[None]] = []
         killed = asyncio.ensure_future(self._kill.wait())
         try:
+            watchers = [] if self.init else self._start_probes(prepared)
+            exited = asyncio.ensure_future(wait_exit(spawned))
             await asyncio.wait({exited, killed}, return_when=asyncio.FIRST_COMPLETED)
             if not exited.done():
                 await self.terminate(self.pod.grace)
@@ -279,9 +316,10 @@ class ContainerRunner:
             killed.cancel()
             for watcher in watchers:
                 watcher.cancel()
-        _signal_group(spawned.pid, signal.SIGKILL)
+            # Whatever happened, nothing of this run outlives it.
+            _signal_group(spawned.pid, signal.SIGKILL)
+            self.process = None
         ended = exit_state(code, started_at)
-        self.process = None
         self._set(state=ended, ready=False, started=False)
         return ended
 
