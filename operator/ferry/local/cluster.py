@@ -151,7 +151,7 @@ def _stop_strays(layout: ClusterLayout) -> bool:
 
 
 def status(layout: ClusterLayout) -> dict[str, Any]:
-    """The cluster's state with each component's liveness and resident memory."""
+    """The cluster's state with each component's liveness, resident memory and restarts."""
     state = read_state(layout) or {}
     report: dict[str, Any] = {
         "name": layout.name,
@@ -168,6 +168,9 @@ def status(layout: ClusterLayout) -> dict[str, Any]:
             "alive": processes.alive(pid),
             "rss_bytes": processes.rss_bytes(pid),
             "log": component["log"],
+            "state": component.get("state"),
+            "restarts": component.get("restarts", 0),
+            "lastExit": component.get("lastExit"),
         }
     return report
 

@@ -77,6 +77,12 @@ def _is_zombie(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
+def signal_group(pgid: int, sig: int) -> None:
+    """Signal a process group, if anything is left of it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
 def stop_group(process: subprocess.Popen[bytes], grace: float) -> int | None:
     """SIGTERM the process's group, SIGKILL it after `grace` seconds; return the exit code."""
     for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):

@@ -71,23 +71,18 @@ async def wait_exit(process: subprocess.Popen[bytes]) -> int:
     return process.wait()
 
 
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
 async def stop_process(process: subprocess.Popen[bytes], grace: float) -> int:
     """SIGTERM the process group, SIGKILL it after `grace` seconds; the leader's exit code."""
     if process.poll() is None:
-        _signal_group(process.pid, signal.SIGTERM)
+        processes.signal_group(process.pid, signal.SIGTERM)
         try:
             async with asyncio.timeout(max(grace, 0.0)):
                 await wait_exit(process)
         except TimeoutError:
-            _signal_group(process.pid, signal.SIGKILL)
+            processes.signal_group(process.pid, signal.SIGKILL)
     code = await wait_exit(process)
     # Whatever the leader left behind in its group goes with it, as a container's cgroup would.
-    _signal_group(process.pid, signal.SIGKILL)
+    processes.signal_group(process.pid, signal.SIGKILL)
     return code
 
 
@@ -317,7 +312,7 @@ class ContainerRunner:
             for watcher in watchers:
                 watcher.cancel()
             # Whatever happened, nothing of this run outlives it.
-            _signal_group(spawned.pid, signal.SIGKILL)
+            processes.signal_group(spawned.pid, signal.SIGKILL)
             self.process = None
         ended = exit_state(code, started_at)
         self._set(state=ended, ready=False, started=False)
