@@ -15,10 +15,11 @@ from ferry.adapters.kube import Kube
 from ferry.local.cluster import ClusterInfo, read_state, status
 from ferry.local.health import healthy
 from ferry.local.wait import eventually
+from ferry.names import API_LABEL
 from tests.e2e.rollout.support import apply, load
 from tests.support.ferry_operator import kubectl
 
-OPERATOR = "ferry-operator"
+OPERATOR, AGENT = "ferry-operator", "node-agent"
 # Requests answered before a kill, and after the component is back, before the load stops.
 BEFORE, AFTER = 200, 200
 
@@ -123,4 +124,50 @@ async def test_an_operator_killed_under_load_is_restarted_and_no_request_fails(
         await eventually(rolled_out, timeout=180, what="version 2 rolled out")
     finally:
         await kube.close()
+    kubectl(local_env, "delete", "rtapi", name)
+
+
+async def test_a_node_agent_killed_outright_is_restarted_and_runs_its_pods_again(
+    local_env: ClusterInfo,
+) -> None:
+    # No container runtime outlives the agent here: its pods die with it, as on a node that
+    # reboots, and the agent that comes back starts them again, each restart counted.
+    name = "echo-reboot"
+    deploy(local_env, name, "1")
+    pods_path = "/api/v1/namespaces/default/pods"
+    selector = {"labelSelector": f"{API_LABEL}={name}"}
+    kube = await Kube.connect(str(local_env.kubeconfig))
+    try:
+        before = (await kube.request("GET", pods_path, query=selector))["items"]
+        killed = component(local_env, AGENT)
+        os.kill(killed["pid"], signal.SIGKILL)
+        back = await restarted(local_env, AGENT, killed)
+
+        async def running_again() -> list[dict[str, Any]] | None:
+            pods: list[dict[str, Any]] = (await kube.request("GET", pods_path, query=selector))[
+                "items"
+            ]
+            again = [
+                pod
+                for pod in pods
+                if all(
+                    c["ready"] and c["restartCount"] == 1
+                    for c in pod["status"]["containerStatuses"]
+                )
+            ]
+            return pods if len(again) == len(before) else None
+
+        pods = await eventually(running_again, timeout=120, what="the pods restarted and ready")
+    finally:
+        await kube.close()
+
+    assert back["restarts"] == 1
+    assert {p["metadata"]["uid"] for p in pods} == {p["metadata"]["uid"] for p in before}
+    for pod in pods:
+        for container in pod["status"]["containerStatuses"]:
+            last = container["lastState"]["terminated"]
+            assert (last["exitCode"], last["signal"]) == (137, 9), container
+    async with steady_load(local_env, name, replicas=2) as outcomes:
+        await answered(outcomes, AFTER)
+    assert set(outcomes) == {"200"}, outcomes
     kubectl(local_env, "delete", "rtapi", name)

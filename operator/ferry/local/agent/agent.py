@@ -33,6 +33,11 @@ def base_env(settings: AgentSettings, environ: Mapping[str, str]) -> dict[str, s
     return {name: environ[name] for name in names if name in environ}
 
 
+def _name(pod: Mapping[str, Any]) -> tuple[str, str]:
+    meta = pod.get("metadata") or {}
+    return str(meta.get("namespace")), str(meta.get("name"))
+
+
 class Agent:
     def __init__(self, kube: Kube, settings: AgentSettings, session: aiohttp.ClientSession) -> None:
         self.kube = kube
@@ -110,10 +115,14 @@ class Agent:
 
     def _pod(self, pod: dict[str, Any]) -> None:
         uid = pod["metadata"]["uid"]
-        if (worker := self.workers.get(uid)) is not None:
-            worker.update(pod)
-        else:
-            self.workers[uid] = PodWorker(self.services, pod, self._forget)
+        try:
+            if (worker := self.workers.get(uid)) is not None:
+                worker.update(pod)
+            else:
+                self.workers[uid] = PodWorker(self.services, pod, self._forget)
+        except Exception:
+            # One pod the agent cannot take on must not stop it from running the others.
+            log.exception("pod %s/%s not taken on", *_name(pod))
 
     def _forget(self, uid: str) -> None:
         self.workers.pop(uid, None)

@@ -31,7 +31,14 @@ from ferry.local.agent.images import ImageTable
 from ferry.local.agent.network import HOST_IP, AddressPool
 from ferry.local.agent.runner import ContainerRunner, PodContext, now
 from ferry.local.agent.serviceaccount import ApiAccess, fill_projected
-from ferry.local.agent.status import FAILED, SUCCEEDED, PodView, Waiting, pod_status
+from ferry.local.agent.status import (
+    FAILED,
+    SUCCEEDED,
+    PodView,
+    Waiting,
+    carried_over,
+    pod_status,
+)
 
 log = logging.getLogger("ferry.local.agent")
 
@@ -61,6 +68,14 @@ class NodeServices:
 def pod_path(pod: Mapping[str, Any]) -> str:
     meta = pod["metadata"]
     return f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}"
+
+
+def _replacing_ips(status: Mapping[str, Any]) -> dict[str, Any]:
+    """The status with its podIPs replacing the pod's, not merged into them: a pod run again by
+    a restarted agent may get another address, and a pod has one per family."""
+    if "podIPs" not in status:
+        return dict(status)
+    return {**status, "podIPs": [{"$patch": "replace"}, *status["podIPs"]]}
 
 
 class StatusPublisher:
@@ -103,7 +118,7 @@ class StatusPublisher:
                     "PATCH",
                     self.path,
                     # The uid makes the write fail rather than land on a namesake pod.
-                    body={"metadata": {"uid": self.uid}, "status": status},
+                    body={"metadata": {"uid": self.uid}, "status": _replacing_ips(status)},
                     content_type="application/strategic-merge-patch+json",
                 )
             except RejectedError as error:
@@ -156,9 +171,24 @@ class PodWorker:
         self.runners = [
             ContainerRunner(self.context, c, init=False) for c in spec.get("containers") or ()
         ]
+        if not self.dormant:
+            self._carry_over(status)
         self._ending: asyncio.Future[tuple[str, float]] = asyncio.get_running_loop().create_future()
         self.task = asyncio.create_task(self.run(), name=f"pod {self.context.label}")
         self.update(pod)
+
+    def _carry_over(self, status: Mapping[str, Any]) -> None:
+        """Restart counts and last exits from the status an earlier agent wrote for the pod."""
+        for key, runners in (
+            ("initContainerStatuses", self.init_runners),
+            ("containerStatuses", self.runners),
+        ):
+            previous = {c.get("name"): c for c in status.get(key) or ()}
+            for runner in runners:
+                record = runner.record
+                record.restart_count, record.last_terminated = carried_over(
+                    previous.get(runner.name), now()
+                )
 
     def _address(self, status: Mapping[str, Any]) -> str:
         # After an agent restart a pod keeps its address if nothing else took it meanwhile.
