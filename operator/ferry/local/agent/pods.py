@@ -28,6 +28,7 @@ from ferry.local.agent.backoff import BackOffPolicy
 from ferry.local.agent.env import ContainerConfigError, Lookup
 from ferry.local.agent.events import WARNING, EventRecorder, involved_pod
 from ferry.local.agent.images import ImageTable
+from ferry.local.agent.memory import Enforcement
 from ferry.local.agent.network import HOST_IP, AddressPool
 from ferry.local.agent.runner import ContainerRunner, PodContext, now
 from ferry.local.agent.serviceaccount import ApiAccess, fill_projected
@@ -63,6 +64,7 @@ class NodeServices:
     backoff: BackOffPolicy
     access: ApiAccess
     events: EventRecorder
+    memory: Enforcement
 
 
 def pod_path(pod: Mapping[str, Any]) -> str:
@@ -159,6 +161,7 @@ class PodWorker:
             lookup=services.lookup,
             session=services.session,
             backoff=services.backoff,
+            memory=services.memory,
             api_server=services.access.server,
             changed=self.publisher.changed,
             warn=self._warn,

@@ -22,10 +22,13 @@ from typing import Any
 
 import aiohttp
 
+from ferry.capacity.quantity import format_bytes
 from ferry.local import processes
 from ferry.local.agent import images, probes, volumes
 from ferry.local.agent.backoff import BackOff, BackOffPolicy
+from ferry.local.agent.cgroups import CgroupError
 from ferry.local.agent.env import ContainerConfigError, Lookup, container_env, expand
+from ferry.local.agent.memory import Enforcement, Guard, memory_limit
 from ferry.local.agent.serviceaccount import in_cluster_env
 from ferry.local.agent.startable import CreateContainerError, check_startable
 from ferry.local.agent.status import (
@@ -86,11 +89,15 @@ async def stop_process(process: subprocess.Popen[bytes], grace: float) -> int:
     return code
 
 
-def exit_state(code: int, started_at: datetime.datetime) -> Terminated:
-    """A Popen return code as a container's terminated state (signals as 128 + n)."""
-    if code < 0:
-        return Terminated(128 - code, "Error", now(), started_at, signal=-code)
-    return Terminated(code, "Completed" if code == 0 else "Error", now(), started_at)
+def exit_state(code: int, started_at: datetime.datetime, oom_killed: bool = False) -> Terminated:
+    """A Popen return code as a container's terminated state (signals as 128 + n); OOMKilled,
+    with whatever exit that brought, when the run was killed for its memory."""
+    signal_number = -code if code < 0 else None
+    exit_code = 128 - code if code < 0 else code
+    if oom_killed:
+        return Terminated(exit_code, "OOMKilled", now(), started_at, signal=signal_number)
+    reason = "Completed" if code == 0 else "Error"
+    return Terminated(exit_code, reason, now(), started_at, signal=signal_number)
 
 
 def should_restart(policy: str, code: int, init: bool) -> bool:
@@ -109,11 +116,12 @@ class Prepared:
     env: dict[str, str]
     cwd: Path
     mounts: tuple[volumes.Mount, ...]
+    memory_limit: int | None = None
 
     def command(self, argv: tuple[str, ...]) -> Prepared:
         """Another command in this container's environment (exec probes and hooks)."""
         expanded = tuple(volumes.rewrite(expand(arg, self.env), self.mounts) for arg in argv)
-        return Prepared(expanded, self.env, self.cwd, self.mounts)
+        return Prepared(expanded, self.env, self.cwd, self.mounts, self.memory_limit)
 
 
 @dataclass
@@ -129,6 +137,7 @@ class PodContext:
     lookup: Lookup
     session: aiohttp.ClientSession
     backoff: BackOffPolicy
+    memory: Enforcement
     api_server: str
     """Where a container that mounts its service account reaches the API server."""
     changed: Callable[[], None]
@@ -161,6 +170,8 @@ class ContainerRunner:
         self.record = ContainerRecord(self.name, spec.get("image", ""))
         self.process: subprocess.Popen[bytes] | None = None
         self.prepared: Prepared | None = None
+        self.guard: Guard | None = None
+        """The memory limit's guard of the run under way: exec probes and hooks run in it."""
         self._crashes = BackOff(pod.backoff)
         self._pulls = BackOff(pod.backoff)
         self._kill = asyncio.Event()
@@ -196,7 +207,7 @@ class ContainerRunner:
         )
         cwd = Path(launch.working_dir) if launch.working_dir else self.pod.folder.root
         check_startable(launch.argv, env, cwd, self.pod.folder.root)
-        return Prepared(launch.argv, env, cwd, tuple(mounts))
+        return Prepared(launch.argv, env, cwd, tuple(mounts), memory_limit(self.spec))
 
     async def _prepared(self) -> Prepared | None:
         """Prepare until it works, showing why it waits; None when the pod stops first."""
@@ -227,7 +238,13 @@ class ContainerRunner:
     def _spawn(self, prepared: Prepared) -> subprocess.Popen[bytes] | Terminated:
         log_file = self.pod.folder.log(self.name)
         try:
-            return processes.spawn(prepared.argv, log_file, env=prepared.env, cwd=prepared.cwd)
+            return processes.spawn(
+                prepared.argv,
+                log_file,
+                env=prepared.env,
+                cwd=prepared.cwd,
+                before_exec=self.guard.enter if self.guard is not None else None,
+            )
         # OSError: exec's own refusal. ValueError: what Popen refuses before it forks, which
         # check_startable keeps from a container but an exec probe or hook may still hold.
         except (OSError, ValueError, subprocess.SubprocessError) as error:
@@ -282,13 +299,30 @@ class ContainerRunner:
             self._set(restart_count=self.record.restart_count + 1)
         return False
 
+    def _guard(self, prepared: Prepared) -> Guard | Terminated | None:
+        """The memory guard of the next run; a StartError when its cgroup cannot be made."""
+        name = f"{self.pod.pod['metadata']['uid']}_{self.name}"
+        try:
+            return self.pod.memory.guard(name, prepared.memory_limit)
+        except CgroupError as error:
+            message = f"cannot make the container's memory cgroup: {error}"
+            return Terminated(START_ERROR_EXIT_CODE, "StartError", now(), now(), message=message)
+
     async def _run_process(self, prepared: Prepared) -> Terminated:
-        spawned = self._spawn(prepared)
+        guard = self._guard(prepared)
+        if isinstance(guard, Terminated):
+            spawned: subprocess.Popen[bytes] | Terminated = guard
+        else:
+            self.guard = guard
+            spawned = self._spawn(prepared)
         if isinstance(spawned, Terminated):
+            await self._release()
             self._set(state=spawned, ready=False, started=False)
             self.pod.warn(self.field_path, "Failed", f"Error: {spawned.message}")
             return spawned
         self.process = spawned
+        if self.guard is not None:
+            self.guard.started(spawned.pid)
         started_at = now()
         startup = None if self.init else self.spec.get("startupProbe")
         self._kill.clear()
@@ -314,9 +348,25 @@ class ContainerRunner:
             # Whatever happened, nothing of this run outlives it.
             processes.signal_group(spawned.pid, signal.SIGKILL)
             self.process = None
-        ended = exit_state(code, started_at)
+            oom = self.guard is not None and self.guard.oom_killed()
+            how = self.guard.how() if self.guard is not None else ""
+            await self._release()
+        ended = exit_state(code, started_at, oom_killed=oom)
         self._set(state=ended, ready=False, started=False)
+        if oom:
+            limit = format_bytes(prepared.memory_limit or 0)
+            self.pod.warn(
+                self.field_path,
+                "OOMKilled",
+                f"container {self.name} went over its memory limit of {limit} and was "
+                f"killed by {how}",
+            )
         return ended
+
+    async def _release(self) -> None:
+        guard, self.guard = self.guard, None
+        if guard is not None:
+            await guard.close()
 
     def _start_probes(self, prepared: Prepared) -> list[asyncio.Task[None]]:
         prober = probes.Prober(self.pod.session, self.pod.pod_ip, self._exec_runner(prepared))
