@@ -127,5 +127,6 @@ async def test_where_no_cgroup_can_be_made_a_watchdog_kills_it_and_the_node_says
     await create_pod(kube, namespace, "leaky", spec)
     await oom_killed_twice(kube, namespace, "leaky")
     event = await oom_event(kube, namespace, "leaky")
+    print(f"watchdog: {event['message']}")
     assert "killed by the node agent's watchdog (resident memory" in event["message"]
     assert watchdog_agent.process is not None and watchdog_agent.process.poll() is None

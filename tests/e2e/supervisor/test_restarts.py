@@ -98,6 +98,7 @@ async def test_an_operator_killed_under_load_is_restarted_and_no_request_fails(
         back = await restarted(local_env, OPERATOR, killed)
         await answered(outcomes, outcomes["200"] + AFTER)
 
+    print(f"{name}, operator killed under load: {dict(outcomes)}")
     assert set(outcomes) == {"200"}, outcomes
     assert back["restarts"] == 1
     assert (back["lastExit"]["exitCode"], back["lastExit"]["signal"]) == (137, "SIGKILL")

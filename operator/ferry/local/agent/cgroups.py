@@ -189,7 +189,10 @@ class ContainerCgroup:
         if limit is not None:
             self._limit(limit)
         self.oom_kills_before = self.oom_kills()
-        self._procs = os.open(path / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            self._procs = os.open(path / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+        except OSError as error:
+            raise CgroupError(f"cannot open {path}/cgroup.procs: {error.strerror}") from None
 
     def _limit(self, limit: int) -> None:
         if self.version == V1:

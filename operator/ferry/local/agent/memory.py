@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from ferry.capacity.quantity import QuantityError, format_bytes, whole
+from ferry.capacity.quantity import QuantityError, whole
 from ferry.local.agent.cgroups import CgroupError, CgroupRoot, ContainerCgroup, discover
 from ferry.local.agent.startable import CreateContainerError
 
@@ -36,6 +36,7 @@ AUTO, CGROUP, WATCHDOG = "auto", "cgroup", "watchdog"
 MODES = (AUTO, CGROUP, WATCHDOG)
 CONDITION = "KernelMemoryLimits"
 _PAGE = os.sysconf("SC_PAGE_SIZE")
+_STAT_FIELDS = 22
 
 
 def memory_limit(container: Mapping[str, Any]) -> int | None:
@@ -143,10 +144,7 @@ class Watched:
         return self.killed_at > 0
 
     def how(self) -> str:
-        return (
-            f"the node agent's watchdog (resident memory {format_bytes(self.killed_at)} over "
-            f"{format_bytes(self.limit)})"
-        )
+        return f"the node agent's watchdog (resident memory {self.killed_at / 2**20:.0f}Mi)"
 
     async def close(self) -> None:
         self.watchdog.watched.pop(self.session, None)
@@ -163,6 +161,8 @@ def session_usage(proc: Path, sessions: set[int]) -> dict[int, tuple[int, list[i
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) < _STAT_FIELDS:
+            continue
         # After the command: state, ppid, pgrp, session, ...; rss (pages) is the 22nd.
         session, rss = int(fields[3]), int(fields[21])
         if session in sessions:
@@ -203,8 +203,13 @@ class Watchdog:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
-            if self.watched:
+            if not self.watched:
+                continue
+            try:
                 self.check()
+            except Exception:
+                # A round that fails must not end the rounds: limits would go unwatched.
+                log.exception("memory watchdog round failed")
 
     def close(self) -> None:
         self.watched.clear()
