@@ -125,3 +125,36 @@ async def test_an_environment_too_big_to_exec_fails_to_start_and_is_retried(
     ), events
     await kube.request("DELETE", f"/api/v1/namespaces/{namespace}/pods/huge")
     await wait_gone(kube, namespace, "huge", timeout=30)
+
+
+async def test_a_volume_item_no_file_can_be_named_after_waits_with_a_failed_mount(
+    agent: AgentProcess, kube: Kube, namespace: str
+) -> None:
+    await kube.request(
+        "POST",
+        f"/api/v1/namespaces/{namespace}/configmaps",
+        body={"metadata": {"name": "files"}, "data": {"k": "v"}},
+    )
+    container = shell(volumeMounts=[{"name": "files", "mountPath": "/etc/files"}])
+    volume = {
+        "name": "files",
+        "configMap": {"name": "files", "items": [{"key": "k", "path": "a\x00b"}]},
+    }
+    await create_pod(kube, namespace, "badfile", local_spec([container], volumes=[volume]))
+
+    def waiting(pod: dict[str, Any]) -> bool:
+        state = container_status(pod, "app").get("state", {}).get("waiting", {})
+        return bool(state.get("reason") == "CreateContainerConfigError")
+
+    pod = await wait_pod(kube, namespace, "badfile", "CreateContainerConfigError", waiting)
+    message = container_status(pod, "app")["state"]["waiting"]["message"]
+    assert "volume files: item path 'a\\x00b' cannot be a file name" in message
+
+    async def failed_mount() -> list[dict[str, Any]] | None:
+        events = await pod_events(kube, namespace, "badfile")
+        return [e for e in events if e["reason"] == "FailedMount"] or None
+
+    events = await eventually(failed_mount, timeout=30, what="a FailedMount Event")
+    assert events[0]["type"] == "Warning"
+    await kube.request("DELETE", f"/api/v1/namespaces/{namespace}/pods/badfile")
+    await wait_gone(kube, namespace, "badfile", timeout=30)

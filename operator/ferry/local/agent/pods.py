@@ -292,14 +292,26 @@ class PodWorker:
                 await fill_projected(
                     context.folder, context.pod, context.lookup, self.services.access
                 )
-            except ContainerConfigError as error:
-                for runner in [*self.init_runners, *self.runners]:
-                    runner.record.state = Waiting("CreateContainerConfigError", str(error))
-                self.publisher.changed()
-                await context.pause(context.backoff.base)
+            except KubeError as error:
+                # The API server did not answer (a Secret or ConfigMap read): try again.
+                log.warning("%s: volumes not ready yet: %s", context.label, error)
+            except Exception as error:
+                if not isinstance(error, ContainerConfigError):
+                    log.exception("%s: volumes failed in the agent", context.label)
+                self._failed_mount(str(error))
             else:
                 return True
+            await context.pause(context.backoff.base)
         return False
+
+    def _failed_mount(self, message: str) -> None:
+        for runner in [*self.init_runners, *self.runners]:
+            runner.record.state = Waiting("CreateContainerConfigError", message)
+        self.publisher.changed()
+        involved = involved_pod(self.context.pod)
+        self.services.events.record(
+            involved, WARNING, "FailedMount", f"MountVolume.SetUp failed: {message}"
+        )
 
     async def _delete(self) -> None:
         body = {
