@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from ferry.local.agent.cgroups import RECORD, clear_recorded
 from ferry.local.cluster import ClusterInfo, read_state
 from ferry.local.layout import ClusterLayout
 from ferry.local.processes import processes_mentioning
@@ -33,6 +34,8 @@ def state_dir(tmp_path: Path) -> Iterator[Path]:
     # Whatever a failed test left behind must not outlive it.
     for pid in processes_mentioning(f"{root}/"):
         os.kill(pid, signal.SIGKILL)
+    for cluster_root in root.glob("*"):
+        clear_recorded(ClusterLayout(cluster_root).agent_state)
 
 
 def ferry(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -91,6 +94,9 @@ def test_a_killed_supervisor_takes_its_components_with_it(state_dir: Path) -> No
 
     os.kill(int(state["supervisor"]), signal.SIGKILL)
     no_process_left(layout.root)
+    # The node agent died too: `down` clears what it could not (its containers' cgroups).
+    assert ferry(state_dir, "down", "--name", "orphan").returncode == 0
+    assert not (layout.agent_state / RECORD).exists()
 
 
 def test_a_killed_test_run_leaves_no_cluster_behind(state_dir: Path) -> None:

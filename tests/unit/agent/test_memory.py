@@ -10,7 +10,16 @@ from pathlib import Path, PurePosixPath
 import pytest
 
 from ferry.local import processes
-from ferry.local.agent.cgroups import CgroupError, Mount, discover, folder, mounts, own_cgroups
+from ferry.local.agent.cgroups import (
+    RECORD,
+    CgroupError,
+    Mount,
+    clear_recorded,
+    discover,
+    folder,
+    mounts,
+    own_cgroups,
+)
 from ferry.local.agent.memory import Watchdog, memory_limit, session_usage
 from ferry.local.agent.startable import CreateContainerError
 from ferry.local.wait import wait_until
@@ -163,3 +172,17 @@ def test_a_spawned_process_can_join_before_exec(tmp_path: Path) -> None:
             raise OSError("no")
 
         processes.spawn(["true"], tmp_path / "log", before_exec=refuse)
+
+
+def test_the_cgroups_an_agent_killed_outright_left_are_removed_by_whoever_cleans_up(
+    tmp_path: Path,
+) -> None:
+    base = tmp_path / "cgroup" / "ferry-agent-node"
+    (base / "uid_app").mkdir(parents=True)
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / RECORD).write_text(f"{base}\n")
+    clear_recorded(state)
+    assert not base.exists()
+    assert not (state / RECORD).exists()
+    clear_recorded(state)  # nothing recorded: nothing to do

@@ -68,7 +68,7 @@ def test_the_node_says_how_memory_limits_are_enforced() -> None:
     memory = {c["type"]: c for c in status["conditions"]}["KernelMemoryLimits"]
     assert (memory["status"], memory["reason"]) == ("False", "Watchdog")
     assert memory["message"].startswith("no memory cgroup can be made (no cgroup here)")
-    kernel = KernelLimits(CgroupRoot("v1", Path("/sys/fs/cgroup/memory/x")))
+    kernel = KernelLimits(CgroupRoot("v1", Path("/sys/fs/cgroup/memory/x")), Path("/state"))
     status = node_status(
         SETTINGS, ready=True, now=LATER, previous=status["conditions"], memory=kernel
     )

@@ -34,6 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 V1, V2 = "v1", "v2"
+# In the agent's state folder: where its containers' cgroups are, for whoever cleans up after an
+# agent that could not (`ferry local down` and `up`).
+RECORD = "memory-cgroup"
 # Larger limits are no limit: the kernel's own "unlimited" is written instead.
 _UNLIMITED_FROM = 2**62
 _PROBE_LIMIT = 64 * 2**20
@@ -169,9 +172,23 @@ class CgroupRoot:
     def container(self, name: str, limit: int | None) -> ContainerCgroup:
         return ContainerCgroup(self.version, self.base / name, limit)
 
-    def close(self) -> None:
+    def close(self, state_dir: Path) -> None:
         with contextlib.suppress(OSError):
             self.base.rmdir()
+            (state_dir / RECORD).unlink(missing_ok=True)
+
+
+def clear_recorded(state_dir: Path) -> None:
+    """Kill and remove the cgroups an agent of `state_dir` left (it was killed outright)."""
+    try:
+        base = Path((state_dir / RECORD).read_text().strip())
+    except OSError:
+        return
+    with contextlib.suppress(OSError):
+        if base.is_dir():
+            CgroupRoot(V1, base).clear_stale()
+            base.rmdir()
+        (state_dir / RECORD).unlink()
 
 
 class ContainerCgroup:
@@ -295,6 +312,8 @@ def discover(node_name: str, state_dir: Path, proc: Path = Path("/proc")) -> Cgr
         raise CgroupError(f"cannot make a memory cgroup: {error}") from None
     root.clear_stale()
     _probe(root)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    (state_dir / RECORD).write_text(f"{root.base}\n")
     return root
 
 

@@ -109,8 +109,9 @@ class KernelLimits:
 
     kernel = True
 
-    def __init__(self, root: CgroupRoot) -> None:
+    def __init__(self, root: CgroupRoot, state_dir: Path) -> None:
         self.root = root
+        self.state_dir = state_dir
         self.reason = f"Cgroup{root.version.upper()}"
         self.message = f"container memory limits are enforced by the kernel: {root.description}"
 
@@ -121,7 +122,7 @@ class KernelLimits:
         return
 
     def close(self) -> None:
-        self.root.close()
+        self.root.close(self.state_dir)
 
 
 @dataclass
@@ -222,7 +223,7 @@ def choose(mode: str, node_name: str, state_dir: Path, interval: float) -> Enfor
         chosen: Enforcement = Watchdog("the agent was told to use its watchdog", interval)
     else:
         try:
-            chosen = KernelLimits(discover(node_name, state_dir))
+            chosen = KernelLimits(discover(node_name, state_dir), state_dir)
         except CgroupError as error:
             if mode == CGROUP:
                 raise
