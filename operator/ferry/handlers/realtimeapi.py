@@ -17,6 +17,7 @@ from ferry.services.events import Recorder
 from ferry.services.logs import delete_log_group, log_group_name
 from ferry.services.status import api_path, deployment_path
 from ferry.spec.schema import GROUP, PLURAL, VERSION
+from ferry.status.ownership import controller_of
 from ferry.status.pods import PodState, unschedulable
 
 _FERRYS = {"app.kubernetes.io/managed-by": names.MANAGED_BY}
@@ -43,16 +44,13 @@ def pods_of(kwargs: Mapping[str, Any], namespace: str, api: str) -> tuple[PodSta
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-async def reconcile(
-    body: kopf.Body, memo: kopf.Memo, reason: str, retry: int, **kwargs: Any
-) -> None:
+async def reconcile(body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
     pods = pods_of(kwargs, str(body.metadata.namespace), str(body.metadata.name))
-    fresh = reason == kopf.Reason.CREATE and retry == 0
     await guarded(
         body,
         retry,
         service.reconcile(
-            memo.kube, memo.aws, memo.settings, body, recorder(body), pods=pods, fresh=fresh
+            memo.kube, memo.aws, memo.settings, body, recorder(body), pods=pods, attempt=retry
         ),
     )
 
@@ -77,9 +75,7 @@ async def deployment_changed(
 ) -> None:
     """Keep the owner's status current, roll a failed rollout back; put back a Deployment
     someone deleted."""
-    owner = next(
-        (ref for ref in body.metadata.get("ownerReferences", []) if ref.get("controller")), None
-    )
+    owner = controller_of(body)
     if owner is None or owner.get("kind") != "RealtimeAPI":
         return
     namespace = str(body.metadata.namespace)
@@ -88,8 +84,8 @@ async def deployment_changed(
         return
     pods = pods_of(kwargs, namespace, owner["name"])
     if event["type"] == "DELETED":
-        await service.reconcile(
-            memo.kube, memo.aws, memo.settings, api, api_recorder(api), pods=pods
+        await service.put_back(
+            memo.kube, memo.aws, memo.settings, api, record=api_recorder(api), pods=pods
         )
     else:
         await service.follow(
