@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ferry import names
-from ferry.adapters.aws import Aws, AwsError
+from ferry.adapters.aws import Aws, AwsError, AwsTemporaryError
 from ferry.adapters.kube import Kube, RejectedError, TemporaryKubeError
-from ferry.artifacts.versions import ModelCheck
+from ferry.artifacts.versions import ModelCheck, ModelReason
 from ferry.render.children import ApiRef, node_group_for, render_deployment, render_service
 from ferry.services.events import Recorder
 from ferry.services.logs import ensure_log_group, log_group_name
-from ferry.services.model import check_model
+from ferry.services.model import check_failed, check_model, checking
 from ferry.services.retry import RetryLaterError, backoff
 from ferry.services.rollout import restored_template
 from ferry.services.status import (
@@ -37,6 +37,7 @@ from ferry.status.compute import (
     Blocked,
     abandoned_status,
     invalid_status,
+    model_check_told,
     model_verdict,
     restore_target,
 )
@@ -76,7 +77,9 @@ async def reconcile(
         return await refuse(kube, body, str(error), record)
 
     # The children are read while the model is checked: what exists decides what may be applied.
-    model, children = await asyncio.gather(_model(aws, body, spec), _children(kube, api))
+    model, children = await asyncio.gather(
+        _model(aws, body, spec, attempt), _children(kube, api, body, spec, record=record, pods=pods)
+    )
     existing = children.deployment
     waiting = model if model is not None and not model.available else None
     if waiting is not None and _news(body, waiting):
@@ -86,12 +89,13 @@ async def reconcile(
             kube, api, existing, model, blocked=children.blocked, record=record, pods=pods
         )
     # Looked at again with back-off from 1 s (the garbage collector may be deleting what an
-    # earlier API of the name left), or from 4 s for a model that is not there yet: an upload
-    # takes a while.
+    # earlier API of the name left; S3 may answer again), or from 4 s for a model that is not
+    # there yet: an upload takes a while.
     if children.blocked is not None:
         raise RetryLaterError(children.blocked.message, backoff(attempt))
     if waiting is not None:
-        raise RetryLaterError(waiting.message, backoff(attempt + 2))
+        later = 0 if waiting.reason is ModelReason.CHECK_FAILED else 2
+        raise RetryLaterError(waiting.message, backoff(attempt + later))
 
     deployment = render_deployment(
         api, spec, settings, model_version=model.version if model else None, replicas=None
@@ -138,14 +142,27 @@ class _Children:
     """NameInUse when an object of the API's names is someone else's."""
 
 
-async def _children(kube: Kube, api: ApiRef) -> _Children:
-    """The API's Deployment and Service as they are."""
+async def _children(
+    kube: Kube,
+    api: ApiRef,
+    body: Mapping[str, Any],
+    spec: RealtimeAPISpec,
+    *,
+    record: Recorder,
+    pods: Iterable[PodState],
+) -> _Children:
+    """The API's Deployment and Service as they are. When this generation's model has not been
+    checked yet, the status says it is being checked, while it is: S3 may take long to answer."""
     deployment, service = await asyncio.gather(
         kube.get(deployment_path(api.namespace, api.name)),
         kube.get(service_path(api.namespace, api.name)),
     )
     blocked = name_in_use(api, {"Deployment": deployment, "Service": service})
     ours = deployment if deployment is not None and owned_by(deployment, api.uid) else None
+    if spec.model is not None and not model_check_told(body.get("status") or {}, api.generation):
+        await _publish_fresh(
+            kube, api, ours, checking(spec.model), blocked=blocked, record=record, pods=pods
+        )
     return _Children(ours, blocked)
 
 
@@ -297,16 +314,22 @@ async def _publish_fresh(
     return published.changes
 
 
-async def _model(aws: Aws, body: Mapping[str, Any], spec: RealtimeAPISpec) -> ModelCheck | None:
+async def _model(
+    aws: Aws, body: Mapping[str, Any], spec: RealtimeAPISpec, attempt: int
+) -> ModelCheck | None:
     """The verdict on spec.model for this generation. "latest" is resolved once per change: a
     verdict already recorded for this generation stands, so a resume never rolls out a version
-    that was pushed since."""
+    that was pushed since. An AWS fault a retry may fix is no verdict: CheckFailed says what
+    failed, and when the next attempt comes."""
     if spec.model is None:
         return None
     recorded = model_verdict(body["spec"], body.get("status") or {}, api_ref(body).generation)
     if recorded is not None and recorded.available:
         return recorded  # resolved once per generation
-    return await check_model(aws, spec.model)
+    try:
+        return await check_model(aws, spec.model)
+    except AwsTemporaryError as error:
+        return check_failed(error, attempt + 1, backoff(attempt))
 
 
 def _news(body: Mapping[str, Any], model: ModelCheck) -> bool:

@@ -63,10 +63,14 @@ class Blocked:
     """Progressing's message; None: the message."""
 
 
+# Checking and CheckFailed: no verdict on the model yet.
+_UNDECIDED = frozenset({ModelReason.CHECKING, ModelReason.CHECK_FAILED})
+
+
 def _model_condition(model: ModelCheck) -> Condition:
     if model.available:
         return Condition("ModelAvailable", TRUE, model.reason.value, model.message)
-    status = UNKNOWN if model.reason is ModelReason.CHECKING else FALSE
+    status = UNKNOWN if model.reason in _UNDECIDED else FALSE
     return Condition("ModelAvailable", status, model.reason.value, model.message)
 
 
@@ -93,8 +97,14 @@ def _assess(
     if model is not None and not model.available:
         # Nothing rolls out before its model is there; what runs keeps serving.
         serving = rollout is not None and rollout.available > 0
+        if not serving:
+            phase = Phase.PENDING
+        elif model.reason is ModelReason.CHECKING:
+            phase = Phase.PROGRESSING
+        else:
+            phase = Phase.DEGRADED
         return (
-            Phase.DEGRADED if serving else Phase.PENDING,
+            phase,
             Condition("Ready", FALSE, model.reason.value, model.message),
             Condition("Progressing", FALSE, "WaitingForModel", model.message),
         )
@@ -327,12 +337,19 @@ def model_verdict(
     if (
         verdict is None
         or verdict.get("observedGeneration") != generation
-        or verdict.get("reason") == ModelReason.CHECKING.value
+        or verdict.get("reason") in _UNDECIDED
     ):
         return NOT_RECORDED
     reason = ModelReason(verdict["reason"])
     version = status.get("modelVersion") if reason is ModelReason.AVAILABLE else None
     return ModelCheck(reason, str(verdict.get("message", "")), version)
+
+
+def model_check_told(status: Mapping[str, Any], generation: int) -> bool:
+    """The status already says something of this generation's model: a verdict, or that it is
+    being checked, or how the last attempt failed."""
+    told = condition(status, "ModelAvailable")
+    return told is not None and told.get("observedGeneration") == generation
 
 
 def recorded_block(status: Mapping[str, Any], generation: int) -> Blocked | None:

@@ -16,6 +16,7 @@ from ferry.status.compute import (
     Phase,
     compute_status,
     invalid_status,
+    model_check_told,
     model_verdict,
     recorded_block,
     status_changes,
@@ -183,6 +184,33 @@ def test_a_resolved_version_is_recorded_and_read_back_for_the_same_generation() 
     # A newer generation has not been checked yet.
     assert model_verdict(spec, computed, generation=3).reason is ModelReason.CHECKING
     assert model_verdict({}, computed, generation=2) is None
+
+
+def model_of(computed: dict[str, Any]) -> dict[str, Any]:
+    return next(c for c in computed["conditions"] if c["type"] == "ModelAvailable")
+
+
+def test_a_model_being_checked_is_unknown_and_what_runs_is_still_progressing() -> None:
+    checking = ModelCheck(ModelReason.CHECKING, "looking for version 9 at s3://acme/iris/9/")
+    fresh = status(None, model=checking)
+    assert fresh["phase"] == "Pending"
+    assert (model_of(fresh)["status"], model_of(fresh)["reason"]) == ("Unknown", "Checking")
+    assert (ready_of(fresh)["status"], ready_of(fresh)["reason"]) == ("False", "Checking")
+    assert status(deployment(api_generation=1), model=checking)["phase"] == "Progressing"
+
+
+def test_a_failed_check_is_no_verdict_and_is_told_until_one_comes() -> None:
+    failed = ModelCheck(ModelReason.CHECK_FAILED, "attempt 2 failed: …; next attempt in 2s")
+    serving = status(deployment(api_generation=1), model=failed)
+    assert serving["phase"] == "Degraded"
+    assert (model_of(serving)["status"], model_of(serving)["reason"]) == ("Unknown", "CheckFailed")
+    spec = {"model": {"uri": "s3://acme/iris", "version": "9"}}
+    # The Deployment's watchers publish nothing until the reconciler has a verdict...
+    assert model_verdict(spec, serving, generation=2).reason is ModelReason.CHECKING
+    # ...and the reconciler does not say "checking" again over what the last attempt met.
+    assert model_check_told(serving, generation=2)
+    assert not model_check_told(serving, generation=3)
+    assert not model_check_told({}, generation=2)
 
 
 NAME_TAKEN = Blocked(NAME_IN_USE, "Service iris is not this API's: …")
