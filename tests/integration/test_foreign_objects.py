@@ -198,3 +198,37 @@ async def test_an_api_whose_names_are_taken_turns_ready_on_its_own_once_they_are
         ready["metadata"]["uid"]
     ]
     assert condition(ready, "Progressing")["reason"] == "RolloutComplete"
+
+
+async def test_a_deployment_taken_over_from_its_api_is_told_and_left_to_whoever_took_it(
+    api: ApiClient, namespace: str, operator: Operator
+) -> None:
+    kube = Kube(api)
+    await create(api, namespace, realtime_api("billing"))
+    await wait_ready(api, namespace, "billing")
+    # Someone takes the Deployment over: without its owner reference it is no longer the API's.
+    taken = await kube.patch_merge(
+        deployment_path(namespace, "billing"), {"metadata": {"ownerReferences": None}}, TEAM
+    )
+
+    obj = await name_in_use(api, namespace, "billing")
+    message = condition(obj, "Ready")["message"]
+    assert "Deployment billing is not this API's" in message, message
+    assert "app.kubernetes.io/managed-by=ferry" in message, message
+    now = await kube.get(deployment_path(namespace, "billing"))
+    assert now is not None
+    assert "ownerReferences" not in now["metadata"]
+    assert (now["metadata"]["generation"], now["spec"]) == (
+        taken["metadata"]["generation"],
+        taken["spec"],
+    )
+
+    # Once it is gone, the API makes its own again, by itself.
+    await kube.request("DELETE", deployment_path(namespace, "billing"))
+    ready = await wait_ready(api, namespace, "billing", timeout=120)
+    owned = await kube.get(deployment_path(namespace, "billing"))
+    assert owned is not None
+    assert owned["metadata"]["uid"] != taken["metadata"]["uid"]
+    assert [ref["uid"] for ref in owned["metadata"]["ownerReferences"]] == [
+        ready["metadata"]["uid"]
+    ]

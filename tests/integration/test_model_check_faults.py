@@ -5,6 +5,7 @@ once S3 answers again (docs/realtimeapi.md, "The model gate"; docs/aws.md)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
@@ -63,8 +64,11 @@ class Seen:
 
 @pytest.fixture
 async def seen(api: ApiClient, namespace: str) -> AsyncIterator[Seen]:
+    """Every version of the API `iris` from now on: the watch starts from the resourceVersion of
+    a list made before the API exists, so it misses none."""
     log = Seen()
     objects = client.CustomObjectsApi(api)
+    listed = await objects.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
     stream = watch.Watch()
 
     async def follow() -> None:
@@ -75,15 +79,17 @@ async def seen(api: ApiClient, namespace: str) -> AsyncIterator[Seen]:
             namespace,
             PLURAL,
             field_selector="metadata.name=iris",
+            resource_version=listed["metadata"]["resourceVersion"],
             _request_timeout=600,
         ):
             log.versions.append((time.monotonic(), event["raw_object"]))
 
     task = asyncio.create_task(follow())
-    await asyncio.sleep(0)
     yield log
     stream.stop()
     task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ the cluster, never on which event arrived.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -198,9 +199,13 @@ async def follow(
     pods: Iterable[PodState] = (),
 ) -> None:
     """The API's Deployment or pods changed: publish the status and, when it says the rollout
-    failed and was rolled back, apply the last good revision's template."""
+    failed and was rolled back, apply the last good revision's template. A Deployment of the
+    API's name that is not the API's (its owner reference removed, or an earlier API's) is the
+    reconciler's to tell of; the watch brings its next change, or its deletion."""
     if not owned_by(deployment, str(body["metadata"]["uid"])):
-        return  # someone else's Deployment of the API's name: the reconciler reports it
+        with contextlib.suppress(RetryLaterError):  # told in the status
+            await reconcile(kube, aws, settings, body, record, pods=pods)
+        return
     published = await publish(kube, body, deployment, pods=pods, record=record)
     if not published.restore:
         return
