@@ -108,6 +108,8 @@ async def reconcile(
         # One after the other: sent together, the Service's apply competes with the Deployment's
         # for the API server, and the Deployment's pods are what the API waits for.
         applied, created = await _apply(kube, deployment)
+        if created:  # before the Service, which a later attempt may be the one to create
+            applied = await _set_initial_replicas(kube, api, spec, applied)
         existing = applied
         await _apply(kube, render_service(api))
     except _RefusedError as refused:
@@ -118,7 +120,6 @@ async def reconcile(
         )
         raise RetryLaterError(refused.blocked.message, backoff(attempt)) from refused
     if created:
-        applied = await _set_initial_replicas(kube, api, spec, applied)
         record("Normal", "Created", f"created Deployment and Service {api.name}")
     elif (
         children.deployment is not None
