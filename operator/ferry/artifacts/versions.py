@@ -20,6 +20,8 @@ COMPLETE_MARKER = ".ferry/complete"
 class ModelReason(StrEnum):
     AVAILABLE = "ModelAvailable"
     CHECKING = "Checking"
+    CHECK_FAILED = "CheckFailed"
+    """An attempt to check failed (S3 unreachable, throttling, a timeout): no verdict yet."""
     NO_SUCH_BUCKET = "NoSuchBucket"
     ACCESS_DENIED = "AccessDenied"
     EMPTY_PREFIX = "EmptyPrefix"
