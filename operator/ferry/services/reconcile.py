@@ -181,7 +181,9 @@ async def _apply(kube: Kube, obj: Mapping[str, Any]) -> tuple[dict[str, Any], bo
         return await kube.apply(obj, names.FIELD_MANAGER)
     except RejectedError as error:
         what = f"{obj['kind']} {obj['metadata']['name']}"
-        raise _RefusedError(Blocked(REJECTED, f"the API server refused {what}: {error}")) from error
+        raise _RefusedError(
+            Blocked(REJECTED, f"the API server refused {what}: {error.reason}")
+        ) from error
 
 
 # Seconds between attempts to put back a rolled-back generation's last good template after an
