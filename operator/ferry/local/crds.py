@@ -32,9 +32,15 @@ _PROBE = json.dumps(
 def install(kubectl: Kubectl, manifests: Iterable[Path], *, timeout: float = 60) -> None:
     for manifest in manifests:
         kubectl("apply", "--server-side", "--field-manager=ferry-local", "-f", str(manifest))
-    kubectl(
-        "wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}", f"--timeout={timeout:g}s"
-    )
+
+    def established() -> bool:
+        # Read, not `kubectl wait`: that fails outright when it reads the CRD before the API
+        # server has written any condition ("<nil> is of the type <nil>, expected []interface{}").
+        crd = json.loads(kubectl("get", f"crd/{PLURAL}.{GROUP}", "-o", "json"))
+        conditions = (crd.get("status") or {}).get("conditions") or ()
+        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+    wait_until(established, timeout=timeout, what=f"crd/{PLURAL}.{GROUP} to be Established")
 
     def admitted() -> bool:
         created = json.loads(
