@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from ferry.local.wait import eventually
-from tests.e2e.conftest import ProxyProcess, StartProxy, get_json
+from tests.e2e.conftest import LOOPBACK, ProxyProcess, StartProxy, Upstream, get_json
 
 
 async def exchange(proxy: ProxyProcess, raw: bytes, *, send_eof: bool = False) -> bytes:
@@ -52,6 +52,24 @@ async def test_malformed_and_oversized_requests_are_refused(
     assert (stats["inFlight"], stats["queued"]) == (0, 0)
     async with session.get(proxy.url("/sleep?s=0")) as response:
         assert response.status == 200
+
+
+async def test_a_client_refused_while_it_sends_its_body_reads_the_answer_not_a_reset(
+    start_proxy: StartProxy, upstream: Upstream
+) -> None:
+    proxy = start_proxy(max_body_bytes=2**20)
+    reader, writer = await asyncio.open_connection(LOOPBACK, proxy.port)
+    # As simple clients do: the whole request first (a reset would break a write), then read.
+    writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (8 * 2**20))
+    for _ in range(8):
+        writer.write(b"x" * 2**20)
+        await writer.drain()
+    async with asyncio.timeout(10):
+        answer = await reader.read()
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert answer.endswith(b'{"error":"body too large"}\n')
+    assert upstream.state()["total"] == 0
 
 
 async def test_a_chunked_body_reaches_the_predictor_whole(start_proxy: StartProxy) -> None:

@@ -8,6 +8,10 @@ request at a time through these states:
 
 and every way out of WAITING or FORWARDING (response, timeout, upstream failure, client gone)
 goes through `_end_request`, the one place a slot or queue place is given back.
+
+A refused request's connection closes lingering: the proxy reads and drops what the client still
+sends for a while, since closing with unread bytes resets the connection, and a reset can
+destroy the answer before the client reads it.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from ferry.proxy.upstream import UpstreamConnection, UpstreamPool
 
 log = logging.getLogger("ferry.proxy")
 
-_IDLE, _READING, _WAITING, _FORWARDING, _CLOSED = range(5)
+_IDLE, _READING, _WAITING, _FORWARDING, _CLOSED, _LINGERING = range(6)
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # A connection opened during the drain gets this long to send its request.
 _DRAIN_IDLE_SECONDS = 1.0
@@ -182,14 +186,17 @@ class ClientConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         state = self._state
-        self._buf += data
         if state <= _READING:
+            self._buf += data
             self._parse()
-        elif state != _CLOSED and len(self._buf) > MAX_HEAD_BYTES and not self._paused:
-            # A client sending its next requests before this one is answered: hold off.
-            assert self._transport is not None
-            self._paused = True
-            self._transport.pause_reading()
+        elif state < _CLOSED:
+            self._buf += data
+            if len(self._buf) > MAX_HEAD_BYTES and not self._paused:
+                # A client sending its next requests before this one is answered: hold off.
+                assert self._transport is not None
+                self._paused = True
+                self._transport.pause_reading()
+        # Closed or lingering: the rest of a refused request, dropped.
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._state in (_WAITING, _FORWARDING):
@@ -286,13 +293,31 @@ class ClientConnection(asyncio.Protocol):
             self._state = _READING
             self.deadline = self._loop.time() + self._proxy.config.read_timeout
 
-    def _refuse(self, status: int, reason: str) -> None:
+    def _refuse(self, status: int, reason: str, *, linger: bool = True) -> None:
         """Answer input the proxy will not forward, and close: the stream cannot be trusted."""
-        self._state = _CLOSED
         self._proxy.stats.by_status[status] = self._proxy.stats.by_status.get(status, 0) + 1
-        assert self._transport is not None
-        self._transport.write(simple_response(status, error_body(reason), close=True))
-        self._transport.close()
+        self._close_with(simple_response(status, error_body(reason), close=True), linger=linger)
+
+    def _close_with(self, response: bytes, *, linger: bool) -> None:
+        """Answer and close. Lingering, the proxy sends its answer and its end of the stream,
+        then drops what the client still sends until the client closes or `--read-timeout`
+        passes: the time any request gets to arrive whole."""
+        self._head = None
+        self._chunked = None
+        self._buf = bytearray()
+        transport = self._transport
+        assert transport is not None
+        transport.write(response)
+        if not linger:
+            self._state = _CLOSED
+            transport.close()
+            return
+        self._state = _LINGERING
+        transport.write_eof()
+        if self._paused:
+            self._paused = False
+            transport.resume_reading()
+        self.deadline = self._loop.time() + self._proxy.config.read_timeout
 
     # -- one request ----------------------------------------------------------------------------
 
@@ -432,26 +457,30 @@ class ClientConnection(asyncio.Protocol):
     # -- housekeeping ---------------------------------------------------------------------------
 
     def deadline_passed(self) -> None:
-        if self._state == _IDLE:
+        if self._state in (_IDLE, _LINGERING):
             self._state = _CLOSED
             assert self._transport is not None
             self._transport.close()
         elif self._state == _READING:
-            self._refuse(408, "request not received in time")
+            # No lingering: the client has had its time to send.
+            self._refuse(408, "request not received in time", linger=False)
 
     def drain(self) -> None:
         """SIGTERM: a kept-alive connection between requests stays open through the drain delay,
         as clients may still send on it until the endpoint update reaches them (closing it now
         would race their next request), and its next answer closes it; a fresh one gets a
         moment."""
+        now = self._loop.time()
         if self._state == _IDLE:
-            now, delay = self._loop.time(), self._proxy.config.drain_delay
+            delay = self._proxy.config.drain_delay
             if not self._served:
                 self.deadline = min(self.deadline, now + _DRAIN_IDLE_SECONDS)
             elif delay:
                 self.deadline = min(self.deadline, now + delay)
             else:
                 self.deadline_passed()
+        elif self._state == _LINGERING:  # its answer is sent: it only waits for the client
+            self.deadline = min(self.deadline, now + _DRAIN_IDLE_SECONDS)
 
     def abort(self) -> None:
         # A request still holding a slot keeps its state: connection_lost gives the slot back.
