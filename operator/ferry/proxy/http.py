@@ -14,6 +14,7 @@ from typing import NoReturn
 
 MAX_HEAD_BYTES = 64 * 1024
 _MAX_CHUNK_LINE = 4096
+"""The longest chunk-size or trailer line, without its CRLF."""
 
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _TARGET = rb"[\x21-\x7e\x80-\xff]+"
@@ -138,9 +139,11 @@ class ChunkedRequestBody:
     def feed(self, buf: bytes | bytearray, pos: int) -> int:
         """Consume what it can of `buf` from `pos`; return where it stopped."""
         while not self.done:
-            eol = buf.find(b"\r\n", pos)
+            # A chunk-size or trailer line's CRLF must come within the limit, whether the line
+            # arrives in pieces or in one read.
+            eol = buf.find(b"\r\n", pos, pos + _MAX_CHUNK_LINE + 2)
             if eol < 0:
-                if len(buf) - pos > _MAX_CHUNK_LINE:
+                if len(buf) - pos >= _MAX_CHUNK_LINE + 2:
                     raise BadRequestError(400, "chunk line too long")
                 return pos
             line = bytes(buf[pos:eol])
@@ -181,6 +184,14 @@ def reframe_chunked(head: bytes, body: bytes) -> bytes:
     ]
     lines.append(b"Content-Length: %d" % len(body))
     return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+def oversized_head(head: bytes | bytearray) -> BadRequestError:
+    """Why a request head over MAX_HEAD_BYTES is refused: 414 when its request line alone does
+    not end within the limit (the target is what is too long), else 431."""
+    if head.find(b"\r\n", 0, MAX_HEAD_BYTES) < 0:
+        return BadRequestError(414, "request line too long")
+    return BadRequestError(431, "request head too large")
 
 
 # How an upstream response's body ends.
@@ -252,11 +263,14 @@ class ChunkedScanner:
             eol = data.find(b"\n", pos)
             if eol < 0:
                 self._line += data[pos:]
-                if len(self._line) > _MAX_CHUNK_LINE:
+                if len(self._line) > _MAX_CHUNK_LINE + 1:  # + 1: the CR of its CRLF
                     raise BadResponseError("chunk line too long")
                 return -1
             line = self._line + data[pos:eol]
             self._line = b""
+            # Checked whole as well: a line that came in one read never waited in `_line`.
+            if len(line) > _MAX_CHUNK_LINE + 1:
+                raise BadResponseError("chunk line too long")
             pos = eol + 1
             if self._trailer:
                 if not line.strip():
@@ -288,6 +302,7 @@ _REASONS = {
     404: b"Not Found",
     408: b"Request Timeout",
     413: b"Content Too Large",
+    414: b"URI Too Long",
     417: b"Expectation Failed",
     431: b"Request Header Fields Too Large",
     499: b"Client Closed Request",

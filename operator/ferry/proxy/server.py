@@ -28,6 +28,7 @@ from ferry.proxy.http import (
     ChunkedRequestBody,
     RequestHead,
     error_body,
+    oversized_head,
     parse_request_head,
     reframe_chunked,
     simple_response,
@@ -233,18 +234,15 @@ class ClientConnection(asyncio.Protocol):
             del buf[:2]
         end = buf.find(b"\r\n\r\n", self._scan_from)
         if end < 0:
-            if len(buf) > MAX_HEAD_BYTES:
-                self._refuse(431, "request head too large")
-            elif b"\n\n" in buf:  # a head ended with bare LFs would otherwise wait forever
-                self._refuse(400, "bare LF in request head")
-            elif buf:
-                self._scan_from = max(0, len(buf) - 3)
-                self._reading()
+            self._head_incomplete(buf)
+            return None
+        if end + 4 > MAX_HEAD_BYTES:  # a head that came whole in one read
+            self._refuse_error(oversized_head(buf))
             return None
         try:
             head = parse_request_head(bytes(buf[:end]))
         except BadRequestError as error:
-            self._refuse(error.status, str(error))
+            self._refuse_error(error)
             return None
         limit = self._proxy.config.max_body_bytes
         if head.content_length > limit:
@@ -263,6 +261,15 @@ class ClientConnection(asyncio.Protocol):
             self._transport.write(_CONTINUE)
         return head
 
+    def _head_incomplete(self, buf: bytearray) -> None:
+        if len(buf) > MAX_HEAD_BYTES:
+            self._refuse_error(oversized_head(buf))
+        elif b"\n\n" in buf:  # a head ended with bare LFs would otherwise wait forever
+            self._refuse(400, "bare LF in request head")
+        elif buf:
+            self._scan_from = max(0, len(buf) - 3)
+            self._reading()
+
     def _take_request(self, head: RequestHead) -> bytes | None:
         """The whole request to forward, once its body is here; chunked ones get a length."""
         buf = self._buf
@@ -278,7 +285,7 @@ class ClientConnection(asyncio.Protocol):
         try:
             self._chunk_pos = chunked.feed(buf, self._chunk_pos)
         except BadRequestError as error:
-            self._refuse(error.status, str(error))
+            self._refuse_error(error)
             return None
         if not chunked.done:
             self._reading()
@@ -297,6 +304,9 @@ class ClientConnection(asyncio.Protocol):
         """Answer input the proxy will not forward, and close: the stream cannot be trusted."""
         self._proxy.stats.by_status[status] = self._proxy.stats.by_status.get(status, 0) + 1
         self._close_with(simple_response(status, error_body(reason), close=True), linger=linger)
+
+    def _refuse_error(self, error: BadRequestError) -> None:
+        self._refuse(error.status, str(error))
 
     def _close_with(self, response: bytes, *, linger: bool) -> None:
         """Answer and close. Lingering, the proxy sends its answer and its end of the stream,

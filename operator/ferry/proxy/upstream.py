@@ -136,6 +136,9 @@ class UpstreamConnection(asyncio.Protocol):
                 else:
                     self._buf = data
                 return
+            if end + 4 > MAX_HEAD_BYTES:  # a head that came whole never waited in `_buf`
+                self._broken(exchange)
+                return
             try:
                 head = parse_response_head(data[:end], self._method)
             except BadResponseError:

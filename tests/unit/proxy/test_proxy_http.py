@@ -7,10 +7,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ferry.proxy.http import (
+    MAX_HEAD_BYTES,
     BadRequestError,
     BadResponseError,
     ChunkedRequestBody,
     ChunkedScanner,
+    oversized_head,
     parse_request_head,
     parse_response_head,
     reframe_chunked,
@@ -88,6 +90,42 @@ def test_a_chunked_body_over_the_limit_is_413() -> None:
     assert refused.value.status == 413
 
 
+@pytest.mark.parametrize(
+    "wire",
+    [
+        b"1;" + b"e" * 5000 + b"\r\nx\r\n0\r\n\r\n",  # the whole line in one read
+        b"1;" + b"e" * 5000,  # the line still arriving
+        b"1\r\nx\r\n0\r\nX-Trailer: " + b"t" * 5000 + b"\r\n\r\n",
+        b"1\r\nx\r\n0\r\nX-Trailer: " + b"t" * 5000,
+    ],
+)
+def test_a_chunk_or_trailer_line_over_4_kib_is_400_however_it_arrives(wire: bytes) -> None:
+    with pytest.raises(BadRequestError) as refused:
+        ChunkedRequestBody(limit=100).feed(wire, 0)
+    assert refused.value.status == 400
+
+
+def test_a_chunk_line_of_exactly_4_kib_is_taken() -> None:
+    body = ChunkedRequestBody(limit=100)
+    line = b"1;" + b"e" * (4096 - 2)
+    body.feed(line + b"\r\nx\r\n0\r\n\r\n", 0)
+    assert body.done
+
+
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        (b"GET /" + b"x" * MAX_HEAD_BYTES + b" HTTP/1.1\r\nHost: x\r\n", 414),
+        (b"GET /" + b"x" * MAX_HEAD_BYTES, 414),
+        (b"GET / HTTP/1.1\r\nX-Pad: " + b"p" * MAX_HEAD_BYTES, 431),
+    ],
+)
+def test_a_head_too_large_is_414_for_its_request_line_and_431_for_its_fields(
+    head: bytes, status: int
+) -> None:
+    assert oversized_head(head).status == status
+
+
 def test_reframing_replaces_chunking_with_a_length() -> None:
     assert reframe_chunked(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked", b"abc") == (
         b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
@@ -123,6 +161,18 @@ def test_the_chunk_scanner_finds_the_end_across_any_split() -> None:
         scanner = ChunkedScanner()
         assert scanner.feed(wire[:split], 0) == -1
         assert scanner.feed(wire[split:] + b"extra", 0) == len(wire) - split
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        b"3;" + b"e" * 5000 + b"\r\nabc\r\n0\r\n\r\n",  # the whole line in one read
+        b"3\r\nabc\r\n0\r\nX-Trailer: " + b"t" * 5000 + b"\r\n\r\n",
+    ],
+)
+def test_the_chunk_scanner_refuses_a_line_over_4_kib_that_arrives_whole(wire: bytes) -> None:
+    with pytest.raises(BadResponseError):
+        ChunkedScanner().feed(wire, 0)
 
 
 def test_connection_close_replaces_any_connection_header() -> None:
