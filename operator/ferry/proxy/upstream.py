@@ -71,7 +71,7 @@ class UpstreamConnection(asyncio.Protocol):
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast("asyncio.Transport", transport)
 
-    def send(self, exchange: Exchange, request: bytes, method: bytes) -> None:
+    def send(self, exchange: Exchange, request: bytes | bytearray, method: bytes) -> None:
         assert self.transport is not None
         self.exchange = exchange
         self._method = method

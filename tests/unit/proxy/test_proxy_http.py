@@ -15,7 +15,7 @@ from ferry.proxy.http import (
     oversized_head,
     parse_request_head,
     parse_response_head,
-    reframe_chunked,
+    reframed_head,
     with_connection_close,
 )
 
@@ -75,18 +75,26 @@ def test_any_bytes_parse_or_are_refused_cleanly(raw: bytes) -> None:
         assert 400 <= error.status < 600
 
 
-def test_a_chunked_body_decodes_across_any_split() -> None:
+_CHUNKED_HEAD = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked"
+
+
+def test_a_chunked_body_decodes_across_any_split_and_leaves_only_what_follows_it() -> None:
     wire = b"5\r\nhello\r\n6;ext=y\r\n world\r\n0\r\nTrailer: t\r\n\r\nNEXT"
     for split in range(len(wire)):
-        body = ChunkedRequestBody(limit=100)
-        pos = body.feed(wire[:split], 0)
-        pos = body.feed(wire, pos)
-        assert body.done and body.body() == b"hello world" and wire[pos:] == b"NEXT"
+        body = ChunkedRequestBody(_CHUNKED_HEAD, limit=100)
+        buf = bytearray(wire[:split])
+        body.feed(buf)
+        assert b"\r\n" not in buf, "only an unfinished line may wait in the buffer"
+        buf += wire[split:]
+        body.feed(buf)
+        assert body.done and buf == b"NEXT"
+        assert body.size == len(_CHUNKED_HEAD) + len(b"hello world")
+        assert body.request() == b"POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello world"
 
 
 def test_a_chunked_body_over_the_limit_is_413() -> None:
     with pytest.raises(BadRequestError) as refused:
-        ChunkedRequestBody(limit=4).feed(b"5\r\nhello\r\n", 0)
+        ChunkedRequestBody(_CHUNKED_HEAD, limit=4).feed(bytearray(b"5\r\nhello\r\n"))
     assert refused.value.status == 413
 
 
@@ -101,15 +109,19 @@ def test_a_chunked_body_over_the_limit_is_413() -> None:
 )
 def test_a_chunk_or_trailer_line_over_4_kib_is_400_however_it_arrives(wire: bytes) -> None:
     with pytest.raises(BadRequestError) as refused:
-        ChunkedRequestBody(limit=100).feed(wire, 0)
+        ChunkedRequestBody(_CHUNKED_HEAD, limit=100).feed(bytearray(wire))
     assert refused.value.status == 400
 
 
 def test_a_chunk_line_of_exactly_4_kib_is_taken() -> None:
-    body = ChunkedRequestBody(limit=100)
+    body = ChunkedRequestBody(_CHUNKED_HEAD, limit=100)
     line = b"1;" + b"e" * (4096 - 2)
-    body.feed(line + b"\r\nx\r\n0\r\n\r\n", 0)
+    body.feed(bytearray(line + b"\r\nx\r\n0\r\n\r\n"))
     assert body.done
+
+
+def test_reframing_replaces_chunking_with_a_length() -> None:
+    assert reframed_head(_CHUNKED_HEAD, 3) == b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n"
 
 
 @pytest.mark.parametrize(
@@ -124,12 +136,6 @@ def test_a_head_too_large_is_414_for_its_request_line_and_431_for_its_fields(
     head: bytes, status: int
 ) -> None:
     assert oversized_head(head).status == status
-
-
-def test_reframing_replaces_chunking_with_a_length() -> None:
-    assert reframe_chunked(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked", b"abc") == (
-        b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
-    )
 
 
 @pytest.mark.parametrize(
