@@ -250,30 +250,37 @@ class ClientConnection(asyncio.Protocol):
         buf = self._buf
         while buf.startswith(b"\r\n"):  # RFC 9112 section 2.2: ignore blank lines first
             del buf[:2]
-        end = buf.find(b"\r\n\r\n", self._scan_from)
+        # Only a blank line within the limit ends a head: beyond it the head is too large,
+        # whether it came in one read or in many.
+        end = buf.find(b"\r\n\r\n", self._scan_from, MAX_HEAD_BYTES)
         if end < 0:
             self._head_incomplete(buf)
             return None
         body_start = end + 4
-        if body_start > MAX_HEAD_BYTES:  # a head that came whole in one read
-            self._refuse_error(oversized_head(buf))
-            return None
         try:
             head = parse_request_head(bytes(buf[:end]))
         except BadRequestError as error:
             self._refuse_error(error)
             return None
-        limit = self._proxy.config.max_body_bytes
+        proxy = self._proxy
+        config = proxy.config
+        limit = config.max_body_bytes
         if head.content_length > limit:
             self._refuse(413, "body too large")
             return None
-        # A body counts whole from its head on; a chunked one as it is decoded.
-        if not self._hold(body_start + max(head.content_length, 0)):
+        # A body counts whole from its head on, a chunked one as it is decoded: as _hold(),
+        # without a call on the hot path.
+        size = body_start if head.chunked else body_start + head.content_length
+        stats = proxy.stats
+        buffered = stats.buffered - self._held + size
+        if buffered > config.max_buffered_bytes and size > self._held:
             self._refuse_over_budget()
             return None
+        stats.buffered = buffered
+        self._held = size
         self._head = head
-        self._scan_from = 0
         self._body_start = body_start
+        self._scan_from = 0
         if head.expect_continue and (head.chunked or len(buf) < body_start + head.content_length):
             assert self._transport is not None
             self._transport.write(_CONTINUE)
@@ -342,10 +349,11 @@ class ClientConnection(asyncio.Protocol):
         """Count `size` bytes as what this connection holds; False, counting nothing new, if
         more than it held would take the proxy past its budget."""
         proxy = self._proxy
-        buffered = proxy.stats.buffered - self._held + size
-        if size > self._held and buffered > proxy.config.max_buffered_bytes:
+        stats = proxy.stats
+        buffered = stats.buffered - self._held + size
+        if buffered > proxy.config.max_buffered_bytes and size > self._held:
             return False
-        proxy.stats.buffered = buffered
+        stats.buffered = buffered
         self._held = size
         return True
 
@@ -411,10 +419,12 @@ class ClientConnection(asyncio.Protocol):
             proxy.stats.finished(503, 0.0)
             self._answer(proxy.busy_response)
             return
-        self._state = _WAITING
         proxy.timeouts.start(self, now)
-        if admission is Admission.ADMITTED:
-            self.admitted()
+        if admission is Admission.QUEUED:
+            self._state = _WAITING
+        else:  # admitted at once: what admitted() does, without a call on the hot path
+            self._state = _FORWARDING
+            self._forward()
 
     def admitted(self) -> None:
         self._state = _FORWARDING
@@ -464,19 +474,21 @@ class ClientConnection(asyncio.Protocol):
             upstream.abandon()
 
     def _end_request(self, status: int) -> None:
-        self._proxy.timeouts.end(self)
+        proxy = self._proxy
+        proxy.timeouts.end(self)
         state = self._state
         self._state = _IDLE
         self._seq += 1
         self._request = b""
-        self._release()
-        proxy = self._proxy
+        stats = proxy.stats
+        stats.buffered -= self._held  # as _release(), without a call on the hot path
+        self._held = 0
         if state == _FORWARDING:
-            proxy.stats.served += 1
+            stats.served += 1
             proxy.gate.leave()
         elif state == _WAITING:
             proxy.gate.withdraw(self)
-        proxy.stats.finished(status, self._loop.time() - self._started)
+        stats.finished(status, self._loop.time() - self._started)
 
     def _answer(self, response: bytes) -> None:
         assert self._transport is not None
