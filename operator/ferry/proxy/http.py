@@ -35,8 +35,6 @@ _RESPONSE_FRAMING_FIELDS = re.compile(
     rb"\r\n(content-length|transfer-encoding|connection):((?:[^\r]|\r(?!\n))*)", re.IGNORECASE
 )
 _VERSIONS = {b"HTTP/1.1": True, b"HTTP/1.0": False}
-# Methods a client may resend on its own (RFC 9110 section 9.2.2).
-IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
 
 
 class BadRequestError(Exception):
