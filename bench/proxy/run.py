@@ -1,13 +1,15 @@
 """ferry-proxy against the upstream called directly and against Knative's queue-proxy.
 
     .venv/bin/python bench/proxy/run.py [--duration 10] [--connections 32] [--rounds 5]
+                                        [--baseline DIR]
 
 Installs wrk (Debian) and builds queue-proxy (tools/knative) and fortio (its Go module) when
 missing, then measures inside a private network namespace that holds only loopback: queue-proxy
 binds its ports on every interface and cannot be told otherwise, and there nothing outside the
 machine can reach them. Each proxy is pinned to core 0; the load generator and the upstream share
-core 1. wrk finds each target's saturation; fortio offers a constant rate for the latencies. See
-README.md beside this file.
+core 1. wrk finds each target's saturation; fortio offers a constant rate for the latencies. With
+--baseline, the ferry-proxy of another source tree (its operator/ directory on PYTHONPATH) is
+measured beside this tree's, in the same rounds. See README.md beside this file.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ UPSTREAM_PORT, FERRY_PORT, FERRY_ADMIN_PORT, QUEUE_PORT, QUEUE_TLS_PORT = (
     8012,
     8112,
 )
+BASELINE_PORT, BASELINE_ADMIN_PORT = 8100, 8101
+BASELINE = "ferry-baseline"
 # Both proxies enforce the same limit, well above the load's connections, so neither rejects.
 CONCURRENCY = 64
 # Newer fortio releases need grol.io/grol, which the module proxy here does not serve.
@@ -104,16 +108,24 @@ _LATENCY = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
 _UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def wrk(url: str, seconds: int, connections: int) -> Result:
+def wrk(url: str, seconds: int, connections: int) -> tuple[Result, int]:
+    """The saturated rate and latencies, and the number of requests answered."""
     argv = ["taskset", "-c", LOAD_CORE, "wrk", "-t1", f"-c{connections}", f"-d{seconds}s"]
     argv += ["--latency", url]
     output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     rate = re.search(r"Requests/sec:\s+([\d.]+)", output)
+    count = re.search(r"(\d+) requests in", output)
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: .*", output)
-    if rate is None or errors is not None:
+    if rate is None or count is None or errors is not None:
         raise RuntimeError(f"wrk against {url} failed or saw errors:\n{output}")
     latency = {pct: float(value) * _UNITS_MS[unit] for pct, value, unit in _LATENCY.findall(output)}
-    return Result(float(rate.group(1)), latency["50"], latency["99"])
+    return Result(float(rate.group(1)), latency["50"], latency["99"]), int(count.group(1))
+
+
+def cpu_seconds(pid: int) -> float:
+    """The user and system CPU time a process (all its threads) has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def fortio(binary: Path, url: str, rate: float, report: Path) -> Result:
@@ -145,7 +157,8 @@ def median_result(results: list[Result]) -> Result:
 @contextmanager
 def started(
     argv: list[str], log: Path, check_url: str, env: dict[str, str] | None = None
-) -> Iterator[None]:
+) -> Iterator[int]:
+    """Run `argv` until the block ends; its pid (taskset execs what it runs: the same process)."""
     process = processes.spawn(argv, log, env=env)
     try:
         wait_until(
@@ -153,7 +166,7 @@ def started(
             timeout=30,
             what=f"{argv[3] if argv[0] == 'taskset' else argv[0]} (log: {log})",
         )
-        yield
+        yield process.pid
     finally:
         processes.stop_group(process, grace=5)
 
@@ -177,45 +190,89 @@ def queue_proxy_env() -> dict[str, str]:
     }
 
 
+def ferry_command(port: int, admin_port: int) -> list[str]:
+    return [
+        "taskset",
+        "-c",
+        PROXY_CORE,
+        sys.executable,
+        "-m",
+        "ferry.proxy.main",
+        "--listen-host=127.0.0.1",
+        f"--port={port}",
+        f"--admin-port={admin_port}",
+        f"--upstream-port={UPSTREAM_PORT}",
+        f"--max-concurrency={CONCURRENCY}",
+        f"--max-queue-length={CONCURRENCY}",
+    ]
+
+
 def measure(args: argparse.Namespace, queue_proxy: Path, fortio_binary: Path, logs: Path) -> None:
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    python = sys.executable
-    bin_dir = Path(python).parent
     targets = {
         "direct": f"http://127.0.0.1:{UPSTREAM_PORT}/",
         "ferry-proxy": f"http://127.0.0.1:{FERRY_PORT}/",
         "queue-proxy": f"http://127.0.0.1:{QUEUE_PORT}/",
     }
-    pin = ["taskset", "-c", PROXY_CORE]
-    ferry = [
-        *pin,
-        str(bin_dir / "ferry-proxy"),
-        "--listen-host=127.0.0.1",
-        f"--port={FERRY_PORT}",
-        f"--admin-port={FERRY_ADMIN_PORT}",
-        f"--upstream-port={UPSTREAM_PORT}",
-        f"--max-concurrency={CONCURRENCY}",
-        f"--max-queue-length={CONCURRENCY}",
+    if args.baseline:
+        targets[BASELINE] = f"http://127.0.0.1:{BASELINE_PORT}/"
+    this_tree = {**os.environ, "PYTHONPATH": str(ROOT / "operator")}
+    upstream = [
+        *("taskset", "-c", LOAD_CORE, sys.executable),
+        str(Path(__file__).with_name("upstream.py")),
     ]
-    upstream = ["taskset", "-c", LOAD_CORE, python, str(Path(__file__).with_name("upstream.py"))]
+    pids: dict[str, int] = {}
     with ExitStack() as stack:
         stack.enter_context(
             started([*upstream, str(UPSTREAM_PORT)], logs / "upstream.log", targets["direct"])
         )
-        stack.enter_context(started(ferry, logs / "ferry-proxy.log", targets["ferry-proxy"]))
-        stack.enter_context(
+        pids["ferry-proxy"] = stack.enter_context(
             started(
-                [*pin, str(queue_proxy)],
+                ferry_command(FERRY_PORT, FERRY_ADMIN_PORT),
+                logs / "ferry-proxy.log",
+                targets["ferry-proxy"],
+                env=this_tree,
+            )
+        )
+        if args.baseline:
+            pids[BASELINE] = stack.enter_context(
+                started(
+                    ferry_command(BASELINE_PORT, BASELINE_ADMIN_PORT),
+                    logs / f"{BASELINE}.log",
+                    targets[BASELINE],
+                    env={**os.environ, "PYTHONPATH": str(Path(args.baseline) / "operator")},
+                )
+            )
+        pids["queue-proxy"] = stack.enter_context(
+            started(
+                ["taskset", "-c", PROXY_CORE, str(queue_proxy)],
                 logs / "queue-proxy.log",
                 targets["queue-proxy"],
                 env=queue_proxy_env(),
             )
         )
-        saturated = {}
-        for name, url in targets.items():
+        for url in targets.values():
             wrk(url, 2, args.connections)  # warm up: pools filled, caches hot
-            saturated[name] = wrk(url, args.duration, args.connections)
-            print(f"saturated {name}: {saturated[name]}", file=sys.stderr)
+        # Saturation in rounds too, each round starting one target further on, so that none is
+        # always measured after the same one; the median of each. Besides the rate, each
+        # proxy's requests per second of the CPU time it used: its throughput per core, which
+        # other work on the machine moves much less than the rate.
+        saturated_runs: dict[str, list[Result]] = {name: [] for name in targets}
+        per_cpu_runs: dict[str, list[float]] = {name: [] for name in pids}
+        names = list(targets)
+        for round_index in range(args.saturated_rounds):
+            shift = round_index % len(names)
+            for name in names[shift:] + names[:shift]:
+                pid = pids.get(name)
+                used = cpu_seconds(pid) if pid else 0.0
+                result, count = wrk(targets[name], args.duration, args.connections)
+                saturated_runs[name].append(result)
+                if pid:
+                    per_cpu_runs[name].append(count / (cpu_seconds(pid) - used))
+        saturated = {name: median_result(results) for name, results in saturated_runs.items()}
+        per_cpu = {name: statistics.median(runs) for name, runs in per_cpu_runs.items()}
+        for name, results in saturated_runs.items():
+            print(f"saturated {name}: {results} {per_cpu_runs.get(name)}", file=sys.stderr)
 
         # Each proxy at half of ferry-proxy's saturation (the goal's rate) and at half of its
         # own, beside the upstream called directly at the same rate; rounds in turn, so a busy
@@ -231,7 +288,7 @@ def measure(args: argparse.Namespace, queue_proxy: Path, fortio_binary: Path, lo
                 runs[(name, rate)].append(fortio(fortio_binary, url, rate, logs / "fortio.json"))
         for (name, rate), results in runs.items():
             print(f"paced {name} at {rate:.0f} req/s: {results}", file=sys.stderr)
-    report(saturated, runs, half, peer_half)
+    report(saturated, per_cpu, runs, half, peer_half)
 
 
 def added(
@@ -248,6 +305,7 @@ def added(
 
 def report(
     saturated: dict[str, Result],
+    per_cpu: dict[str, float],
     runs: dict[tuple[str, float], list[Result]],
     half: float,
     peer_half: float,
@@ -255,20 +313,30 @@ def report(
     paced = {key: median_result(results) for key, results in runs.items()}
     columns = f"{'req/s':>12} {'p50 ms':>10} {'p99 ms':>10}"
     print()
-    print("saturated (wrk, 1 core per proxy)")
-    print(f"{'target':14} {columns}")
+    print("saturated (wrk, 1 core per proxy; req/CPU-s: requests per second of the proxy's CPU)")
+    print(f"{'target':14} {columns} {'req/CPU-s':>10}")
     for name, s in saturated.items():
-        print(f"{name:14} {s.rate:12.0f} {s.p50_ms:10.3f} {s.p99_ms:10.3f}")
+        cpu = f"{per_cpu[name]:10.0f}" if name in per_cpu else f"{'':10}"
+        print(f"{name:14} {s.rate:12.0f} {s.p50_ms:10.3f} {s.p99_ms:10.3f} {cpu}")
     print()
     print(f"constant rate (fortio, {PACED_CONNECTIONS} connections, median of the rounds)")
     print(f"{'target':14} {'offered':>8} {columns}")
     for (name, rate), p in paced.items():
         print(f"{name:14} {rate:8.0f} {p.rate:12.0f} {p.p50_ms:10.3f} {p.p99_ms:10.3f}")
-    ferry, queue = saturated["ferry-proxy"], saturated["queue-proxy"]
     print()
-    print(f"throughput per core, ferry-proxy / queue-proxy: {ferry.rate / queue.rate:.2f}x")
+    pairs = [("ferry-proxy", "queue-proxy")]
+    compared = [("ferry-proxy", half), ("queue-proxy", half), ("queue-proxy", peer_half)]
+    if BASELINE in saturated:
+        pairs += [(BASELINE, "queue-proxy"), ("ferry-proxy", BASELINE)]
+        compared.insert(1, (BASELINE, half))
+    for one, other in pairs:
+        print(
+            f"throughput per core, {one} / {other}: "
+            f"{saturated[one].rate / saturated[other].rate:.3f}x (rate), "
+            f"{per_cpu[one] / per_cpu[other]:.3f}x (requests per CPU-second)"
+        )
     print("added over the direct call (median of the rounds' differences)")
-    for name, rate in (("ferry-proxy", half), ("queue-proxy", half), ("queue-proxy", peer_half)):
+    for name, rate in compared:
         p50, p99 = added(runs, name, rate)
         print(f"added at {rate:.0f} req/s, {name}: p50 {p50:+.3f} ms, p99 {p99:+.3f} ms")
     p99 = added(runs, "ferry-proxy", half)[1]
@@ -281,6 +349,10 @@ def main() -> int:
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections, saturated")
     parser.add_argument("--rounds", type=int, default=5, help="constant-rate rounds per target")
+    parser.add_argument(
+        "--saturated-rounds", type=int, default=1, help="saturated (wrk) rounds per target"
+    )
+    parser.add_argument("--baseline", help="a source tree whose ferry-proxy to measure beside")
     parser.add_argument("--inside", help=argparse.SUPPRESS)  # set when re-run in the namespace
     args = parser.parse_args()
     if args.inside:
@@ -293,6 +365,9 @@ def main() -> int:
     print(f"logs in {logs}", file=sys.stderr)
     argv = [sys.executable, __file__, f"--duration={args.duration}"]
     argv += [f"--connections={args.connections}", f"--rounds={args.rounds}", f"--inside={logs}"]
+    argv += [f"--saturated-rounds={args.saturated_rounds}"]
+    if args.baseline:
+        argv += [f"--baseline={Path(args.baseline).resolve()}"]
     return subprocess.run(["unshare", "--net", *argv], check=False).returncode
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 
 import aiohttp
 import pytest
 
 from ferry.local.wait import eventually
-from tests.e2e.conftest import ProxyProcess, StartProxy, get_json
+from tests.e2e.conftest import LOOPBACK, ProxyProcess, StartProxy, Upstream, get_json
 
 
 async def exchange(proxy: ProxyProcess, raw: bytes, *, send_eof: bool = False) -> bytes:
@@ -39,7 +42,8 @@ async def exchange(proxy: ProxyProcess, raw: bytes, *, send_eof: bool = False) -
         (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", b"400"),
         (b"POST /echo HTTP/1.1\r\nContent-Length: 1001\r\n\r\n", b"413"),
         (b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3e9\r\n" + b"x" * 1001, b"413"),
-        (b"GET /" + b"x" * 70_000 + b" HTTP/1.1\r\n", b"431"),
+        (b"GET /" + b"x" * 70_000 + b" HTTP/1.1\r\n", b"414"),
+        (b"GET / HTTP/1.1\r\nX-Pad: " + b"p" * 70_000, b"431"),
     ],
 )
 async def test_malformed_and_oversized_requests_are_refused(
@@ -52,6 +56,109 @@ async def test_malformed_and_oversized_requests_are_refused(
     assert (stats["inFlight"], stats["queued"]) == (0, 0)
     async with session.get(proxy.url("/sleep?s=0")) as response:
         assert response.status == 200
+
+
+@dataclass
+class CannedPredictor:
+    """A predictor that records the bytes it receives and answers each request head with the
+    same raw response."""
+
+    response: bytes
+    port: int = 0
+    received: bytearray = field(default_factory=bytearray)
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                self.received += head
+                writer.write(self.response)
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
+            writer.close()
+
+
+@asynccontextmanager
+async def canned_predictor(response: bytes) -> AsyncIterator[CannedPredictor]:
+    predictor = CannedPredictor(response)
+    server = await asyncio.start_server(predictor.serve, LOOPBACK, 0, limit=2**20)
+    predictor.port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield predictor
+
+
+_FORWARDED = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nforwarded"
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Pad: "
+            + b"p" * 90_000
+            + b"\r\n\r\n",
+            b"431",
+        ),
+        (b"GET /?" + b"q" * 100_000 + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b"414"),
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"1;" + b"e" * 100_000 + b"\r\nx\r\n0\r\n\r\n",
+            b"400",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+            b"1\r\nx\r\n0\r\nX-Trailer: " + b"t" * 100_000 + b"\r\n\r\n",
+            b"400",
+        ),
+    ],
+    ids=["head-over-64KiB", "request-line-over-64KiB", "chunk-line-over-4KiB", "trailer-line"],
+)
+async def test_heads_and_chunk_lines_over_their_limits_are_refused_when_sent_in_one_write(
+    start_proxy: StartProxy, raw: bytes, status: bytes
+) -> None:
+    async with canned_predictor(_FORWARDED) as predictor:
+        proxy = start_proxy(upstream_port=predictor.port)
+        answer = await exchange(proxy, raw)
+        assert answer.startswith(b"HTTP/1.1 " + status), answer[:200]
+        assert predictor.received == b"", "the predictor saw the request"
+
+
+_CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        b"HTTP/1.1 200 OK\r\nX-Pad: " + b"p" * 90_000 + b"\r\nContent-Length: 2\r\n\r\nok",
+        _CHUNKED_HEAD + b"\r\n2;" + b"e" * 10_000 + b"\r\nok\r\n0\r\n\r\n",
+        _CHUNKED_HEAD + b"\r\n2\r\nok\r\n0\r\nX-Trailer: " + b"t" * 10_000 + b"\r\n\r\n",
+    ],
+    ids=["head-over-64KiB", "chunk-line-over-4KiB", "trailer-line"],
+)
+async def test_responses_over_the_same_limits_are_not_passed_on_but_answered_502(
+    start_proxy: StartProxy, response: bytes
+) -> None:
+    async with canned_predictor(response) as predictor:
+        proxy = start_proxy(upstream_port=predictor.port)
+        answer = await exchange(proxy, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 502"), answer[:200]
+        assert predictor.received.startswith(b"GET / HTTP/1.1\r\n")
+
+
+async def test_a_client_refused_while_it_sends_its_body_reads_the_answer_not_a_reset(
+    start_proxy: StartProxy, upstream: Upstream
+) -> None:
+    proxy = start_proxy(max_body_bytes=2**20)
+    reader, writer = await asyncio.open_connection(LOOPBACK, proxy.port)
+    # As simple clients do: the whole request first (a reset would break a write), then read.
+    writer.write(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (8 * 2**20))
+    for _ in range(8):
+        writer.write(b"x" * 2**20)
+        await writer.drain()
+    async with asyncio.timeout(10):
+        answer = await reader.read()
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
+    assert answer.endswith(b'{"error":"body too large"}\n')
+    assert upstream.state()["total"] == 0
 
 
 async def test_a_chunked_body_reaches_the_predictor_whole(start_proxy: StartProxy) -> None:

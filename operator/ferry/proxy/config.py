@@ -11,6 +11,8 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from ferry.proxy.http import MAX_HEAD_BYTES
+
 
 @dataclass(frozen=True)
 class ProxyConfig:
@@ -24,6 +26,12 @@ class ProxyConfig:
     timeout_seconds: float = 60.0
     readiness_path: str | None = None
     max_body_bytes: int = 10 * 2**20
+    max_buffered_bytes: int = 128 * 2**20
+    """Request bytes the proxy holds at once, over every connection: heads and bodies being
+    received (a body counts whole from its head on, as its Content-Length announces it),
+    queued and in flight. Half the proxy container's 256 MiB memory limit, which leaves room
+    for the interpreter (about 30 MiB), the responses on their way out, and the allocator's
+    slack."""
     read_timeout: float = 15.0
     """Seconds a client has to send a whole request once it has started one."""
     idle_timeout: float = 75.0
@@ -156,6 +164,13 @@ def parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
         defaults.max_body_bytes,
     )
     option(
+        "--max-buffered-bytes",
+        "FERRY_MAX_BUFFERED_BYTES",
+        _positive_int,
+        "request bytes held at once over all connections; beyond them 503",
+        defaults.max_buffered_bytes,
+    )
+    option(
         "--read-timeout",
         "FERRY_READ_TIMEOUT",
         _positive_float,
@@ -210,5 +225,12 @@ def parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
 def load(
     argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
 ) -> ProxyConfig:
-    args = parser(environ).parse_args(argv)
+    options = parser(environ)
+    args = options.parse_args(argv)
+    largest_request = args.max_body_bytes + MAX_HEAD_BYTES
+    if args.max_buffered_bytes < largest_request:
+        options.error(
+            f"--max-buffered-bytes ({args.max_buffered_bytes}) must hold the largest request,"
+            f" --max-body-bytes + {MAX_HEAD_BYTES} of head ({largest_request})"
+        )
     return ProxyConfig(**vars(args))

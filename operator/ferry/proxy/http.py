@@ -14,6 +14,9 @@ from typing import NoReturn
 
 MAX_HEAD_BYTES = 64 * 1024
 _MAX_CHUNK_LINE = 4096
+"""The longest chunk-size or trailer line, without its CRLF."""
+# Where a chunked request body's decoder stands.
+_CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _CHUNK_TRAILER = range(4)
 
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _TARGET = rb"[\x21-\x7e\x80-\xff]+"
@@ -32,8 +35,6 @@ _RESPONSE_FRAMING_FIELDS = re.compile(
     rb"\r\n(content-length|transfer-encoding|connection):((?:[^\r]|\r(?!\n))*)", re.IGNORECASE
 )
 _VERSIONS = {b"HTTP/1.1": True, b"HTTP/1.0": False}
-# Methods a client may resend on its own (RFC 9110 section 9.2.2).
-IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"))
 
 
 class BadRequestError(Exception):
@@ -124,63 +125,103 @@ def _framing(
 
 
 class ChunkedRequestBody:
-    """Decodes a chunked request body as it arrives; the proxy re-frames it with a length."""
+    """Decodes a chunked request body as it arrives; the proxy forwards it with a Content-Length.
 
-    __slots__ = ("_limit", "_parts", "_size", "_trailer", "done")
+    Each `feed` takes what it decoded out of the connection's buffer, so the encoded and the
+    decoded body are never both held: a request costs its own size once.
+    """
 
-    def __init__(self, limit: int) -> None:
+    __slots__ = ("_head", "_left", "_limit", "_state", "body", "done")
+
+    def __init__(self, head: bytes, limit: int) -> None:
+        self._head = head
         self._limit = limit
-        self._parts: list[bytes] = []
-        self._size = 0
-        self._trailer = False
+        self._state = _CHUNK_SIZE
+        self._left = 0  # bytes of the current chunk still to come
+        self.body = bytearray()
         self.done = False
 
-    def feed(self, buf: bytes | bytearray, pos: int) -> int:
-        """Consume what it can of `buf` from `pos`; return where it stopped."""
+    @property
+    def size(self) -> int:
+        """Bytes held: the head and the body decoded so far."""
+        return len(self._head) + len(self.body)
+
+    def feed(self, buf: bytearray) -> None:
+        """Decode what it can from the start of `buf`, and delete that from `buf`."""
+        pos, end = 0, len(buf)
         while not self.done:
-            eol = buf.find(b"\r\n", pos)
-            if eol < 0:
-                if len(buf) - pos > _MAX_CHUNK_LINE:
-                    raise BadRequestError(400, "chunk line too long")
-                return pos
-            line = bytes(buf[pos:eol])
-            if self._trailer:
+            state = self._state
+            if state == _CHUNK_DATA:
+                taken = min(self._left, end - pos)
+                with memoryview(buf) as view:
+                    self.body += view[pos : pos + taken]
+                pos += taken
+                self._left -= taken
+                if self._left:
+                    break
+                self._state = _CHUNK_END
+            elif state == _CHUNK_END:
+                if end - pos < 2:  # noqa: PLR2004 - the CRLF after a chunk's data
+                    break
+                if buf[pos : pos + 2] != b"\r\n":
+                    raise BadRequestError(400, "malformed chunk")
+                pos += 2
+                self._state = _CHUNK_SIZE
+            else:
+                # A chunk-size line or a trailer line: its CRLF must come within the limit,
+                # whether the line arrives in pieces or in one read.
+                eol = buf.find(b"\r\n", pos, pos + _MAX_CHUNK_LINE + 2)
+                if eol < 0:
+                    if end - pos >= _MAX_CHUNK_LINE + 2:
+                        raise BadRequestError(400, "chunk line too long")
+                    break
+                line = bytes(buf[pos:eol])
                 pos = eol + 2
-                self.done = not line
-                continue
-            size_field = line.split(b";", 1)[0].strip()
-            if not _HEX.fullmatch(size_field):
-                raise BadRequestError(400, "malformed chunk size")
-            size = int(size_field, 16)
-            if size == 0:
-                self._trailer = True
-                pos = eol + 2
-                continue
-            if self._size + size > self._limit:
-                raise BadRequestError(413, "body too large")
-            end = eol + 2 + size
-            if len(buf) < end + 2:
-                return pos
-            if buf[end : end + 2] != b"\r\n":
-                raise BadRequestError(400, "malformed chunk")
-            self._parts.append(bytes(buf[eol + 2 : end]))
-            self._size += size
-            pos = end + 2
-        return pos
+                if state == _CHUNK_TRAILER:
+                    self.done = not line
+                else:
+                    self._chunk_size(line)
+        del buf[:pos]
 
-    def body(self) -> bytes:
-        return b"".join(self._parts)
+    def _chunk_size(self, line: bytes) -> None:
+        size_field = line.split(b";", 1)[0].strip()
+        if not _HEX.fullmatch(size_field):
+            raise BadRequestError(400, "malformed chunk size")
+        size = int(size_field, 16)
+        if size == 0:
+            self._state = _CHUNK_TRAILER
+            return
+        if len(self.body) + size > self._limit:
+            raise BadRequestError(413, "body too large")
+        self._left = size
+        self._state = _CHUNK_DATA
+
+    def request(self) -> bytearray:
+        """The whole request, its chunking replaced by a Content-Length. The head goes in front
+        of the body in place: the body is not copied into a second buffer."""
+        body = self.body
+        self.body = bytearray()
+        body[:0] = reframed_head(self._head, len(body))
+        return body
 
 
-def reframe_chunked(head: bytes, body: bytes) -> bytes:
-    """The request with its chunked body replaced by a Content-Length one."""
+def reframed_head(head: bytes, length: int) -> bytes:
+    """A chunked request's head (given without its blank line) re-framed with a length."""
     lines = [
         line
         for line in head.split(b"\r\n")
         if line.partition(b":")[0].lower() != b"transfer-encoding"
     ]
-    lines.append(b"Content-Length: %d" % len(body))
-    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+    lines.append(b"Content-Length: %d" % length)
+    return b"\r\n".join(lines) + b"\r\n\r\n"
+
+
+def oversized_head(head: bytes | bytearray) -> BadRequestError:
+    """Why a request head over MAX_HEAD_BYTES is refused: 414 when its request line alone does
+    not end within the limit (the target is what is too long), else 431."""
+    if head.find(b"\r\n", 0, MAX_HEAD_BYTES) < 0:
+        return BadRequestError(414, "request line too long")
+    return BadRequestError(431, "request head too large")
 
 
 # How an upstream response's body ends.
@@ -252,11 +293,14 @@ class ChunkedScanner:
             eol = data.find(b"\n", pos)
             if eol < 0:
                 self._line += data[pos:]
-                if len(self._line) > _MAX_CHUNK_LINE:
+                if len(self._line) > _MAX_CHUNK_LINE + 1:  # + 1: the CR of its CRLF
                     raise BadResponseError("chunk line too long")
                 return -1
             line = self._line + data[pos:eol]
             self._line = b""
+            # Checked whole as well: a line that came in one read never waited in `_line`.
+            if len(line) > _MAX_CHUNK_LINE + 1:
+                raise BadResponseError("chunk line too long")
             pos = eol + 1
             if self._trailer:
                 if not line.strip():
@@ -288,6 +332,7 @@ _REASONS = {
     404: b"Not Found",
     408: b"Request Timeout",
     413: b"Content Too Large",
+    414: b"URI Too Long",
     417: b"Expectation Failed",
     431: b"Request Header Fields Too Large",
     499: b"Client Closed Request",

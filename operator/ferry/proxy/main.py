@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Callable, Sequence
 
+from ferry import allocator
 from ferry.proxy.admin import Admin
 from ferry.proxy.config import ProxyConfig, load
 from ferry.proxy.server import ClientConnection, Proxy
@@ -60,6 +61,9 @@ def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     config = load(argv)
+    # Request bodies come in reads of up to 256 KiB and sit in buffers of up to the body limit:
+    # once freed they must go back to the system, or a burst's peak would stay resident.
+    allocator.return_large_blocks_to_the_system()
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

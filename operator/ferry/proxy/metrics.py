@@ -28,6 +28,11 @@ class ProxyCollector(Collector):
         yield GaugeMetricFamily(
             "ferry_proxy_queued", "Requests waiting for a slot now.", stats.gate.queued
         )
+        yield GaugeMetricFamily(
+            "ferry_proxy_buffered_bytes",
+            "Request bytes held now: heads and bodies arriving, queued and in flight.",
+            stats.buffered,
+        )
         requests = CounterMetricFamily(
             "ferry_proxy_requests", "Requests answered, by status code.", labels=["code"]
         )
@@ -36,7 +41,8 @@ class ProxyCollector(Collector):
         yield requests
         yield CounterMetricFamily(
             "ferry_proxy_rejected",
-            "Requests answered 503 at once because every slot and queue place was taken.",
+            "Requests answered 503 at once because every slot and queue place was taken, or"
+            " because their bytes would have passed the proxy's byte budget.",
             stats.rejected,
         )
         cumulative = 0

@@ -8,6 +8,13 @@ request at a time through these states:
 
 and every way out of WAITING or FORWARDING (response, timeout, upstream failure, client gone)
 goes through `_end_request`, the one place a slot or queue place is given back.
+
+Besides the count of requests, the bytes they hold are bounded: every connection counts what it
+holds (a head arriving, a body from its head on, a request queued or in flight) against
+`--max-buffered-bytes`, and a request that would pass it is answered 503 at its head. A refused
+request's connection closes lingering: the proxy reads and drops what the client still sends
+for a while, since closing with unread bytes resets the connection, and a reset can destroy the
+answer before the client reads it.
 """
 
 from __future__ import annotations
@@ -24,8 +31,8 @@ from ferry.proxy.http import (
     ChunkedRequestBody,
     RequestHead,
     error_body,
+    oversized_head,
     parse_request_head,
-    reframe_chunked,
     simple_response,
     with_connection_close,
 )
@@ -35,12 +42,15 @@ from ferry.proxy.upstream import UpstreamConnection, UpstreamPool
 
 log = logging.getLogger("ferry.proxy")
 
-_IDLE, _READING, _WAITING, _FORWARDING, _CLOSED = range(5)
+_IDLE, _READING, _WAITING, _FORWARDING, _CLOSED, _LINGERING = range(6)
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # A connection opened during the drain gets this long to send its request.
 _DRAIN_IDLE_SECONDS = 1.0
 # Status recorded for requests whose client went away first (nginx's convention).
 CLIENT_CLOSED = 499
+# Requests up to this size are copied out of the connection's buffer into bytes, which the
+# upstream transport sends fastest; a larger one takes the buffer itself, so it is held once.
+_COPIED_UP_TO = MAX_HEAD_BYTES
 
 
 class Proxy:
@@ -62,6 +72,12 @@ class Proxy:
         self.busy_response = simple_response(
             503,
             error_body("every slot and queue place is taken"),
+            extra=b"Retry-After: %d\r\n" % config.retry_after,
+        )
+        self.over_budget_response = simple_response(
+            503,
+            error_body("the proxy holds as many request bytes as it may"),
+            close=True,
             extra=b"Retry-After: %d\r\n" % config.retry_after,
         )
         self.timeout_response = simple_response(504, error_body("the predictor did not answer"))
@@ -124,9 +140,9 @@ class ClientConnection(asyncio.Protocol):
     __slots__ = (
         "_body_start",
         "_buf",
-        "_chunk_pos",
         "_chunked",
         "_head",
+        "_held",
         "_keep_alive",
         "_loop",
         "_method",
@@ -156,8 +172,8 @@ class ClientConnection(asyncio.Protocol):
         self._head: RequestHead | None = None
         self._body_start = 0
         self._chunked: ChunkedRequestBody | None = None
-        self._chunk_pos = 0
-        self._request = b""
+        self._held = 0  # request bytes counted against the proxy's budget
+        self._request: bytes | bytearray = b""
         self._method = b""
         self._keep_alive = True
         self._started = 0.0
@@ -182,20 +198,30 @@ class ClientConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         state = self._state
-        self._buf += data
         if state <= _READING:
+            self._buf += data
             self._parse()
-        elif state != _CLOSED and len(self._buf) > MAX_HEAD_BYTES and not self._paused:
-            # A client sending its next requests before this one is answered: hold off.
-            assert self._transport is not None
-            self._paused = True
-            self._transport.pause_reading()
+        elif state < _CLOSED:
+            # A client sending its next requests before this one is answered: count what they
+            # hold, and hold off once they pass a head's worth.
+            self._buf += data
+            self._held += len(data)
+            self._proxy.stats.buffered += len(data)
+            if len(self._buf) > MAX_HEAD_BYTES and not self._paused:
+                assert self._transport is not None
+                self._paused = True
+                self._transport.pause_reading()
+        # Closed or lingering: the rest of a refused request, dropped.
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._state in (_WAITING, _FORWARDING):
             self._drop_upstream()
             self._end_request(CLIENT_CLOSED)
         self._state = _CLOSED
+        self._release()
+        # Whatever half-received request it held goes now, not when the collector finds it.
+        self._buf = bytearray()
+        self._chunked = None
         self._proxy.connection_closed(self)
 
     def pause_writing(self) -> None:
@@ -224,79 +250,158 @@ class ClientConnection(asyncio.Protocol):
         buf = self._buf
         while buf.startswith(b"\r\n"):  # RFC 9112 section 2.2: ignore blank lines first
             del buf[:2]
-        end = buf.find(b"\r\n\r\n", self._scan_from)
+        # Only a blank line within the limit ends a head: beyond it the head is too large,
+        # whether it came in one read or in many.
+        end = buf.find(b"\r\n\r\n", self._scan_from, MAX_HEAD_BYTES)
         if end < 0:
-            if len(buf) > MAX_HEAD_BYTES:
-                self._refuse(431, "request head too large")
-            elif b"\n\n" in buf:  # a head ended with bare LFs would otherwise wait forever
-                self._refuse(400, "bare LF in request head")
-            elif buf:
-                self._scan_from = max(0, len(buf) - 3)
-                self._reading()
+            self._head_incomplete(buf)
             return None
+        body_start = end + 4
         try:
             head = parse_request_head(bytes(buf[:end]))
         except BadRequestError as error:
-            self._refuse(error.status, str(error))
+            self._refuse_error(error)
             return None
-        limit = self._proxy.config.max_body_bytes
+        proxy = self._proxy
+        config = proxy.config
+        limit = config.max_body_bytes
         if head.content_length > limit:
             self._refuse(413, "body too large")
             return None
+        # A body counts whole from its head on, a chunked one as it is decoded: as _hold(),
+        # without a call on the hot path.
+        size = body_start if head.chunked else body_start + head.content_length
+        stats = proxy.stats
+        buffered = stats.buffered - self._held + size
+        if buffered > config.max_buffered_bytes and size > self._held:
+            self._refuse_over_budget()
+            return None
+        stats.buffered = buffered
+        self._held = size
         self._head = head
+        self._body_start = body_start
         self._scan_from = 0
-        self._body_start = end + 4
-        if head.chunked:
-            self._chunked = ChunkedRequestBody(limit)
-            self._chunk_pos = self._body_start
-        if head.expect_continue and (
-            head.chunked or len(buf) < self._body_start + head.content_length
-        ):
+        if head.expect_continue and (head.chunked or len(buf) < body_start + head.content_length):
             assert self._transport is not None
             self._transport.write(_CONTINUE)
+        if head.chunked:
+            self._chunked = ChunkedRequestBody(bytes(buf[:end]), limit)
+            del buf[:body_start]
         return head
 
-    def _take_request(self, head: RequestHead) -> bytes | None:
+    def _head_incomplete(self, buf: bytearray) -> None:
+        if len(buf) > MAX_HEAD_BYTES:
+            self._refuse_error(oversized_head(buf))
+        elif b"\n\n" in buf:  # a head ended with bare LFs would otherwise wait forever
+            self._refuse(400, "bare LF in request head")
+        elif buf:
+            if not self._hold(len(buf)):
+                self._refuse_over_budget()
+                return
+            self._scan_from = max(0, len(buf) - 3)
+            self._reading()
+
+    def _take_request(self, head: RequestHead) -> bytes | bytearray | None:
         """The whole request to forward, once its body is here; chunked ones get a length."""
+        if self._chunked is not None:
+            return self._take_chunked(self._chunked)
         buf = self._buf
-        chunked = self._chunked
-        if chunked is None:
-            total = self._body_start + head.content_length
-            if len(buf) < total:
-                self._reading()
-                return None
-            request = bytes(buf[:total])
-            del buf[:total]
+        total = self._body_start + head.content_length
+        size = len(buf)
+        if size < total:
+            self._reading()
+            return None
+        if total <= _COPIED_UP_TO:
+            if size == total:
+                request = bytes(buf)
+                buf.clear()
+            else:
+                request = bytes(buf[:total])
+                del buf[:total]
             return request
+        # The buffer becomes the request; what came after it starts the next one.
+        self._buf = buf[total:]
+        del buf[total:]
+        return buf
+
+    def _take_chunked(self, chunked: ChunkedRequestBody) -> bytearray | None:
+        buf = self._buf
         try:
-            self._chunk_pos = chunked.feed(buf, self._chunk_pos)
+            chunked.feed(buf)
         except BadRequestError as error:
-            self._refuse(error.status, str(error))
+            self._refuse_error(error)
+            return None
+        if not self._hold(chunked.size):
+            self._refuse_over_budget()
             return None
         if not chunked.done:
             self._reading()
             return None
-        request = reframe_chunked(bytes(buf[: self._body_start - 4]), chunked.body())
-        del buf[: self._chunk_pos]
         self._chunked = None
-        return request
+        return chunked.request()
 
     def _reading(self) -> None:
         if self._state == _IDLE:
             self._state = _READING
             self.deadline = self._loop.time() + self._proxy.config.read_timeout
 
-    def _refuse(self, status: int, reason: str) -> None:
+    def _hold(self, size: int) -> bool:
+        """Count `size` bytes as what this connection holds; False, counting nothing new, if
+        more than it held would take the proxy past its budget."""
+        proxy = self._proxy
+        stats = proxy.stats
+        buffered = stats.buffered - self._held + size
+        if buffered > proxy.config.max_buffered_bytes and size > self._held:
+            return False
+        stats.buffered = buffered
+        self._held = size
+        return True
+
+    def _release(self) -> None:
+        self._proxy.stats.buffered -= self._held
+        self._held = 0
+
+    def _refuse(self, status: int, reason: str, *, linger: bool = True) -> None:
         """Answer input the proxy will not forward, and close: the stream cannot be trusted."""
-        self._state = _CLOSED
         self._proxy.stats.by_status[status] = self._proxy.stats.by_status.get(status, 0) + 1
-        assert self._transport is not None
-        self._transport.write(simple_response(status, error_body(reason), close=True))
-        self._transport.close()
+        self._close_with(simple_response(status, error_body(reason), close=True), linger=linger)
+
+    def _refuse_error(self, error: BadRequestError) -> None:
+        self._refuse(error.status, str(error))
+
+    def _refuse_over_budget(self) -> None:
+        """Past the byte budget: a 503 like that of a full queue, and counted as one."""
+        stats = self._proxy.stats
+        stats.requests += 1
+        stats.rejected += 1
+        stats.finished(503, 0.0)
+        self._close_with(self._proxy.over_budget_response, linger=True)
+
+    def _close_with(self, response: bytes, *, linger: bool) -> None:
+        """Answer and close. Lingering, the proxy sends its answer and its end of the stream,
+        then drops what the client still sends until the client closes or `--read-timeout`
+        passes: the time any request gets to arrive whole."""
+        self._release()
+        self._head = None
+        self._chunked = None
+        self._buf = bytearray()
+        transport = self._transport
+        assert transport is not None
+        transport.write(response)
+        if not linger:
+            self._state = _CLOSED
+            transport.close()
+            return
+        self._state = _LINGERING
+        transport.write_eof()
+        if self._paused:
+            self._paused = False
+            transport.resume_reading()
+        self.deadline = self._loop.time() + self._proxy.config.read_timeout
 
     # -- one request ----------------------------------------------------------------------------
 
-    def _begin(self, head: RequestHead, request: bytes) -> None:
+    def _begin(self, head: RequestHead, request: bytes | bytearray) -> None:
         proxy = self._proxy
         proxy.stats.requests += 1
         self._request = request
@@ -308,14 +413,18 @@ class ClientConnection(asyncio.Protocol):
         admission = proxy.gate.enter(self)
         if admission is Admission.REJECTED:
             self._state = _IDLE
+            self._request = b""
+            self._release()
             proxy.stats.rejected += 1
             proxy.stats.finished(503, 0.0)
             self._answer(proxy.busy_response)
             return
-        self._state = _WAITING
         proxy.timeouts.start(self, now)
-        if admission is Admission.ADMITTED:
-            self.admitted()
+        if admission is Admission.QUEUED:
+            self._state = _WAITING
+        else:  # admitted at once: what admitted() does, without a call on the hot path
+            self._state = _FORWARDING
+            self._forward()
 
     def admitted(self) -> None:
         self._state = _FORWARDING
@@ -365,18 +474,21 @@ class ClientConnection(asyncio.Protocol):
             upstream.abandon()
 
     def _end_request(self, status: int) -> None:
-        self._proxy.timeouts.end(self)
+        proxy = self._proxy
+        proxy.timeouts.end(self)
         state = self._state
         self._state = _IDLE
         self._seq += 1
         self._request = b""
-        proxy = self._proxy
+        stats = proxy.stats
+        stats.buffered -= self._held  # as _release(), without a call on the hot path
+        self._held = 0
         if state == _FORWARDING:
-            proxy.stats.served += 1
+            stats.served += 1
             proxy.gate.leave()
         elif state == _WAITING:
             proxy.gate.withdraw(self)
-        proxy.stats.finished(status, self._loop.time() - self._started)
+        stats.finished(status, self._loop.time() - self._started)
 
     def _answer(self, response: bytes) -> None:
         assert self._transport is not None
@@ -432,26 +544,30 @@ class ClientConnection(asyncio.Protocol):
     # -- housekeeping ---------------------------------------------------------------------------
 
     def deadline_passed(self) -> None:
-        if self._state == _IDLE:
+        if self._state in (_IDLE, _LINGERING):
             self._state = _CLOSED
             assert self._transport is not None
             self._transport.close()
         elif self._state == _READING:
-            self._refuse(408, "request not received in time")
+            # No lingering: the client has had its time to send.
+            self._refuse(408, "request not received in time", linger=False)
 
     def drain(self) -> None:
         """SIGTERM: a kept-alive connection between requests stays open through the drain delay,
         as clients may still send on it until the endpoint update reaches them (closing it now
         would race their next request), and its next answer closes it; a fresh one gets a
         moment."""
+        now = self._loop.time()
         if self._state == _IDLE:
-            now, delay = self._loop.time(), self._proxy.config.drain_delay
+            delay = self._proxy.config.drain_delay
             if not self._served:
                 self.deadline = min(self.deadline, now + _DRAIN_IDLE_SECONDS)
             elif delay:
                 self.deadline = min(self.deadline, now + delay)
             else:
                 self.deadline_passed()
+        elif self._state == _LINGERING:  # its answer is sent: it only waits for the client
+            self.deadline = min(self.deadline, now + _DRAIN_IDLE_SECONDS)
 
     def abort(self) -> None:
         # A request still holding a slot keeps its state: connection_lost gives the slot back.

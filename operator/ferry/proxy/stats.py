@@ -63,6 +63,7 @@ class Latency:
 class Stats:
     __slots__ = (
         "_ticked",
+        "buffered",
         "by_status",
         "gate",
         "latency",
@@ -82,6 +83,8 @@ class Stats:
         # Requests that held a slot and ended, whatever their status: with `requests` (received,
         # rejected included), what the autoscaler turns into the offered load.
         self.served = 0
+        # Request bytes the connections hold now, against --max-buffered-bytes.
+        self.buffered = 0
         self._ticked = (0, 0)  # requests and served at the previous tick
         self.by_status: dict[int, int] = {}
         self.latency = Latency()
@@ -113,5 +116,6 @@ class Stats:
             "requestsTotal": self.requests,
             "rejectedTotal": self.rejected,
             "servedTotal": self.served,
+            "bufferedBytes": self.buffered,
             "windows": [window.snapshot() for window in self.windows],
         }

@@ -71,7 +71,7 @@ class UpstreamConnection(asyncio.Protocol):
         # uvloop's transports implement asyncio.Transport without subclassing it.
         self.transport = cast("asyncio.Transport", transport)
 
-    def send(self, exchange: Exchange, request: bytes, method: bytes) -> None:
+    def send(self, exchange: Exchange, request: bytes | bytearray, method: bytes) -> None:
         assert self.transport is not None
         self.exchange = exchange
         self._method = method
@@ -135,6 +135,9 @@ class UpstreamConnection(asyncio.Protocol):
                     self._broken(exchange)
                 else:
                     self._buf = data
+                return
+            if end + 4 > MAX_HEAD_BYTES:  # a head that came whole never waited in `_buf`
+                self._broken(exchange)
                 return
             try:
                 head = parse_response_head(data[:end], self._method)

@@ -7,13 +7,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ferry.proxy.http import (
+    MAX_HEAD_BYTES,
     BadRequestError,
     BadResponseError,
     ChunkedRequestBody,
     ChunkedScanner,
+    oversized_head,
     parse_request_head,
     parse_response_head,
-    reframe_chunked,
+    reframed_head,
     with_connection_close,
 )
 
@@ -73,25 +75,67 @@ def test_any_bytes_parse_or_are_refused_cleanly(raw: bytes) -> None:
         assert 400 <= error.status < 600
 
 
-def test_a_chunked_body_decodes_across_any_split() -> None:
+_CHUNKED_HEAD = b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked"
+
+
+def test_a_chunked_body_decodes_across_any_split_and_leaves_only_what_follows_it() -> None:
     wire = b"5\r\nhello\r\n6;ext=y\r\n world\r\n0\r\nTrailer: t\r\n\r\nNEXT"
     for split in range(len(wire)):
-        body = ChunkedRequestBody(limit=100)
-        pos = body.feed(wire[:split], 0)
-        pos = body.feed(wire, pos)
-        assert body.done and body.body() == b"hello world" and wire[pos:] == b"NEXT"
+        body = ChunkedRequestBody(_CHUNKED_HEAD, limit=100)
+        buf = bytearray(wire[:split])
+        body.feed(buf)
+        assert b"\r\n" not in buf, "only an unfinished line may wait in the buffer"
+        buf += wire[split:]
+        body.feed(buf)
+        assert body.done and buf == b"NEXT"
+        assert body.size == len(_CHUNKED_HEAD) + len(b"hello world")
+        assert body.request() == b"POST / HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello world"
 
 
 def test_a_chunked_body_over_the_limit_is_413() -> None:
     with pytest.raises(BadRequestError) as refused:
-        ChunkedRequestBody(limit=4).feed(b"5\r\nhello\r\n", 0)
+        ChunkedRequestBody(_CHUNKED_HEAD, limit=4).feed(bytearray(b"5\r\nhello\r\n"))
     assert refused.value.status == 413
 
 
+@pytest.mark.parametrize(
+    "wire",
+    [
+        b"1;" + b"e" * 5000 + b"\r\nx\r\n0\r\n\r\n",  # the whole line in one read
+        b"1;" + b"e" * 5000,  # the line still arriving
+        b"1\r\nx\r\n0\r\nX-Trailer: " + b"t" * 5000 + b"\r\n\r\n",
+        b"1\r\nx\r\n0\r\nX-Trailer: " + b"t" * 5000,
+    ],
+)
+def test_a_chunk_or_trailer_line_over_4_kib_is_400_however_it_arrives(wire: bytes) -> None:
+    with pytest.raises(BadRequestError) as refused:
+        ChunkedRequestBody(_CHUNKED_HEAD, limit=100).feed(bytearray(wire))
+    assert refused.value.status == 400
+
+
+def test_a_chunk_line_of_exactly_4_kib_is_taken() -> None:
+    body = ChunkedRequestBody(_CHUNKED_HEAD, limit=100)
+    line = b"1;" + b"e" * (4096 - 2)
+    body.feed(bytearray(line + b"\r\nx\r\n0\r\n\r\n"))
+    assert body.done
+
+
 def test_reframing_replaces_chunking_with_a_length() -> None:
-    assert reframe_chunked(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked", b"abc") == (
-        b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc"
-    )
+    assert reframed_head(_CHUNKED_HEAD, 3) == b"POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("head", "status"),
+    [
+        (b"GET /" + b"x" * MAX_HEAD_BYTES + b" HTTP/1.1\r\nHost: x\r\n", 414),
+        (b"GET /" + b"x" * MAX_HEAD_BYTES, 414),
+        (b"GET / HTTP/1.1\r\nX-Pad: " + b"p" * MAX_HEAD_BYTES, 431),
+    ],
+)
+def test_a_head_too_large_is_414_for_its_request_line_and_431_for_its_fields(
+    head: bytes, status: int
+) -> None:
+    assert oversized_head(head).status == status
 
 
 @pytest.mark.parametrize(
@@ -123,6 +167,18 @@ def test_the_chunk_scanner_finds_the_end_across_any_split() -> None:
         scanner = ChunkedScanner()
         assert scanner.feed(wire[:split], 0) == -1
         assert scanner.feed(wire[split:] + b"extra", 0) == len(wire) - split
+
+
+@pytest.mark.parametrize(
+    "wire",
+    [
+        b"3;" + b"e" * 5000 + b"\r\nabc\r\n0\r\n\r\n",  # the whole line in one read
+        b"3\r\nabc\r\n0\r\nX-Trailer: " + b"t" * 5000 + b"\r\n\r\n",
+    ],
+)
+def test_the_chunk_scanner_refuses_a_line_over_4_kib_that_arrives_whole(wire: bytes) -> None:
+    with pytest.raises(BadResponseError):
+        ChunkedScanner().feed(wire, 0)
 
 
 def test_connection_close_replaces_any_connection_header() -> None:

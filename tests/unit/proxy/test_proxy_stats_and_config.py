@@ -86,3 +86,15 @@ def test_a_pod_address_from_the_node_agent_is_served_on_and_the_predictor_found_
     explicit = parser({"FERRY_HOST": "127.128.0.9", "FERRY_UPSTREAM_HOST": "10.1.1.1"})
     assert explicit.parse_args([]).upstream_host == "10.1.1.1"
     assert parser({}).parse_args([]).listen_host == "0.0.0.0"  # noqa: S104 - the sidecar default
+
+
+def test_the_byte_budget_must_hold_the_largest_request(capsys: pytest.CaptureFixture[str]) -> None:
+    env = {"FERRY_MAX_BODY_BYTES": "1000000"}
+    assert load(["--max-buffered-bytes=1065536"], env).max_buffered_bytes == 1065536
+    with pytest.raises(SystemExit):
+        load(["--max-buffered-bytes=1065535"], env)
+    assert "must hold the largest request" in capsys.readouterr().err
+
+
+def test_the_defaults_are_a_valid_configuration() -> None:
+    assert load([], {}) == ProxyConfig()
