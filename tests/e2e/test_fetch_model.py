@@ -129,3 +129,58 @@ def test_an_empty_version_names_the_versions_that_exist(
     empty = fetch_model(moto, f"s3://{name}/none", f"--dest={tmp_path / 'model'}")
     assert empty.returncode == 1
     assert f"no numbered versions under s3://{name}/none" in empty.stderr
+
+
+@pytest.mark.parametrize(
+    ("keys", "named"),
+    [
+        # A file and a folder of the same name: one of them cannot be made.
+        (["m/1/a", "m/1/a/b"], ["m/1/a", "m/1/a/b"]),
+        (["m/1/a/b/c", "m/1/a/b"], ["m/1/a/b", "m/1/a/b/c"]),
+        (["m/1/a", "m/1/a/"], ["m/1/a", "m/1/a/"]),
+        # The marker Ferry writes would silently replace the model's own file.
+        (["m/1/.ferry-model.json"], ["m/1/.ferry-model.json"]),
+        # No file system takes a name of more than 255 bytes.
+        ([f"m/1/{'n' * 256}"], [f"m/1/{'n' * 256}"]),
+    ],
+)
+def test_keys_that_cannot_all_become_files_are_refused_naming_them_before_any_download(
+    moto: MotoServer, bucket: tuple[Any, str], tmp_path: Path, keys: list[str], named: list[str]
+) -> None:
+    s3, name = bucket
+    s3.put_object(Bucket=name, Key="m/1/fine", Body=b"ok")
+    for key in keys:
+        s3.put_object(Bucket=name, Key=key, Body=b"" if key.endswith("/") else b"data")
+    dest = tmp_path / "deep" / "model"
+    result = fetch_model(moto, f"s3://{name}/m", "--version=1", f"--dest={dest}")
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "refusing key" in result.stderr
+    for key in named:
+        assert repr(key) in result.stderr
+    assert not (tmp_path / "deep").exists()
+
+
+@pytest.mark.parametrize("marker", ["m/1/", "m/1/empty/", "m/1/weights/"])
+def test_folder_markers_that_clash_with_no_file_are_no_obstacle(
+    moto: MotoServer, bucket: tuple[Any, str], tmp_path: Path, marker: str
+) -> None:
+    s3, name = bucket
+    s3.put_object(Bucket=name, Key=marker, Body=b"")
+    s3.put_object(Bucket=name, Key="m/1/weights/w.bin", Body=b"w")
+    dest = tmp_path / "model"
+    result = fetch_model(moto, f"s3://{name}/m", "--version=1", f"--dest={dest}")
+    assert result.returncode == 0, result.stderr
+    assert (dest / "weights" / "w.bin").read_bytes() == b"w"
+
+
+def test_a_destination_that_cannot_be_written_is_an_error_not_a_traceback(
+    moto: MotoServer, bucket: tuple[Any, str], tmp_path: Path
+) -> None:
+    s3, name = bucket
+    s3.put_object(Bucket=name, Key="m/1/w", Body=b"w")
+    (tmp_path / "a-file").write_text("not a folder")
+    result = fetch_model(moto, f"s3://{name}/m", "--version=1", f"--dest={tmp_path}/a-file/model")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert f"cannot write into {tmp_path}/a-file" in result.stderr

@@ -4,13 +4,17 @@ operator can tell, marked Ready=False with reason InvalidSpec while every other 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.client.exceptions import ApiException
 
+from ferry.local.cluster import ClusterInfo
 from ferry.local.wait import eventually
 from tests.integration.test_operator import (
     GROUP,
@@ -19,10 +23,11 @@ from tests.integration.test_operator import (
     condition,
     create,
     get_api,
+    patch_api,
     realtime_api,
     wait_ready,
 )
-from tests.support.ferry_operator import Operator
+from tests.support.ferry_operator import REPO, Operator, install_crds, kubectl
 
 IMAGE = "registry.example.com/iris:1.0.0"
 
@@ -76,18 +81,80 @@ CORPUS: list[tuple[str, dict[str, Any], str]] = [
         "spec.predictor.env[0].name",
     ),
     (
+        "env value with a NUL",
+        with_predictor(env=[{"name": "A", "value": "a\x00b"}]),
+        'spec.predictor.env[0].value: Invalid value: "a\\x00b": an env value cannot hold a NUL',
+    ),
+    (
+        "command with a NUL",
+        with_predictor(command=["/bin/serve\x00"]),
+        'spec.predictor.command[0]: Invalid value: "/bin/serve\\x00": command cannot hold a NUL',
+    ),
+    (
+        "args with a NUL",
+        with_predictor(args=["--port", "80\x0080"]),
+        'spec.predictor.args[1]: Invalid value: "80\\x0080": args cannot hold a NUL',
+    ),
+    (
         "duplicate env names",
         with_predictor(env=[{"name": "A", "value": "1"}, {"name": "A", "value": "2"}]),
         "Duplicate value",
     ),
     ("cpu malformed", with_predictor(resources={"cpu": "lots"}), "spec.predictor.resources.cpu"),
-    ("cpu zero", with_predictor(resources={"cpu": "0"}), "resources.cpu must be more than zero"),
+    (
+        "cpu zero",
+        with_predictor(resources={"cpu": "0"}),
+        'spec.predictor.resources.cpu: Invalid value: "0": resources.cpu must be at least 1m',
+    ),
+    (
+        "cpu below a millicore",
+        with_predictor(resources={"cpu": "0.0001"}),
+        'spec.predictor.resources.cpu: Invalid value: "0.0001": resources.cpu must be at least 1m',
+    ),
+    (
+        "cpu beyond any machine",
+        with_predictor(resources={"cpu": 5000}),
+        "spec.predictor.resources.cpu: Invalid value: 5000: resources.cpu can be at most 4096",
+    ),
     (
         "memory malformed",
         with_predictor(resources={"memory": "2 gigs"}),
         "spec.predictor.resources.memory",
     ),
+    (
+        "memory zero",
+        with_predictor(resources={"memory": 0}),
+        "spec.predictor.resources.memory: Invalid value: 0: resources.memory must be more than",
+    ),
+    (
+        "memory beyond any machine",
+        with_predictor(resources={"memory": "65Ti"}),
+        'spec.predictor.resources.memory: Invalid value: "65Ti": resources.memory can be at most',
+    ),
+    (
+        "memory beyond 64 bits in binary units",
+        with_predictor(resources={"memory": "8Ei"}),
+        'spec.predictor.resources.memory: Invalid value: "8Ei": resources.memory can be at most',
+    ),
+    (
+        "memory beyond 64 bits in decimal exponent",
+        with_predictor(resources={"memory": "9e99"}),
+        'spec.predictor.resources.memory: Invalid value: "9e99": resources.memory can be at most',
+    ),
+    (
+        # Expanding it kept the API server's CPU busy for minutes and the create timed out.
+        "memory with an exponent too long to expand",
+        with_predictor(resources={"memory": "1e999999999"}),
+        'spec.predictor.resources.memory: Invalid value: "1e999999999": '
+        "spec.predictor.resources.memory in body should match",
+    ),
     ("negative gpu", with_predictor(resources={"gpu": -1}), "spec.predictor.resources.gpu"),
+    (
+        "gpu beyond any machine",
+        with_predictor(resources={"gpu": 17}),
+        "spec.predictor.resources.gpu: Invalid value: 17: spec.predictor.resources.gpu in body "
+        "should be less than or equal to 16",
+    ),
     (
         "readiness path relative",
         with_predictor(readinessPath="healthz"),
@@ -145,12 +212,63 @@ CORPUS: list[tuple[str, dict[str, Any], str]] = [
     (
         "target zero",
         {**with_predictor(), "autoscaling": {"targetInFlight": 0}},
-        "spec.autoscaling.targetInFlight",
+        "spec.autoscaling.targetInFlight: Invalid value: 0: autoscaling.targetInFlight must be 0.1",
+    ),
+    (
+        "target below a tenth",
+        {**with_predictor(), "autoscaling": {"targetInFlight": 0.05}},
+        "spec.autoscaling.targetInFlight: Invalid value: 0.05: autoscaling.targetInFlight must be",
+    ),
+    (
+        # Dividing by it overflowed at every tick.
+        "target the smallest float",
+        {**with_predictor(), "autoscaling": {"targetInFlight": 5e-324}},
+        "spec.autoscaling.targetInFlight: Invalid value: 5e-324: autoscaling.targetInFlight must "
+        "be 0.1 at least",
     ),
     (
         "window malformed",
         {**with_predictor(), "autoscaling": {"window": "a minute"}},
         "spec.autoscaling.window",
+    ),
+    (
+        # Both zero switched the autoscaler off, and the API showed Ready.
+        "windows zero",
+        {**with_predictor(), "autoscaling": {"window": "0s", "panicWindow": "0s"}},
+        'spec.autoscaling.window: Invalid value: "0s": autoscaling.window must be from 1s to 1h',
+    ),
+    (
+        "panic window zero",
+        {**with_predictor(), "autoscaling": {"window": "0s", "panicWindow": "0s"}},
+        'spec.autoscaling.panicWindow: Invalid value: "0s": autoscaling.panicWindow must be 1s',
+    ),
+    (
+        "window below a second",
+        {**with_predictor(), "autoscaling": {"window": "999ms", "panicWindow": "500ms"}},
+        'spec.autoscaling.window: Invalid value: "999ms": autoscaling.window must be from 1s',
+    ),
+    (
+        "window above an hour",
+        {**with_predictor(), "autoscaling": {"window": "1h0.001ms"}},
+        'spec.autoscaling.window: Invalid value: "1h0.001ms": autoscaling.window must be from 1s',
+    ),
+    (
+        "window beyond 64-bit nanoseconds",
+        {**with_predictor(), "autoscaling": {"window": "9999999h"}},
+        'spec.autoscaling.window: Invalid value: "9999999h": spec.autoscaling.window in body '
+        "should match",
+    ),
+    (
+        "upscale stabilization above an hour",
+        {**with_predictor(), "autoscaling": {"upscaleStabilization": "61m"}},
+        'spec.autoscaling.upscaleStabilization: Invalid value: "61m": '
+        "autoscaling.upscaleStabilization can be 1h at most",
+    ),
+    (
+        "downscale stabilization above an hour",
+        {**with_predictor(), "autoscaling": {"downscaleStabilization": "1h1s"}},
+        'spec.autoscaling.downscaleStabilization: Invalid value: "1h1s": '
+        "autoscaling.downscaleStabilization can be 1h at most",
     ),
     (
         "panic window longer",
@@ -282,3 +400,79 @@ async def test_an_unknown_node_group_is_invalid_while_other_apis_carry_on(
         }
 
     await eventually(scheduled_on_group, timeout=60, what="the fixed API's Deployment")
+
+
+@asynccontextmanager
+async def crd_without_window_rules(cluster: ClusterInfo, api: ApiClient) -> AsyncIterator[None]:
+    """The CRD as it was before it refused zero windows, until the block ends; then crds/ again,
+    in force once the API server refuses a zero window once more."""
+    crd = yaml.safe_load((REPO / "crds" / f"{PLURAL}.{GROUP}.yaml").read_text())
+    autoscaling = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"][
+        "properties"
+    ]["autoscaling"]["properties"]
+    for window in ("window", "panicWindow"):
+        del autoscaling[window]["x-kubernetes-validations"]
+    kubectl(
+        cluster,
+        *("apply", "--server-side", "--field-manager=ferry-local", "-f", "-"),
+        stdin=json.dumps(crd),
+    )
+    try:
+        yield
+    finally:
+        install_crds(cluster)
+        probe = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "RealtimeAPI",
+            "metadata": {"name": "probe"},
+            "spec": {**with_predictor(), "autoscaling": {"window": "0s", "panicWindow": "0s"}},
+        }
+
+        async def refused() -> bool:
+            try:
+                await client.CustomObjectsApi(api).create_namespaced_custom_object(
+                    GROUP, VERSION, "default", PLURAL, probe, dry_run="All"
+                )
+            except ApiException as error:
+                return error.status == 422
+            return False
+
+        await eventually(refused, timeout=30, what="the CRD to refuse zero windows again")
+
+
+async def test_an_api_stored_before_the_crd_refused_zero_windows_is_invalid_with_an_event(
+    api: ApiClient, namespace: str, cluster: ClusterInfo, operator: Operator
+) -> None:
+    # Such an API stays stored when the CRD is upgraded, and only the operator sees it: its
+    # autoscaler could never scale it, which it used to log at debug level while it showed Ready.
+    stale = realtime_api("stale", autoscaling={"window": "0s", "panicWindow": "0s"})
+
+    async def admitted() -> bool:
+        try:
+            await create(api, namespace, stale)
+        except ApiException as error:
+            if error.status != 422:  # the rules may not be gone yet
+                raise
+            return False
+        return True
+
+    async with crd_without_window_rules(cluster, api):
+        await eventually(admitted, timeout=30, what="the zero windows admitted")
+
+    async def refused_by_operator() -> dict[str, Any] | None:
+        obj = await get_api(api, namespace, "stale")
+        return obj if condition(obj, "Ready").get("reason") == "InvalidSpec" else None
+
+    refused = await eventually(refused_by_operator, timeout=60, what="InvalidSpec on 'stale'")
+    assert refused["status"]["phase"] == "Failed"
+    assert condition(refused, "Ready")["message"] == (
+        "spec.autoscaling: window must be longer than zero; panicWindow must be longer than zero"
+    )
+    core = client.CoreV1Api(api)
+    events = await core.list_namespaced_event(namespace, field_selector="involvedObject.name=stale")
+    assert [e.type for e in events.items if e.reason == "InvalidSpec"] == ["Warning"]
+
+    await patch_api(
+        api, namespace, "stale", {"spec": {"autoscaling": {"window": "30s", "panicWindow": "3s"}}}
+    )
+    await wait_ready(api, namespace, "stale")

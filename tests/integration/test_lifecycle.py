@@ -3,20 +3,28 @@ nothing left running afterwards — also when whoever started the cluster is kil
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from ferry.local.agent.cgroups import RECORD, clear_recorded
 from ferry.local.cluster import ClusterInfo, read_state
 from ferry.local.layout import ClusterLayout
 from ferry.local.processes import processes_mentioning
 from ferry.local.wait import wait_until
+
+RESTARTS_SEEN = 4
+# What the supervisor waits before each restart of a component that keeps crashing.
+SUPERVISOR_BACKOFF = [0.0, 1.0, 2.0, 4.0]
 
 
 @pytest.fixture
@@ -26,6 +34,8 @@ def state_dir(tmp_path: Path) -> Iterator[Path]:
     # Whatever a failed test left behind must not outlive it.
     for pid in processes_mentioning(f"{root}/"):
         os.kill(pid, signal.SIGKILL)
+    for cluster_root in root.glob("*"):
+        clear_recorded(ClusterLayout(cluster_root).agent_state)
 
 
 def ferry(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -84,6 +94,9 @@ def test_a_killed_supervisor_takes_its_components_with_it(state_dir: Path) -> No
 
     os.kill(int(state["supervisor"]), signal.SIGKILL)
     no_process_left(layout.root)
+    # The node agent died too: `down` clears what it could not (its containers' cgroups).
+    assert ferry(state_dir, "down", "--name", "orphan").returncode == 0
+    assert not (layout.agent_state / RECORD).exists()
 
 
 def test_a_killed_test_run_leaves_no_cluster_behind(state_dir: Path) -> None:
@@ -106,3 +119,53 @@ def test_a_killed_test_run_leaves_no_cluster_behind(state_dir: Path) -> None:
         assert processes_mentioning(f"{root}/")
         owner.kill()
     no_process_left(root)
+
+
+def test_a_component_that_keeps_crashing_is_restarted_ever_more_slowly_until_down(
+    state_dir: Path,
+) -> None:
+    up = ferry(state_dir, "up", "--name", "crashy", "--nodes", "0", "--no-operator")
+    assert up.returncode == 0, up.stderr
+    layout = ClusterLayout(state_dir / "crashy")
+
+    def scheduler() -> dict[str, Any]:
+        state = read_state(layout) or {}
+        found: dict[str, Any] = state["components"]["kube-scheduler"]
+        return found
+
+    # Each kill, and how long until a new scheduler process was there.
+    waited = []
+    for _ in range(RESTARTS_SEEN):
+        pid = scheduler()["pid"]
+        killed = time.monotonic()
+        os.kill(pid, signal.SIGKILL)
+        wait_until(
+            lambda pid=pid: scheduler()["pid"] != pid and scheduler()["state"] == "running",
+            timeout=60,
+            what="the scheduler to be started again",
+            interval=0.02,
+        )
+        waited.append(time.monotonic() - killed)
+    # The supervisor's back-off: at once, then 1 s doubling. Never sooner, so not a tight loop;
+    # a loaded machine only makes the waits longer.
+    for seconds, least in zip(waited, SUPERVISOR_BACKOFF, strict=False):
+        assert seconds >= least, (waited, SUPERVISOR_BACKOFF)
+    shown = ferry(state_dir, "status", "--name", "crashy", "--json")
+    report = json.loads(shown.stdout)["components"]["kube-scheduler"]
+    assert report["restarts"] == RESTARTS_SEEN
+    assert report["lastExit"]["signal"] == "SIGKILL"
+    components = json.loads(shown.stdout)["components"]
+    others = [c["restarts"] for n, c in components.items() if n != "kube-scheduler"]
+    assert others == [0] * len(others)
+
+    # Killed once more, it waits its longest pause yet; `down` does not wait for it.
+    os.kill(scheduler()["pid"], signal.SIGKILL)
+    wait_until(
+        lambda: scheduler()["state"] == "backing-off",
+        timeout=30,
+        what="the scheduler's back-off",
+    )
+    down = ferry(state_dir, "down", "--name", "crashy")
+    assert down.returncode == 0, down.stderr
+    assert not processes_mentioning(f"{layout.root}/")
+    assert read_state(layout) is None

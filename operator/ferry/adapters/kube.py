@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +30,12 @@ RESOURCES: dict[tuple[str, str], tuple[str, str]] = {
     (f"{GROUP}/{VERSION}", "RealtimeAPI"): (f"/apis/{GROUP}/{VERSION}", PLURAL),
 }
 REQUEST_TIMEOUT = 30.0
+APPLY_PATCH = "application/apply-patch+yaml"
+# The API server reads an apply's body as YAML, which reads JSON but for some characters written
+# raw: it refuses DEL, the C1 controls and U+FFFE/U+FFFF, folds NEL, U+2028 and U+2029 inside a
+# quoted string as line breaks, and skips U+FEFF as a byte order mark at the start of a line.
+# Escaped (\u0085), each is read as itself.
+_RAW_IN_YAML = re.compile("[\x7f-\x9f\u2028\u2029\ufeff\ufffe\uffff]")
 # Connections to the API server at most; more requests wait for one. Each TLS connection holds
 # a 256 KiB read buffer in asyncio's SSL transport: kubernetes_asyncio's default of 100, opened
 # by a burst of a thousand APIs' status writes, is 25 MB kept for good. Twenty carry thousands
@@ -60,6 +67,19 @@ def path_of(api_version: str, kind: str, namespace: str, name: str | None = None
     prefix, plural = RESOURCES[(api_version, kind)]
     path = f"{prefix}/namespaces/{namespace}/{plural}"
     return f"{path}/{name}" if name else path
+
+
+def apply_body(obj: Mapping[str, Any]) -> bytes:
+    """`obj` as the body of a server-side apply: JSON in UTF-8, with every character YAML reads
+    differently escaped.
+
+    Not JSON's ASCII form: it writes a character beyond the Basic Multilingual Plane (an emoji)
+    as a pair of surrogate escapes, which JSON allows and YAML refuses (the API server answers
+    "found invalid Unicode character escape code"). The control characters below U+0020 are
+    escaped by JSON as YAML reads them.
+    """
+    text = json.dumps(obj, ensure_ascii=False)
+    return _RAW_IN_YAML.sub(lambda raw: f"\\u{ord(raw[0]):04x}", text).encode()
 
 
 def _message(error: ApiException) -> str:
@@ -136,6 +156,11 @@ class Kube:
         content_type: str = "application/json",
     ) -> tuple[dict[str, Any], int]:
         """The request's answer and its HTTP status."""
+        if content_type == APPLY_PATCH:
+            # Serialised here, not by kubernetes_asyncio, which would send the ASCII JSON that
+            # YAML cannot read (apply_body); the charset keeps its hands off the bytes, and the
+            # API server drops it before it reads the patch type.
+            body, content_type = apply_body(body), f"{APPLY_PATCH}; charset=utf-8"
         try:
             result, status, _ = await self.api.call_api(
                 path,
@@ -188,7 +213,7 @@ class Kube:
             path,
             body=obj,
             query={"fieldManager": field_manager, "force": "true"},
-            content_type="application/apply-patch+yaml",
+            content_type=APPLY_PATCH,
         )
         return applied, status == 201  # noqa: PLR2004
 

@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from ferry.spec.model import Autoscaling, Serving
 
-_DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h))+")
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_SECONDS_PER_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h))+")
+_PART = re.compile(r"([0-9]+)(?:\.([0-9]+))?(ms|s|m|h)")
+_NANOSECONDS_PER_UNIT = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
 
 
 TARGET_UTILISATION = 0.7
@@ -41,12 +41,24 @@ class PolicyError(ValueError):
 
 
 def parse_duration(text: str) -> float:
-    """Seconds in a duration like "60s", "5m", "1h30m" or "1.5s" (the CRD's pattern)."""
+    """Seconds in a duration like "60s", "5m", "1h30m" or "1.5s" (the CRD's pattern).
+
+    Read as the API server's rules read it (Go's time.ParseDuration): whole nanoseconds, a
+    fraction's share of its unit computed in floating point and truncated. Summed as decimal
+    fractions instead, 60.0000000001s would be longer than 60s here and no longer there, and a
+    panicWindow the API server admitted would be refused here.
+    """
     if not _DURATION.fullmatch(text):
         raise DurationError(
             f"{text!r} is not a duration: write numbers with units ms, s, m or h, like 1m30s"
         )
-    return sum(float(n) * _SECONDS_PER_UNIT[unit] for n, unit in _PART.findall(text))
+    nanoseconds = 0
+    for whole, fraction, unit in _PART.findall(text):
+        per_unit = _NANOSECONDS_PER_UNIT[unit]
+        nanoseconds += int(whole) * per_unit
+        if fraction:
+            nanoseconds += int(int(fraction) * (per_unit / 10 ** len(fraction)))
+    return nanoseconds / 1e9
 
 
 @dataclass(frozen=True)
@@ -160,14 +172,23 @@ class AutoscalingPolicy:
             target_in_flight=spec.target_in_flight,
             min_replicas=spec.min_replicas,
             max_replicas=spec.max_replicas,
-            window=parse_duration(spec.window),
-            panic_window=parse_duration(spec.panic_window),
+            window=_seconds("window", spec.window),
+            panic_window=_seconds("panicWindow", spec.panic_window),
             panic_threshold=spec.panic_threshold,
-            upscale_stabilization=parse_duration(spec.upscale_stabilization),
-            downscale_stabilization=parse_duration(spec.downscale_stabilization),
+            upscale_stabilization=_seconds("upscaleStabilization", spec.upscale_stabilization),
+            downscale_stabilization=_seconds(
+                "downscaleStabilization", spec.downscale_stabilization
+            ),
             max_upscale_factor=spec.max_upscale_factor,
             max_downscale_factor=spec.max_downscale_factor,
             tolerance=spec.tolerance,
             max_concurrency=serving.max_concurrency,
             max_queue_length=serving.max_queue_length,
         )
+
+
+def _seconds(field: str, text: str) -> float:
+    try:
+        return parse_duration(text)
+    except DurationError as error:
+        raise DurationError(f"{field}: {error}") from None

@@ -141,10 +141,23 @@ def _status(args: argparse.Namespace) -> int:
     for name, component in report["components"].items():
         total += component["rss_bytes"]
         state = "up" if component["alive"] else "down"
+        if component["state"] == "backing-off":
+            state = "back-off"
         print(
-            f"  {name:<24} {state:<5} pid {component['pid']:<8} "
-            f"{component['rss_bytes'] / 2**20:7.1f} MiB  {component['log']}"
+            f"  {name:<24} {state:<8} pid {component['pid']:<8} "
+            f"{component['rss_bytes'] / 2**20:7.1f} MiB  {_restarts(component):<40} "
+            f"{component['log']}"
         )
     if report["components"]:
-        print(f"  {'total':<24} {'':<5} {'':<12} {total / 2**20:7.1f} MiB")
+        print(f"  {'total':<24} {'':<8} {'':<12} {total / 2**20:7.1f} MiB")
     return 0 if report["running"] else 1
+
+
+def _restarts(component: dict[str, object]) -> str:
+    """ "restarts 2, last exit 137 (SIGKILL) at 12:03:04", or "no restarts"."""
+    last = component.get("lastExit")
+    if not isinstance(last, dict):
+        return f"restarts {component['restarts']}" if component.get("restarts") else "no restarts"
+    how = f"{last['exitCode']}" + (f" ({last['signal']})" if last.get("signal") else "")
+    at = str(last["at"]).split("T")[-1].split("+")[0]
+    return f"restarts {component['restarts']}, last exit {how} at {at}"

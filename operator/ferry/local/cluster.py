@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ferry.local import processes
+from ferry.local.agent.cgroups import clear_recorded
 from ferry.local.layout import ClusterLayout
 from ferry.local.toolchain import Progress, ensure_built
 from ferry.local.wait import WaitTimeoutError, wait_until
@@ -147,11 +148,14 @@ def down(layout: ClusterLayout, timeout: float = DOWN_TIMEOUT) -> bool:
 def _stop_strays(layout: ClusterLayout) -> bool:
     strays = processes.processes_mentioning(_marker(layout))
     processes.kill_all(strays, grace=10.0)
+    # A node agent killed outright leaves its containers' cgroups (and whatever a container
+    # started that is still in one).
+    clear_recorded(layout.agent_state)
     return bool(strays)
 
 
 def status(layout: ClusterLayout) -> dict[str, Any]:
-    """The cluster's state with each component's liveness and resident memory."""
+    """The cluster's state with each component's liveness, resident memory and restarts."""
     state = read_state(layout) or {}
     report: dict[str, Any] = {
         "name": layout.name,
@@ -168,6 +172,9 @@ def status(layout: ClusterLayout) -> dict[str, Any]:
             "alive": processes.alive(pid),
             "rss_bytes": processes.rss_bytes(pid),
             "log": component["log"],
+            "state": component.get("state"),
+            "restarts": component.get("restarts", 0),
+            "lastExit": component.get("lastExit"),
         }
     return report
 

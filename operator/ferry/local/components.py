@@ -242,7 +242,7 @@ def node_agent(plan: Plan) -> Component:
         agent_command(
             plan.layout.kubeconfig,
             AGENT_NODE,
-            plan.layout.run / "agent",
+            plan.layout.agent_state,
             plan.ports.agent,
             "--stop-grace=5",
             *extra,

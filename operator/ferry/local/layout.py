@@ -52,6 +52,11 @@ class ClusterLayout:
         return self.run / "logs"
 
     @property
+    def agent_state(self) -> Path:
+        """The node agent's state folder: its pods' folders and logs."""
+        return self.run / "agent"
+
+    @property
     def etcd_data(self) -> Path:
         return self.run / "etcd"
 

@@ -34,7 +34,10 @@ def spawn(
     env: dict[str, str] | None = None,
     cwd: Path | None = None,
     tie_to_parent: bool = True,
+    before_exec: Callable[[], None] | None = None,
 ) -> subprocess.Popen[bytes]:
+    """Start `argv` logging to `log`; `before_exec` runs in the child between fork and exec (it
+    must not allocate or take a lock: the parent may have threads)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     parent = os.getpid()
 
@@ -43,6 +46,8 @@ def spawn(
             die_with_parent()
             if os.getppid() != parent:  # the parent died before the tie was made
                 os._exit(1)
+        if before_exec is not None:
+            before_exec()
 
     with log.open("ab") as out:
         return subprocess.Popen(
@@ -75,6 +80,12 @@ def _is_zombie(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    """Signal a process group, if anything is left of it."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
 
 
 def stop_group(process: subprocess.Popen[bytes], grace: float) -> int | None:

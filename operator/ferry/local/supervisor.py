@@ -3,8 +3,11 @@
 `ferry local up` starts it detached; the test fixtures start it tied to pytest (if pytest dies,
 the kernel kills the supervisor, and the supervisor's children with it). It starts the
 components in order, each once the previous one is healthy, records what it started in the state
-file, then watches them. SIGTERM or SIGINT stops everything in reverse order; a component that
-dies on its own stops the cluster too, with the reason in the state file.
+file, then watches them. A component that fails to start fails `up`; one that exits later is
+started again with the same command line and ports, after a back-off (RESTART_BACKOFF), while
+everything else keeps running: the restarts, the last exit code and its time are in the state
+file, for `ferry local status`. Only SIGTERM or SIGINT (`ferry local down`) stops everything, in
+reverse order, a back-off under way included.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import Any
 import yaml
 
 from ferry.local import components, crds, processes
+from ferry.local.agent.backoff import BackOff, BackOffPolicy
 from ferry.local.health import client_tls, healthy, loopback_tls
 from ferry.local.kubeconfig import kubeconfig, write_kubeconfig
 from ferry.local.layout import ClusterLayout
@@ -37,6 +41,15 @@ from ferry.spec.schema import ADMISSION_FILE, CRD_FILE
 
 START_TIMEOUT = 90.0
 STOP_GRACE = 10.0
+# The restart back-off of a component that exits: at once, then 1 s doubling to 30 s, back to
+# "at once" after a minute up. kubelet's shape (immediate, then exponential with a cap, reset by
+# a long enough run), so a crash loop costs little, but on a scale that suits one machine's dev
+# cluster: kubelet's 10 s to 5 min would keep a crashed operator away for minutes, and
+# systemd's default (100 ms, then giving up after 5 starts in 10 s) would either spin or leave it
+# down for good, with nothing else to start it.
+RESTART_BACKOFF = BackOffPolicy(base=1.0, cap=30.0, reset_after=60.0)
+WATCH_INTERVAL = 0.1
+RUNNING, BACKING_OFF = "running", "backing-off"
 
 
 class Stopped(Exception):  # noqa: N818 - a request, not a failure
@@ -45,6 +58,37 @@ class Stopped(Exception):  # noqa: N818 - a request, not a failure
 
 class ComponentFailedError(RuntimeError):
     pass
+
+
+def _utc_now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def exit_record(code: int, at: str) -> dict[str, Any]:
+    """A Popen return code as the state file shows it: a shell's exit code (128 + n for signal n)
+    and the signal's name."""
+    if code < 0:
+        return {"exitCode": 128 - code, "signal": signal.Signals(-code).name, "at": at}
+    return {"exitCode": code, "signal": None, "at": at}
+
+
+class Supervised:
+    """One component: its process while it runs, its restarts and back-off when it does not."""
+
+    def __init__(self, component: components.Component, log: Path) -> None:
+        self.component = component
+        self.log = log
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
+        self.restarts = 0
+        self.restart_at = 0.0
+        self.backoff = BackOff(RESTART_BACKOFF)
+
+    def spawn(self) -> subprocess.Popen[bytes]:
+        env = dict(self.component.env) if self.component.env is not None else None
+        self.process = processes.spawn(self.component.argv, self.log, env=env)
+        self.started = time.monotonic()
+        return self.process
 
 
 def _log_tail(path: Path, lines: int = 15) -> str:
@@ -60,7 +104,7 @@ class Supervisor:
         self.nodes = nodes
         self.with_operator = with_operator
         self.started = time.monotonic()
-        self.running: list[tuple[components.Component, subprocess.Popen[bytes]]] = []
+        self.supervised: list[Supervised] = []
         self.state: dict[str, Any] = {
             "supervisor": os.getpid(),
             "ready": False,
@@ -113,10 +157,17 @@ class Supervisor:
 
     def _start(self, component: components.Component, check: Any) -> None:
         log = self.layout.logs / f"{component.name}.log"
-        env = dict(component.env) if component.env is not None else None
-        process = processes.spawn(component.argv, log, env=env)
-        self.running.append((component, process))
-        self.state["components"][component.name] = {"pid": process.pid, "log": str(log)}
+        slot = Supervised(component, log)
+        self.supervised.append(slot)
+        process = slot.spawn()
+        self.state["components"][component.name] = {
+            "pid": process.pid,
+            "log": str(log),
+            "health": component.health_url,
+            "state": RUNNING,
+            "restarts": 0,
+            "lastExit": None,
+        }
         self.write_state()
 
         def settled() -> bool:
@@ -166,18 +217,46 @@ class Supervisor:
         )
 
     def watch(self) -> None:
+        """Restart what exits, after its back-off, until a stop signal."""
         while True:
-            for component, process in self.running:
-                if process.poll() is not None:
-                    log = self.state["components"][component.name]["log"]
-                    raise ComponentFailedError(
-                        f"{component.name} exited with code {process.returncode}; see {log}"
-                    )
-            time.sleep(0.5)
+            for slot in self.supervised:
+                if slot.process is not None and slot.process.poll() is not None:
+                    self._exited(slot, slot.process.returncode)
+                elif slot.process is None and time.monotonic() >= slot.restart_at:
+                    self._restart(slot)
+            time.sleep(WATCH_INTERVAL)
+
+    def _exited(self, slot: Supervised, code: int) -> None:
+        ran = time.monotonic() - slot.started
+        delay = slot.backoff.next_delay(ran)
+        if slot.process is not None:
+            # What the component started in its group goes with it, as at a stop.
+            processes.signal_group(slot.process.pid, signal.SIGKILL)
+        slot.process = None
+        slot.restart_at = time.monotonic() + delay
+        last = exit_record(code, _utc_now())
+        name = slot.component.name
+        self.state["components"][name].update(state=BACKING_OFF, lastExit=last)
+        self.write_state()
+        print(
+            f"{name} exited with code {last['exitCode']}"
+            + (f" ({last['signal']})" if last["signal"] else "")
+            + f" after {ran:.1f}s; starting it again in {delay:g}s; see {slot.log}",
+            flush=True,
+        )
+
+    def _restart(self, slot: Supervised) -> None:
+        process = slot.spawn()
+        slot.restarts += 1
+        self.state["components"][slot.component.name].update(
+            pid=process.pid, state=RUNNING, restarts=slot.restarts
+        )
+        self.write_state()
 
     def stop(self) -> None:
-        for _component, process in reversed(self.running):
-            processes.stop_group(process, STOP_GRACE)
+        for slot in reversed(self.supervised):
+            if slot.process is not None:
+                processes.stop_group(slot.process, STOP_GRACE)
 
 
 def _raise_stopped(signum: int, _frame: FrameType | None) -> None:

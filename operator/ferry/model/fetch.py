@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -22,6 +23,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ferry.artifacts import versions
 
 MARKER = ".ferry-model.json"
+# The longest file or folder name Linux file systems take, in bytes.
+NAME_MAX = 255
 
 
 class FetchError(Exception):
@@ -63,19 +66,42 @@ def version_prefix(prefix: str, version: str) -> str:
 
 
 def relative_path(key: str, prefix: str) -> PurePosixPath | None:
-    """Where `key` lands under the model directory; None for a folder marker.
+    """Where `key` lands under the model directory; None for a folder marker (a key ending in
+    `/`, which the S3 console makes for an empty folder): it holds nothing to download.
 
-    Refuses keys that would land outside it or collide with another key.
+    Refuses keys that cannot become a file there: outside it, with a NUL byte, or with a name
+    longer than a file system takes.
     """
     relative = key[len(prefix) :]
-    if relative.endswith("/"):
-        return None
-    parts = relative.split("/")
-    if relative.startswith("/") or any(part in ("", ".", "..") for part in parts):
+    parts = relative.removesuffix("/").split("/")
+    if relative and (relative.startswith("/") or any(part in ("", ".", "..") for part in parts)):
         raise FetchError(f"refusing key {key!r}: it would not stay inside the model directory")
     if "\0" in relative:
         raise FetchError(f"refusing key {key!r}: it holds a NUL byte")
+    if any(len(part.encode()) > NAME_MAX for part in parts):
+        raise FetchError(
+            f"refusing key {key!r}: a file or folder name is longer than {NAME_MAX} bytes"
+        )
+    if not relative or relative.endswith("/"):
+        return None
     return PurePosixPath(*parts)
+
+
+def check_tree(files: Mapping[PurePosixPath, str], folders: Mapping[PurePosixPath, str]) -> None:
+    """Refuse keys that cannot all become files side by side: a file where another key needs a
+    folder (`a` beside `a/b`, or beside the folder marker `a/`), or the name of the marker this
+    fetch writes. Both keys are named, so the bucket's owner knows which to rename."""
+    if (key := files.get(PurePosixPath(MARKER))) is not None:
+        raise FetchError(f"refusing key {key!r}: {MARKER} is where Ferry records the fetch")
+    # Each folder some key needs, with one key that needs it.
+    needed = {parent: key for path, key in files.items() for parent in path.parents}
+    needed.update({f: key for path, key in folders.items() for f in (path, *path.parents)})
+    for folder, key in needed.items():
+        if folder in files:
+            raise FetchError(
+                f"refusing keys {files[folder]!r} and {key!r}: {str(folder)!r} would have to be "
+                "a file and a folder at once"
+            )
 
 
 def latest_version(names: list[str]) -> str | None:
@@ -113,8 +139,11 @@ class ModelFetcher:
             known = self._versions(bucket, prefix)
             hint = f"; versions there: {', '.join(sorted(known))}" if known else ""
             raise FetchError(f"nothing under s3://{bucket}/{where}{hint}")
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        partial = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            partial = Path(tempfile.mkdtemp(prefix=f".{dest.name}.partial-", dir=dest.parent))
+        except OSError as error:
+            raise FetchError(f"cannot write into {dest.parent}: {error}") from None
         try:
             self._download(bucket, objects, partial)
             total = sum(item.size for item in objects)
@@ -122,6 +151,9 @@ class ModelFetcher:
                 json.dumps({"uri": uri, "version": version, "files": len(objects), "bytes": total})
             )
             _replace(partial, dest)
+        except OSError as error:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise FetchError(f"cannot write the model into {dest.parent}: {error}") from None
         except BaseException:
             shutil.rmtree(partial, ignore_errors=True)
             raise
@@ -139,13 +171,21 @@ class ModelFetcher:
             raise FetchError(f"cannot reach S3: {error}") from None
 
     def _list(self, bucket: str, where: str) -> list[S3Object]:
+        """Every object of the version, checked as a whole before anything is downloaded."""
         objects = []
+        folders: dict[PurePosixPath, str] = {}
         for page in self._pages(Bucket=bucket, Prefix=where):
             for item in page.get("Contents", ()):
-                path = relative_path(item["Key"], where)
+                key = item["Key"]
                 # Upload markers say when a version may be served; they are not the model.
-                if path is not None and path.parts[0] != versions.MARKER_DIR.rstrip("/"):
-                    objects.append(S3Object(item["Key"], int(item["Size"]), path))
+                if key[len(where) :].startswith(versions.MARKER_DIR):
+                    continue
+                path = relative_path(key, where)
+                if path is not None:
+                    objects.append(S3Object(key, int(item["Size"]), path))
+                elif key != where:
+                    folders[PurePosixPath(key[len(where) :])] = key
+        check_tree({item.path: item.key for item in objects}, folders)
         return objects
 
     def _versions(self, bucket: str, prefix: str) -> list[str]:

@@ -27,8 +27,6 @@ from ferry.autoscaling import (
     AutoscalingPolicy,
     Decision,
     DemandHistory,
-    DurationError,
-    PolicyError,
     Sample,
     ScalerState,
     decide,
@@ -52,17 +50,15 @@ class ReadSpec:
     raw: Mapping[str, Any]
     """A copy of the spec read, to compare the next tick's with."""
     spec: RealtimeAPISpec
-    policy: AutoscalingPolicy
+    """The spec parsed, its autoscaling policy checked (spec.policy)."""
 
     @classmethod
     def of(cls, raw: Mapping[str, Any], known: ReadSpec | None) -> ReadSpec:
-        """`known` if `raw` is still its spec, else `raw` read afresh; InvalidSpecError,
-        DurationError or PolicyError if the user must fix it."""
+        """`known` if `raw` is still its spec, else `raw` read afresh; InvalidSpecError if the
+        user must fix it."""
         if known is not None and known.raw == raw:
             return known
-        spec = parse_spec(raw)
-        policy = AutoscalingPolicy.from_spec(spec.autoscaling, spec.serving)
-        return cls(copy.deepcopy(dict(raw)), spec, policy)
+        return cls(copy.deepcopy(dict(raw)), parse_spec(raw))
 
 
 @dataclass(frozen=True)
@@ -109,7 +105,7 @@ def scaler_status(
 
 def remembered(memory: Memory | None, read: ReadSpec) -> Memory:
     """The memory to decide with; a changed spec keeps the samples but not more of them."""
-    horizon = read.policy.window
+    horizon = read.spec.policy.window
     if memory is None:
         return Memory(DemandHistory(horizon), read=read)
     history = memory.history
@@ -137,8 +133,9 @@ async def tick(
     started = time.monotonic()
     try:
         read = ReadSpec.of(api["spec"], memory.read if memory else None)
-    except (InvalidSpecError, DurationError, PolicyError) as error:
-        # The reconciler reports a spec the user must fix; scaling waits for a good one.
+    except InvalidSpecError as error:
+        # The reconciler reads the spec with the same parse_spec and reports what the user must
+        # fix (Ready=False, reason InvalidSpec, and an Event); scaling waits for a good one.
         log.debug("%s/%s: not scaling: %s", namespace, name, error)
         return memory
     try:
@@ -154,7 +151,7 @@ async def tick(
             api=api,
             current=replicas,
             pods=ready_pods(pods),
-            policy=read.policy,
+            policy=read.spec.policy,
             memory=remembered(memory, read),
             record=record,
             now=started,

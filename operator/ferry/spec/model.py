@@ -1,16 +1,22 @@
 """The typed RealtimeAPI spec, parsed from an object the API server has validated and defaulted.
 
 The schema already refuses malformed input; what is left here are the checks only the operator
-can make (against its own settings), reported as InvalidSpecError with the field to fix.
+can make (against its own settings, or of an object stored before the CRD refused what it
+holds), reported as InvalidSpecError with the field to fix.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from ferry.autoscaling.policy import default_target_in_flight
+from ferry.autoscaling.policy import (
+    AutoscalingPolicy,
+    DurationError,
+    PolicyError,
+    default_target_in_flight,
+)
 
 
 class InvalidSpecError(ValueError):
@@ -102,6 +108,16 @@ class RealtimeAPISpec:
     model: ModelSource | None = None
     replicas: int | None = None
     node_group: str | None = None
+    policy: AutoscalingPolicy = field(init=False, repr=False, compare=False)
+    """The autoscaling block in seconds, checked: a spec whose policy the autoscaler could not
+    follow is refused where the reconciler reads it, never found out by the autoscaler alone."""
+
+    def __post_init__(self) -> None:
+        try:
+            policy = AutoscalingPolicy.from_spec(self.autoscaling, self.serving)
+        except (DurationError, PolicyError) as error:
+            raise InvalidSpecError("autoscaling", str(error)) from None
+        object.__setattr__(self, "policy", policy)
 
     @property
     def initial_replicas(self) -> int:
@@ -172,6 +188,8 @@ def parse_spec(raw: Mapping[str, Any]) -> RealtimeAPISpec:
             replicas=raw.get("replicas"),
             node_group=raw.get("nodeGroup"),
         )
+    except InvalidSpecError:
+        raise
     except KeyError as missing:
         raise InvalidSpecError(str(missing.args[0]), "is missing; is the CRD installed?") from None
     except (TypeError, ValueError) as error:

@@ -37,5 +37,18 @@ def spare_agent(cluster: ClusterInfo, tmp_path: Path) -> Iterator[AgentProcess]:
 
 
 @pytest.fixture
+def watchdog_agent(cluster: ClusterInfo, tmp_path: Path) -> Iterator[AgentProcess]:
+    """An agent for one test that enforces memory limits with its watchdog, as where no memory
+    cgroup can be made."""
+    name = f"agent-{uuid.uuid4().hex[:6]}"
+    running = AgentProcess(cluster, name, tmp_path / "agent", "--memory-limits=watchdog")
+    running.state_dir.mkdir()
+    running.start()
+    yield running
+    running.stop()
+    kubectl(cluster, "delete", "node", running.node_name, "--wait=false", check=False)
+
+
+@pytest.fixture
 def kube(api: ApiClient) -> Kube:
     return Kube(api)

@@ -27,10 +27,11 @@ BACKOFF = ["--backoff-base=0.5", "--backoff-max=4"]
 class AgentProcess:
     """`python -m ferry.local.agent` for one node, started and stopped by a test."""
 
-    def __init__(self, cluster: ClusterInfo, node_name: str, state_dir: Path) -> None:
+    def __init__(self, cluster: ClusterInfo, node_name: str, state_dir: Path, *flags: str) -> None:
         self.cluster = cluster
         self.node_name = node_name
         self.state_dir = state_dir
+        self.flags = flags
         self.log = state_dir / "agent.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -45,6 +46,7 @@ class AgentProcess:
             port,
             f"--images={IMAGES}",
             *BACKOFF,
+            *self.flags,
         )
         process = processes.spawn(argv, self.log, env=dict(os.environ))
         self.process = process

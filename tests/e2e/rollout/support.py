@@ -95,9 +95,16 @@ def get_api(info: ClusterInfo, name: str) -> dict[str, Any]:
     return found
 
 
-async def load(info: ClusterInfo, name: str, stop: asyncio.Event, replicas: int) -> Counter[str]:
-    """Steady requests through the API's Service until `stop`; every outcome counted."""
-    outcomes: Counter[str] = Counter()
+async def load(
+    info: ClusterInfo,
+    name: str,
+    stop: asyncio.Event,
+    replicas: int,
+    outcomes: Counter[str] | None = None,
+) -> Counter[str]:
+    """Steady requests through the API's Service until `stop`; every outcome counted (into
+    `outcomes` when given, so the caller can follow them)."""
+    outcomes = Counter() if outcomes is None else outcomes
     failures: list[tuple[float, str]] = []
     kube = await Kube.connect(str(info.kubeconfig))
     try:

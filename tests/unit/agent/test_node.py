@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
+from ferry.local.agent.cgroups import CgroupRoot
+from ferry.local.agent.memory import KernelLimits, Watchdog
 from ferry.local.agent.node import lease_manifest, node_manifest, node_status
 from ferry.local.agent.settings import AgentSettings
 
@@ -58,3 +60,18 @@ def test_the_lease_is_owned_by_the_node_and_renewed_with_microseconds() -> None:
     assert lease["metadata"]["ownerReferences"][0]["uid"] == "uid-1"
     assert lease["spec"]["renewTime"] == "2030-01-01T00:00:00.000005Z"
     assert lease["spec"]["holderIdentity"] == "local-0"
+
+
+def test_the_node_says_how_memory_limits_are_enforced() -> None:
+    watchdog = Watchdog("no cgroup here", interval=0.5)
+    status = node_status(SETTINGS, ready=True, now=T0, memory=watchdog)
+    memory = {c["type"]: c for c in status["conditions"]}["KernelMemoryLimits"]
+    assert (memory["status"], memory["reason"]) == ("False", "Watchdog")
+    assert memory["message"].startswith("no memory cgroup can be made (no cgroup here)")
+    kernel = KernelLimits(CgroupRoot("v1", Path("/sys/fs/cgroup/memory/x")), Path("/state"))
+    status = node_status(
+        SETTINGS, ready=True, now=LATER, previous=status["conditions"], memory=kernel
+    )
+    memory = {c["type"]: c for c in status["conditions"]}["KernelMemoryLimits"]
+    assert (memory["status"], memory["reason"]) == ("True", "CgroupV1")
+    assert memory["lastTransitionTime"] == "2030-01-01T00:00:30Z"

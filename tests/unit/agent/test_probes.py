@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 from collections.abc import AsyncIterator
 from contextlib import closing
@@ -138,3 +139,23 @@ async def test_tcp_probes_need_a_listener_and_exec_probes_are_delegated(server: 
         assert not await prober.attempt(TcpSocket(free_port()), timeout=2)
         assert await prober.attempt(Exec(("true",)), timeout=3)
     assert ran == [(("true",), 3)]
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        HttpGet(0, "/200", headers=(("X-Bad", "line\r\nbreak"),)),
+        HttpGet(0, "/200", headers=(("X-Nul", "nul\x00byte"),)),
+        HttpGet(0, "/200", host="not a host"),
+    ],
+    ids=["line-break", "nul", "host"],
+)
+async def test_a_probe_that_cannot_be_sent_fails_instead_of_raising(
+    server: int, action: HttpGet
+) -> None:
+    async def no_exec(command: tuple[str, ...], timeout: float) -> bool:
+        raise AssertionError("not an exec probe")
+
+    async with aiohttp.ClientSession() as session:
+        prober = Prober(session, "127.0.0.1", no_exec)
+        assert await prober.attempt(dataclasses.replace(action, port=server), timeout=2) is False

@@ -16,7 +16,9 @@ from ferry.local.agent.status import (
     State,
     Terminated,
     Waiting,
+    carried_over,
     conditions,
+    container_status,
     phase,
     pod_status,
 )
@@ -172,3 +174,51 @@ def test_a_pod_without_an_address_yet_shows_none() -> None:
     status = pod_status(PodView([], [record(WAITING)]), [], T0)
     assert "podIP" not in status
     assert "startTime" not in status
+
+
+def written(record: ContainerRecord) -> dict[str, object]:
+    """The container's status as an earlier agent wrote it."""
+    return container_status(record)
+
+
+def test_a_container_running_when_its_agent_died_restarts_counted_as_killed_with_it() -> None:
+    before = ContainerRecord("c", "img", state=Running(T0), restart_count=2)
+    count, last = carried_over(written(before), LATER)
+    assert count == 3
+    assert last == Terminated(
+        137, "Error", LATER, T0, "killed with the node agent that ran it", signal=9
+    )
+
+
+def test_a_container_its_agent_stopped_restarts_with_that_exit_as_its_last() -> None:
+    ended = Terminated(0, "Completed", LATER, T0)
+    count, last = carried_over(written(ContainerRecord("c", "img", state=ended)), LATER)
+    assert (count, last) == (1, ended)
+
+
+def test_a_container_waiting_to_restart_keeps_its_count_and_last_exit() -> None:
+    crashed = Terminated(3, "Error", LATER, T0)
+    waiting = ContainerRecord(
+        "c", "img", state=Waiting("CrashLoopBackOff"), last_terminated=crashed, restart_count=4
+    )
+    assert carried_over(written(waiting), LATER) == (4, crashed)
+
+
+@pytest.mark.parametrize(
+    "previous",
+    [
+        None,
+        {},
+        {"restartCount": "many", "state": {"waiting": {}}},
+        {"restartCount": -1, "lastState": {"terminated": "gone"}},
+    ],
+)
+def test_a_container_never_run_or_a_status_not_understood_starts_afresh(
+    previous: dict[str, object] | None,
+) -> None:
+    assert carried_over(previous, LATER) == (0, None)
+
+
+def test_a_status_with_odd_fields_is_read_without_failing() -> None:
+    previous = {"restartCount": 1, "state": {"terminated": {"exitCode": "x", "finishedAt": "?"}}}
+    assert carried_over(previous, LATER) == (2, Terminated(0, "", LATER, None))

@@ -304,7 +304,7 @@ def test_a_spec_is_read_again_only_when_it_changes() -> None:
     assert ReadSpec.of(raw, known) is known
     raw["autoscaling"]["maxReplicas"] = 7
     changed = ReadSpec.of(raw, known)
-    assert changed.policy.max_replicas == 7
+    assert changed.spec.policy.max_replicas == 7
     # The copy kept is the spec as read, not a view of one that changes later.
     assert known.raw["autoscaling"]["maxReplicas"] == 5
     raw["autoscaling"]["maxReplicas"] = 9

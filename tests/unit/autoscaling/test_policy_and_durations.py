@@ -33,7 +33,21 @@ def test_a_duration_is_seconds(text: str, seconds: float) -> None:
     assert parse_duration(text) == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("text", ["", "60", "s", "5 m", "-5s", "1d", "1m-", "m5", ".5s"])
+@pytest.mark.parametrize(
+    ("longer", "shorter"),
+    [("60.0000000001s", "60s"), ("1m0.0000000009s", "60s"), ("1000.0000000001ms", "1s")],
+)
+def test_durations_the_api_server_reads_as_equal_are_equal(longer: str, shorter: str) -> None:
+    # The CRD compares panicWindow with window as Go durations, in whole nanoseconds.
+    assert parse_duration(longer) == parse_duration(shorter)
+
+
+def test_a_fraction_of_an_hour_is_read_to_the_nanosecond() -> None:
+    assert parse_duration("1.0000001h") == 3600.00036
+    assert parse_duration("0.333333333333h") == 1199.999999998
+
+
+@pytest.mark.parametrize("text", ["", "60", "s", "5 m", "-5s", "1d", "1m-", "m5", ".5s", "\u0663s"])
 def test_a_malformed_duration_is_refused_with_an_example(text: str) -> None:
     with pytest.raises(DurationError, match="like 1m30s"):
         parse_duration(text)
@@ -67,6 +81,26 @@ def test_the_defaults_make_a_valid_policy() -> None:
 def test_contradictory_fields_are_refused_by_name(change: dict[str, Any], complaint: str) -> None:
     with pytest.raises(PolicyError, match=complaint):
         dataclasses.replace(AutoscalingPolicy(target_in_flight=4.0), **change)
+
+
+def test_a_malformed_duration_in_a_spec_names_its_field() -> None:
+    spec = Autoscaling(
+        enabled=True,
+        min_replicas=1,
+        max_replicas=9,
+        target_in_flight=3.0,
+        window="1m",
+        panic_window="6s",
+        panic_threshold=2.0,
+        upscale_stabilization="now",
+        downscale_stabilization="2m30s",
+        max_upscale_factor=4.0,
+        max_downscale_factor=0.5,
+        tolerance=0.1,
+    )
+    serving = Serving(max_concurrency=8, max_queue_length=20, timeout_seconds=30)
+    with pytest.raises(DurationError, match=r"^upscaleStabilization: 'now' is not a duration"):
+        AutoscalingPolicy.from_spec(spec, serving)
 
 
 def test_a_parsed_spec_becomes_a_policy_in_seconds() -> None:

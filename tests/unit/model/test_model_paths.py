@@ -6,7 +6,14 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from ferry.model.fetch import FetchError, latest_version, parse_uri, relative_path, version_prefix
+from ferry.model.fetch import (
+    FetchError,
+    check_tree,
+    latest_version,
+    parse_uri,
+    relative_path,
+    version_prefix,
+)
 
 
 @pytest.mark.parametrize(
@@ -38,9 +45,12 @@ def test_version_prefixes() -> None:
 def test_keys_land_under_the_directory() -> None:
     assert relative_path("m/1/a/b.bin", "m/1/") == PurePosixPath("a/b.bin")
     assert relative_path("m/1/folder/", "m/1/") is None
+    assert relative_path("m/1/", "m/1/") is None  # the version's own folder marker
 
 
-@pytest.mark.parametrize("key", ["m/1/../x", "m/1//etc/passwd", "m/1/a/../../x", "m/1/./x"])
+@pytest.mark.parametrize(
+    "key", ["m/1/../x", "m/1//etc/passwd", "m/1/a/../../x", "m/1/./x", "m/1/../", "m/1/a//"]
+)
 def test_keys_that_would_escape_are_refused(key: str) -> None:
     with pytest.raises(FetchError, match="refusing key"):
         relative_path(key, "m/1/")
@@ -49,3 +59,39 @@ def test_keys_that_would_escape_are_refused(key: str) -> None:
 def test_latest_is_numeric_not_lexical() -> None:
     assert latest_version(["9", "10", "2", "readme"]) == "10"
     assert latest_version(["draft"]) is None
+
+
+def test_a_name_longer_than_a_file_system_takes_is_refused() -> None:
+    assert relative_path(f"m/1/{'é' * 127}", "m/1/") is not None  # 254 bytes
+    with pytest.raises(FetchError, match="longer than 255 bytes"):
+        relative_path(f"m/1/{'é' * 128}/x", "m/1/")
+
+
+def paths(*keys: str) -> dict[PurePosixPath, str]:
+    return {PurePosixPath(key.removeprefix("m/1/").rstrip("/")): key for key in keys}
+
+
+def test_files_and_folders_that_fit_together_pass() -> None:
+    check_tree(paths("m/1/a/b", "m/1/a/c", "m/1/d"), paths("m/1/a/", "m/1/e/f/"))
+
+
+@pytest.mark.parametrize(
+    ("files", "folders", "named"),
+    [
+        (["m/1/a", "m/1/a/b"], [], ("m/1/a", "m/1/a/b")),
+        (["m/1/x/a", "m/1/x/a/b/c"], [], ("m/1/x/a", "m/1/x/a/b/c")),
+        (["m/1/a"], ["m/1/a/"], ("m/1/a", "m/1/a/")),
+        (["m/1/a"], ["m/1/a/b/"], ("m/1/a", "m/1/a/b/")),
+    ],
+)
+def test_a_file_where_a_folder_must_be_names_both_keys(
+    files: list[str], folders: list[str], named: tuple[str, str]
+) -> None:
+    with pytest.raises(FetchError) as refused:
+        check_tree(paths(*files), paths(*folders))
+    assert str(refused.value).startswith(f"refusing keys {named[0]!r} and {named[1]!r}")
+
+
+def test_the_fetch_markers_name_is_refused() -> None:
+    with pytest.raises(FetchError, match="where Ferry records the fetch"):
+        check_tree(paths("m/1/.ferry-model.json"), {})

@@ -74,3 +74,31 @@ def test_integer_quantities_are_kept_as_quantities() -> None:
         spec(predictor={"image": "a/b:1", "resources": {"cpu": 2, "memory": "512Mi"}})
     )
     assert (parsed.predictor.resources.cpu, parsed.predictor.resources.memory) == ("2", "512Mi")
+
+
+def test_a_spec_carries_its_autoscaling_policy_in_seconds() -> None:
+    parsed = parse_spec(spec(autoscaling={"window": "1m30s", "downscaleStabilization": "2m"}))
+    assert (parsed.policy.window, parsed.policy.downscale_stabilization) == (90.0, 120.0)
+    assert parsed.policy.target_in_flight == parsed.autoscaling.target_in_flight
+
+
+@pytest.mark.parametrize(
+    ("autoscaling", "complaint"),
+    [
+        (
+            {"window": "0s", "panicWindow": "0s"},
+            "spec.autoscaling: window must be longer than zero; panicWindow must be longer",
+        ),
+        ({"panicWindow": "2m"}, "spec.autoscaling: panicWindow cannot be longer than window"),
+        ({"downscaleStabilization": "soon"}, "spec.autoscaling: downscaleStabilization: 'soon'"),
+    ],
+)
+def test_a_policy_the_autoscaler_could_not_follow_is_an_invalid_spec(
+    autoscaling: dict[str, Any], complaint: str
+) -> None:
+    # Such a spec is stored when it predates the CRD's rules; the reconciler reads it with
+    # parse_spec, so it reports it as the autoscaler would meet it.
+    with pytest.raises(InvalidSpecError) as refused:
+        parse_spec(spec(autoscaling=autoscaling))
+    assert str(refused.value).startswith(complaint)
+    assert refused.value.field == "autoscaling"

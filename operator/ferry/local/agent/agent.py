@@ -13,7 +13,9 @@ import aiohttp
 from ferry.adapters.kube import Kube, KubeError
 from ferry.local.agent import watch
 from ferry.local.agent.env import ContainerConfigError, object_data
+from ferry.local.agent.events import WARNING, EventRecorder, involved_node
 from ferry.local.agent.images import ImageTable, tables_from_env
+from ferry.local.agent.memory import choose
 from ferry.local.agent.network import AddressPool
 from ferry.local.agent.node import NodeRegistration
 from ferry.local.agent.pods import NodeServices, PodWorker
@@ -32,11 +34,22 @@ def base_env(settings: AgentSettings, environ: Mapping[str, str]) -> dict[str, s
     return {name: environ[name] for name in names if name in environ}
 
 
+def _name(pod: Mapping[str, Any]) -> tuple[str, str]:
+    meta = pod.get("metadata") or {}
+    return str(meta.get("namespace")), str(meta.get("name"))
+
+
 class Agent:
     def __init__(self, kube: Kube, settings: AgentSettings, session: aiohttp.ClientSession) -> None:
         self.kube = kube
         self.settings = settings
-        self.node = NodeRegistration(kube, settings)
+        self.memory = choose(
+            settings.memory_limits,
+            settings.node_name,
+            settings.state_dir,
+            settings.watchdog_interval,
+        )
+        self.node = NodeRegistration(kube, settings, self.memory)
         self.services = NodeServices(
             kube=kube,
             state_dir=settings.state_dir,
@@ -47,6 +60,8 @@ class Agent:
             lookup=self.lookup,
             backoff=settings.backoff,
             access=ApiAccess(str(kube.api.configuration.host), self.issue_token),
+            events=EventRecorder(kube, settings.node_name),
+            memory=self.memory,
         )
         self.workers: dict[str, PodWorker] = {}
         self.ready = asyncio.Event()
@@ -83,7 +98,11 @@ class Agent:
     async def run(self) -> None:
         """Register, then run what is bound to the node until cancelled."""
         await self.node.register()
+        if not self.memory.kernel:
+            involved = involved_node(self.settings.node_name, self.node.uid)
+            self.services.events.record(involved, WARNING, self.memory.reason, self.memory.message)
         heartbeat = asyncio.create_task(self.node.heartbeat_forever())
+        watchdog = asyncio.create_task(self.memory.run())
         try:
             selector = {"fieldSelector": f"spec.nodeName={self.settings.node_name}"}
             async for event in watch.watch(self.kube, "/api/v1/pods", selector):
@@ -91,6 +110,7 @@ class Agent:
                 self.ready.set()
         finally:
             heartbeat.cancel()
+            watchdog.cancel()
 
     def _handle(self, event: watch.Event) -> None:
         if event.type == watch.LIST:
@@ -108,10 +128,14 @@ class Agent:
 
     def _pod(self, pod: dict[str, Any]) -> None:
         uid = pod["metadata"]["uid"]
-        if (worker := self.workers.get(uid)) is not None:
-            worker.update(pod)
-        else:
-            self.workers[uid] = PodWorker(self.services, pod, self._forget)
+        try:
+            if (worker := self.workers.get(uid)) is not None:
+                worker.update(pod)
+            else:
+                self.workers[uid] = PodWorker(self.services, pod, self._forget)
+        except Exception:
+            # One pod the agent cannot take on must not stop it from running the others.
+            log.exception("pod %s/%s not taken on", *_name(pod))
 
     def _forget(self, uid: str) -> None:
         self.workers.pop(uid, None)
@@ -120,4 +144,5 @@ class Agent:
         """Stop every pod's processes, then tell the control plane the node is not ready."""
         workers = list(self.workers.values())
         await asyncio.gather(*(w.shutdown(self.settings.stop_grace) for w in workers))
+        self.memory.close()
         await self.node.mark_not_ready()

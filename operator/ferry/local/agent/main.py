@@ -25,6 +25,8 @@ from aiohttp import web
 from ferry.adapters.kube import Kube
 from ferry.local.agent.agent import Agent
 from ferry.local.agent.backoff import BackOffPolicy
+from ferry.local.agent.cgroups import CgroupError
+from ferry.local.agent.memory import AUTO, MODES
 from ferry.local.agent.network import DEFAULT_POD_CIDR, HOST_IP
 from ferry.local.agent.settings import NODE_GROUP, AgentSettings
 
@@ -81,6 +83,13 @@ def parse(argv: Sequence[str] | None = None) -> AgentSettings:
         help="a variable of the agent's environment every container gets too (repeatable)",
     )
     add("--stop-grace", type=float, default=10.0, help="most grace per pod when the agent stops")
+    add(
+        "--memory-limits",
+        choices=MODES,
+        default=AUTO,
+        help="enforce containers' memory limits with a cgroup each (the kernel), a watchdog, "
+        "or the first that works (default %(default)s)",
+    )
     add("--healthz-port", type=int, help="port of /healthz on 127.0.0.1")
     args = parser.parse_args(argv)
     return AgentSettings(
@@ -96,6 +105,7 @@ def parse(argv: Sequence[str] | None = None) -> AgentSettings:
         backoff=BackOffPolicy(args.backoff_base, args.backoff_max, args.backoff_reset),
         pass_env=tuple(args.pass_env),
         stop_grace=args.stop_grace,
+        memory_limits=args.memory_limits,
         healthz_port=args.healthz_port,
     )
 
@@ -121,7 +131,12 @@ async def serve(settings: AgentSettings) -> int:
     kube = await Kube.connect(settings.kubeconfig)
     try:
         async with aiohttp.ClientSession() as session:
-            agent = Agent(kube, settings, session)
+            try:
+                agent = Agent(kube, settings, session)
+            except CgroupError as error:
+                # The reason is the whole story; a traceback would only bury it.
+                log.error("memory limits cannot be enforced by the kernel: %s", error)  # noqa: TRY400
+                return 1
             health = await _healthz(agent, settings.healthz_port) if settings.healthz_port else None
             running = asyncio.create_task(agent.run())
             stopping = asyncio.create_task(stop.wait())

@@ -17,6 +17,8 @@ from typing import Any
 
 from ferry import __version__
 from ferry.adapters.kube import Kube, KubeError
+from ferry.local.agent.memory import CONDITION as MEMORY_CONDITION
+from ferry.local.agent.memory import Enforcement
 from ferry.local.agent.network import HOST_IP
 from ferry.local.agent.settings import AgentSettings
 from ferry.local.agent.status import timestamp
@@ -64,8 +66,12 @@ def node_status(
     ready: bool,
     now: datetime.datetime,
     previous: Sequence[Mapping[str, Any]] = (),
+    memory: Enforcement | None = None,
 ) -> dict[str, Any]:
-    """Capacity, addresses and conditions; a transition time moves only with its status."""
+    """Capacity, addresses and conditions; a transition time moves only with its status.
+
+    With `memory`, the KernelMemoryLimits condition says how containers' memory limits are
+    enforced: True by the kernel (a cgroup each), False by the agent's watchdog, and why."""
     resources = {"cpu": settings.cpu, "memory": settings.memory, "pods": str(settings.pods)}
     before = {c.get("type"): c for c in previous}
     wanted = [
@@ -77,6 +83,9 @@ def node_status(
         ),
         *((kind, "False", reason, "") for kind, reason in _PRESSURES),
     ]
+    if memory is not None:
+        status = "True" if memory.kernel else "False"
+        wanted.append((MEMORY_CONDITION, status, memory.reason, memory.message))
     conditions = []
     for kind, status, reason, message in wanted:
         old = before.get(kind) or {}
@@ -139,9 +148,12 @@ def _now() -> datetime.datetime:
 
 
 class NodeRegistration:
-    def __init__(self, kube: Kube, settings: AgentSettings) -> None:
+    def __init__(
+        self, kube: Kube, settings: AgentSettings, memory: Enforcement | None = None
+    ) -> None:
         self.kube = kube
         self.settings = settings
+        self.memory = memory
         self.path = f"/api/v1/nodes/{settings.node_name}"
         self.uid = ""
         self.conditions: list[dict[str, Any]] = []
@@ -156,7 +168,7 @@ class NodeRegistration:
         )
 
     async def post_status(self, ready: bool) -> None:
-        status = node_status(self.settings, ready, _now(), self.conditions)
+        status = node_status(self.settings, ready, _now(), self.conditions, self.memory)
         await self.kube.request(
             "PATCH",
             f"{self.path}/status",

@@ -26,11 +26,20 @@ from ferry.adapters.kube import ConflictError, Kube, KubeError, RejectedError
 from ferry.local.agent import volumes
 from ferry.local.agent.backoff import BackOffPolicy
 from ferry.local.agent.env import ContainerConfigError, Lookup
+from ferry.local.agent.events import WARNING, EventRecorder, involved_pod
 from ferry.local.agent.images import ImageTable
+from ferry.local.agent.memory import Enforcement
 from ferry.local.agent.network import HOST_IP, AddressPool
 from ferry.local.agent.runner import ContainerRunner, PodContext, now
 from ferry.local.agent.serviceaccount import ApiAccess, fill_projected
-from ferry.local.agent.status import FAILED, SUCCEEDED, PodView, Waiting, pod_status
+from ferry.local.agent.status import (
+    FAILED,
+    SUCCEEDED,
+    PodView,
+    Waiting,
+    carried_over,
+    pod_status,
+)
 
 log = logging.getLogger("ferry.local.agent")
 
@@ -54,11 +63,21 @@ class NodeServices:
     lookup: Lookup
     backoff: BackOffPolicy
     access: ApiAccess
+    events: EventRecorder
+    memory: Enforcement
 
 
 def pod_path(pod: Mapping[str, Any]) -> str:
     meta = pod["metadata"]
     return f"/api/v1/namespaces/{meta['namespace']}/pods/{meta['name']}"
+
+
+def _replacing_ips(status: Mapping[str, Any]) -> dict[str, Any]:
+    """The status with its podIPs replacing the pod's, not merged into them: a pod run again by
+    a restarted agent may get another address, and a pod has one per family."""
+    if "podIPs" not in status:
+        return dict(status)
+    return {**status, "podIPs": [{"$patch": "replace"}, *status["podIPs"]]}
 
 
 class StatusPublisher:
@@ -101,7 +120,7 @@ class StatusPublisher:
                     "PATCH",
                     self.path,
                     # The uid makes the write fail rather than land on a namesake pod.
-                    body={"metadata": {"uid": self.uid}, "status": status},
+                    body={"metadata": {"uid": self.uid}, "status": _replacing_ips(status)},
                     content_type="application/strategic-merge-patch+json",
                 )
             except RejectedError as error:
@@ -142,8 +161,10 @@ class PodWorker:
             lookup=services.lookup,
             session=services.session,
             backoff=services.backoff,
+            memory=services.memory,
             api_server=services.access.server,
             changed=self.publisher.changed,
+            warn=self._warn,
             stopping=asyncio.Event(),
         )
         spec = pod["spec"]
@@ -153,9 +174,24 @@ class PodWorker:
         self.runners = [
             ContainerRunner(self.context, c, init=False) for c in spec.get("containers") or ()
         ]
+        if not self.dormant:
+            self._carry_over(status)
         self._ending: asyncio.Future[tuple[str, float]] = asyncio.get_running_loop().create_future()
         self.task = asyncio.create_task(self.run(), name=f"pod {self.context.label}")
         self.update(pod)
+
+    def _carry_over(self, status: Mapping[str, Any]) -> None:
+        """Restart counts and last exits from the status an earlier agent wrote for the pod."""
+        for key, runners in (
+            ("initContainerStatuses", self.init_runners),
+            ("containerStatuses", self.runners),
+        ):
+            previous = {c.get("name"): c for c in status.get(key) or ()}
+            for runner in runners:
+                record = runner.record
+                record.restart_count, record.last_terminated = carried_over(
+                    previous.get(runner.name), now()
+                )
 
     def _address(self, status: Mapping[str, Any]) -> str:
         # After an agent restart a pod keeps its address if nothing else took it meanwhile.
@@ -163,6 +199,10 @@ class PodWorker:
         if previous and self.services.pool.reserve(previous):
             return str(previous)
         return self.services.pool.allocate()
+
+    def _warn(self, field_path: str, reason: str, message: str) -> None:
+        involved = involved_pod(self.context.pod, field_path)
+        self.services.events.record(involved, WARNING, reason, message)
 
     def view(self) -> PodView:
         return PodView(
@@ -208,6 +248,10 @@ class PodWorker:
                     await live
             except TimeoutError:
                 log.warning("%s: containers did not stop in time", self.context.label)
+            except Exception:
+                # The pod's end is still written and its object deleted: nothing may leave a
+                # pod Terminating for ever.
+                log.exception("%s: its containers failed in the agent", self.context.label)
             if how != VANISHED and not self.dormant:
                 # After a deletion nothing runs again; after an agent stop the next agent may.
                 self.final = how == DELETED
@@ -248,14 +292,26 @@ class PodWorker:
                 await fill_projected(
                     context.folder, context.pod, context.lookup, self.services.access
                 )
-            except ContainerConfigError as error:
-                for runner in [*self.init_runners, *self.runners]:
-                    runner.record.state = Waiting("CreateContainerConfigError", str(error))
-                self.publisher.changed()
-                await context.pause(context.backoff.base)
+            except KubeError as error:
+                # The API server did not answer (a Secret or ConfigMap read): try again.
+                log.warning("%s: volumes not ready yet: %s", context.label, error)
+            except Exception as error:
+                if not isinstance(error, ContainerConfigError):
+                    log.exception("%s: volumes failed in the agent", context.label)
+                self._failed_mount(str(error))
             else:
                 return True
+            await context.pause(context.backoff.base)
         return False
+
+    def _failed_mount(self, message: str) -> None:
+        for runner in [*self.init_runners, *self.runners]:
+            runner.record.state = Waiting("CreateContainerConfigError", message)
+        self.publisher.changed()
+        involved = involved_pod(self.context.pod)
+        self.services.events.record(
+            involved, WARNING, "FailedMount", f"MountVolume.SetUp failed: {message}"
+        )
 
     async def _delete(self) -> None:
         body = {

@@ -138,7 +138,9 @@ class Prober:
         try:
             async with asyncio.timeout(timeout):
                 return await self._attempt(action, timeout)
-        except (TimeoutError, OSError, aiohttp.ClientError):
+        # ValueError: what aiohttp refuses to send (a header value with a line break, a path that
+        # is no URL); the kubelet's probe fails on those too.
+        except (TimeoutError, OSError, ValueError, aiohttp.ClientError):
             return False
 
     async def _attempt(self, action: Action, timeout: float) -> bool:

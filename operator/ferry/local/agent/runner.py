@@ -22,11 +22,15 @@ from typing import Any
 
 import aiohttp
 
+from ferry.capacity.quantity import format_bytes
 from ferry.local import processes
 from ferry.local.agent import images, probes, volumes
 from ferry.local.agent.backoff import BackOff, BackOffPolicy
+from ferry.local.agent.cgroups import CgroupError
 from ferry.local.agent.env import ContainerConfigError, Lookup, container_env, expand
+from ferry.local.agent.memory import Enforcement, Guard, memory_limit
 from ferry.local.agent.serviceaccount import in_cluster_env
+from ferry.local.agent.startable import CreateContainerError, check_startable
 from ferry.local.agent.status import (
     ALWAYS,
     NEVER,
@@ -40,6 +44,9 @@ log = logging.getLogger("ferry.local.agent")
 
 # What an exec'd program that cannot start reports, as container runtimes do.
 START_ERROR_EXIT_CODE = 128
+
+# (field path of the container, reason, message): a Warning Event about a pod's container.
+Warn = Callable[[str, str, str], None]
 
 
 def now() -> datetime.datetime:
@@ -67,31 +74,30 @@ async def wait_exit(process: subprocess.Popen[bytes]) -> int:
     return process.wait()
 
 
-def _signal_group(pgid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, sig)
-
-
 async def stop_process(process: subprocess.Popen[bytes], grace: float) -> int:
     """SIGTERM the process group, SIGKILL it after `grace` seconds; the leader's exit code."""
     if process.poll() is None:
-        _signal_group(process.pid, signal.SIGTERM)
+        processes.signal_group(process.pid, signal.SIGTERM)
         try:
             async with asyncio.timeout(max(grace, 0.0)):
                 await wait_exit(process)
         except TimeoutError:
-            _signal_group(process.pid, signal.SIGKILL)
+            processes.signal_group(process.pid, signal.SIGKILL)
     code = await wait_exit(process)
     # Whatever the leader left behind in its group goes with it, as a container's cgroup would.
-    _signal_group(process.pid, signal.SIGKILL)
+    processes.signal_group(process.pid, signal.SIGKILL)
     return code
 
 
-def exit_state(code: int, started_at: datetime.datetime) -> Terminated:
-    """A Popen return code as a container's terminated state (signals as 128 + n)."""
-    if code < 0:
-        return Terminated(128 - code, "Error", now(), started_at, signal=-code)
-    return Terminated(code, "Completed" if code == 0 else "Error", now(), started_at)
+def exit_state(code: int, started_at: datetime.datetime, oom_killed: bool = False) -> Terminated:
+    """A Popen return code as a container's terminated state (signals as 128 + n); OOMKilled,
+    with whatever exit that brought, when the run was killed for its memory."""
+    signal_number = -code if code < 0 else None
+    exit_code = 128 - code if code < 0 else code
+    if oom_killed:
+        return Terminated(exit_code, "OOMKilled", now(), started_at, signal=signal_number)
+    reason = "Completed" if code == 0 else "Error"
+    return Terminated(exit_code, reason, now(), started_at, signal=signal_number)
 
 
 def should_restart(policy: str, code: int, init: bool) -> bool:
@@ -110,11 +116,12 @@ class Prepared:
     env: dict[str, str]
     cwd: Path
     mounts: tuple[volumes.Mount, ...]
+    memory_limit: int | None = None
 
     def command(self, argv: tuple[str, ...]) -> Prepared:
         """Another command in this container's environment (exec probes and hooks)."""
         expanded = tuple(volumes.rewrite(expand(arg, self.env), self.mounts) for arg in argv)
-        return Prepared(expanded, self.env, self.cwd, self.mounts)
+        return Prepared(expanded, self.env, self.cwd, self.mounts, self.memory_limit)
 
 
 @dataclass
@@ -130,9 +137,11 @@ class PodContext:
     lookup: Lookup
     session: aiohttp.ClientSession
     backoff: BackOffPolicy
+    memory: Enforcement
     api_server: str
     """Where a container that mounts its service account reaches the API server."""
     changed: Callable[[], None]
+    warn: Warn
     stopping: asyncio.Event
 
     @property
@@ -157,9 +166,12 @@ class ContainerRunner:
         self.spec = spec
         self.init = init
         self.name: str = spec["name"]
+        self.field_path = f"spec.{'initContainers' if init else 'containers'}{{{self.name}}}"
         self.record = ContainerRecord(self.name, spec.get("image", ""))
         self.process: subprocess.Popen[bytes] | None = None
         self.prepared: Prepared | None = None
+        self.guard: Guard | None = None
+        """The memory limit's guard of the run under way: exec probes and hooks run in it."""
         self._crashes = BackOff(pod.backoff)
         self._pulls = BackOff(pod.backoff)
         self._kill = asyncio.Event()
@@ -168,6 +180,11 @@ class ContainerRunner:
         for key, value in changes.items():
             setattr(self.record, key, value)
         self.pod.changed()
+
+    def _failed(self, reason: str, message: str) -> None:
+        """Waiting with `reason`, and the kubelet's Failed Event saying why."""
+        self._set(state=Waiting(reason, message))
+        self.pod.warn(self.field_path, "Failed", f"Error: {message}")
 
     async def _prepare(self) -> Prepared:
         entry = self.pod.table.lookup(self.record.image)
@@ -188,9 +205,9 @@ class ContainerRunner:
         launch = images.launch(
             entry, self.spec, lambda text: volumes.rewrite(expand(text, env), mounts)
         )
-        argv = launch.argv
-        cwd = Path(launch.working_dir) if launch.working_dir else None
-        return Prepared(argv, env, cwd or self.pod.folder.root, tuple(mounts))
+        cwd = Path(launch.working_dir) if launch.working_dir else self.pod.folder.root
+        check_startable(launch.argv, env, cwd, self.pod.folder.root)
+        return Prepared(launch.argv, env, cwd, tuple(mounts), memory_limit(self.spec))
 
     async def _prepared(self) -> Prepared | None:
         """Prepare until it works, showing why it waits; None when the pod stops first."""
@@ -207,7 +224,10 @@ class ContainerRunner:
                 self._set(state=Waiting("ImagePullBackOff", message))
                 await self.pod.pause(delay)
             except (ContainerConfigError, images.NoCommandError) as error:
-                self._set(state=Waiting("CreateContainerConfigError", str(error)))
+                self._failed("CreateContainerConfigError", str(error))
+                await self.pod.pause(self.pod.backoff.base)
+            except CreateContainerError as error:
+                self._failed("CreateContainerError", str(error))
                 await self.pod.pause(self.pod.backoff.base)
             else:
                 # Checked after the last await: a stop that came meanwhile finds no process to
@@ -218,9 +238,18 @@ class ContainerRunner:
     def _spawn(self, prepared: Prepared) -> subprocess.Popen[bytes] | Terminated:
         log_file = self.pod.folder.log(self.name)
         try:
-            return processes.spawn(prepared.argv, log_file, env=prepared.env, cwd=prepared.cwd)
-        except OSError as error:
-            message = f"failed to start {prepared.argv[0]!r}: {error.strerror or error}"
+            return processes.spawn(
+                prepared.argv,
+                log_file,
+                env=prepared.env,
+                cwd=prepared.cwd,
+                before_exec=self.guard.enter if self.guard is not None else None,
+            )
+        # OSError: exec's own refusal. ValueError: what Popen refuses before it forks, which
+        # check_startable keeps from a container but an exec probe or hook may still hold.
+        except (OSError, ValueError, subprocess.SubprocessError) as error:
+            reason = error.strerror if isinstance(error, OSError) else None
+            message = f"failed to start {prepared.argv[0]!r}: {reason or error}"
             log_file.parent.mkdir(parents=True, exist_ok=True)
             with log_file.open("a") as out:
                 out.write(message + "\n")
@@ -228,6 +257,19 @@ class ContainerRunner:
 
     async def run(self) -> bool:
         """Run, restarting per the pod's policy, until done or the pod stops; True on exit 0."""
+        while True:
+            try:
+                return await self._run()
+            except Exception as error:  # one pod's spec never stops the agent
+                # A bug the spec found in the agent: as a kubelet's sync loop does, say so on the
+                # pod and try again after the back-off rather than leave it stuck.
+                log.exception("%s/%s: the node agent failed", self.pod.label, self.name)
+                self._failed("RunContainerError", f"the node agent failed: {error!r}")
+                await self.pod.pause(self.pod.backoff.base)
+                if self.pod.stopping.is_set():
+                    return False
+
+    async def _run(self) -> bool:
         policy = self.pod.pod["spec"].get("restartPolicy", ALWAYS)
         while (prepared := await self._prepared()) is not None:
             self.prepared = prepared
@@ -244,6 +286,11 @@ class ContainerRunner:
                     f"pod={self.pod.label}"
                 )
                 self._set(state=Waiting("CrashLoopBackOff", message), last_terminated=ended)
+                self.pod.warn(
+                    self.field_path,
+                    "BackOff",
+                    f"Back-off restarting failed container {self.name} in pod {self.pod.label}",
+                )
                 await self.pod.pause(delay)
             else:
                 self._set(last_terminated=ended)
@@ -252,12 +299,30 @@ class ContainerRunner:
             self._set(restart_count=self.record.restart_count + 1)
         return False
 
+    def _guard(self, prepared: Prepared) -> Guard | Terminated | None:
+        """The memory guard of the next run; a StartError when its cgroup cannot be made."""
+        name = f"{self.pod.pod['metadata']['uid']}_{self.name}"
+        try:
+            return self.pod.memory.guard(name, prepared.memory_limit)
+        except CgroupError as error:
+            message = f"cannot make the container's memory cgroup: {error}"
+            return Terminated(START_ERROR_EXIT_CODE, "StartError", now(), now(), message=message)
+
     async def _run_process(self, prepared: Prepared) -> Terminated:
-        spawned = self._spawn(prepared)
+        guard = self._guard(prepared)
+        if isinstance(guard, Terminated):
+            spawned: subprocess.Popen[bytes] | Terminated = guard
+        else:
+            self.guard = guard
+            spawned = self._spawn(prepared)
         if isinstance(spawned, Terminated):
+            await self._release()
             self._set(state=spawned, ready=False, started=False)
+            self.pod.warn(self.field_path, "Failed", f"Error: {spawned.message}")
             return spawned
         self.process = spawned
+        if self.guard is not None:
+            self.guard.started(spawned.pid)
         started_at = now()
         startup = None if self.init else self.spec.get("startupProbe")
         self._kill.clear()
@@ -267,10 +332,11 @@ class ContainerRunner:
             ready=False,
             started=startup is None,
         )
-        watchers = [] if self.init else self._start_probes(prepared)
-        exited = asyncio.ensure_future(wait_exit(spawned))
+        watchers: list[asyncio.Task[None]] = []
         killed = asyncio.ensure_future(self._kill.wait())
         try:
+            watchers = [] if self.init else self._start_probes(prepared)
+            exited = asyncio.ensure_future(wait_exit(spawned))
             await asyncio.wait({exited, killed}, return_when=asyncio.FIRST_COMPLETED)
             if not exited.done():
                 await self.terminate(self.pod.grace)
@@ -279,11 +345,28 @@ class ContainerRunner:
             killed.cancel()
             for watcher in watchers:
                 watcher.cancel()
-        _signal_group(spawned.pid, signal.SIGKILL)
-        ended = exit_state(code, started_at)
-        self.process = None
+            # Whatever happened, nothing of this run outlives it.
+            processes.signal_group(spawned.pid, signal.SIGKILL)
+            self.process = None
+            oom = self.guard is not None and self.guard.oom_killed()
+            how = self.guard.how() if self.guard is not None else ""
+            await self._release()
+        ended = exit_state(code, started_at, oom_killed=oom)
         self._set(state=ended, ready=False, started=False)
+        if oom:
+            limit = format_bytes(prepared.memory_limit or 0)
+            self.pod.warn(
+                self.field_path,
+                "OOMKilled",
+                f"container {self.name} went over its memory limit of {limit} and was "
+                f"killed by {how}",
+            )
         return ended
+
+    async def _release(self) -> None:
+        guard, self.guard = self.guard, None
+        if guard is not None:
+            await guard.close()
 
     def _start_probes(self, prepared: Prepared) -> list[asyncio.Task[None]]:
         prober = probes.Prober(self.pod.session, self.pod.pod_ip, self._exec_runner(prepared))

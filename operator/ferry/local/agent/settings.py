@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ferry.local.agent.backoff import BackOffPolicy
+from ferry.local.agent.memory import AUTO
 from ferry.local.agent.network import DEFAULT_POD_CIDR
 
 NODE_GROUP = "local"
@@ -30,6 +31,11 @@ class AgentSettings:
     """Variables of the agent's own environment that every container gets too (AWS_*, ...)."""
     stop_grace: float = 10.0
     """When the agent stops: the most any pod's containers get between SIGTERM and SIGKILL."""
+    memory_limits: str = AUTO
+    """How containers' memory limits are enforced: auto (the kernel where a memory cgroup can be
+    made, else the watchdog), cgroup (the kernel or no start), watchdog."""
+    watchdog_interval: float = 0.5
+    """Seconds between the watchdog's rounds."""
     healthz_port: int | None = None
     """127.0.0.1 port of /healthz, which answers 200 once the node is registered and pods are
     being watched; none when unset."""

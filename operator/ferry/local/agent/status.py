@@ -18,6 +18,7 @@ ALWAYS, ON_FAILURE, NEVER = "Always", "OnFailure", "Never"
 
 # The conditions the kubelet owns; others (PodScheduled, readiness gates) belong to someone else.
 OWN_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready")
+SIGKILL = 9
 
 
 @dataclass(frozen=True)
@@ -233,3 +234,58 @@ def pod_status(
     if view.start_time is not None:
         status["startTime"] = timestamp(view.start_time)
     return status
+
+
+def _moment(text: object, default: datetime.datetime) -> datetime.datetime:
+    """A status timestamp; `default` when it is missing or not one (a status another writer
+    left is read, never trusted)."""
+    try:
+        parsed = datetime.datetime.strptime(str(text), "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return default
+    return parsed.replace(tzinfo=datetime.UTC)
+
+
+def _terminated(raw: Mapping[str, Any], now: datetime.datetime) -> Terminated:
+    code, signal = raw.get("exitCode"), raw.get("signal")
+    return Terminated(
+        exit_code=code if isinstance(code, int) else 0,
+        reason=str(raw.get("reason") or ""),
+        finished_at=_moment(raw.get("finishedAt"), now),
+        started_at=_moment(raw.get("startedAt"), now) if raw.get("startedAt") else None,
+        message=str(raw.get("message") or ""),
+        signal=signal if isinstance(signal, int) else None,
+    )
+
+
+# What a container that was running when its agent died ended with: PR_SET_PDEATHSIG's SIGKILL.
+KILLED_WITH_AGENT = "killed with the node agent that ran it"
+
+
+def carried_over(
+    previous: Mapping[str, Any] | None, now: datetime.datetime
+) -> tuple[int, Terminated | None]:
+    """The restart count and last termination a container starts with when an earlier agent ran
+    it (the status that agent wrote), as a kubelet counts a container run again after its node
+    restarted: a run that ended counts as a restart, and one that was still running ended when
+    its agent did."""
+    if not previous:
+        return 0, None
+    count = previous.get("restartCount")
+    count = count if isinstance(count, int) and count >= 0 else 0
+    state = previous.get("state") or {}
+    last = (previous.get("lastState") or {}).get("terminated")
+    if isinstance(ended := state.get("terminated"), Mapping):
+        return count + 1, _terminated(ended, now)
+    if isinstance(running := state.get("running"), Mapping):
+        started = running.get("startedAt")
+        killed = Terminated(
+            128 + SIGKILL,
+            "Error",
+            now,
+            _moment(started, now) if started else None,
+            KILLED_WITH_AGENT,
+            signal=SIGKILL,
+        )
+        return count + 1, killed
+    return count, _terminated(last, now) if isinstance(last, Mapping) else None

@@ -144,8 +144,17 @@ def write_volumes(folder: PodFolder, files: Mapping[str, Mapping[str, str]]) -> 
         target = folder.volume(volume).resolve()
         target.mkdir(parents=True, exist_ok=True)
         for relative, text in contents.items():
+            if "\0" in relative:
+                raise ContainerConfigError(
+                    f"volume {volume}: item path {relative!r} cannot be a file name"
+                )
             path = (target / relative).resolve()
             if not path.is_relative_to(target):
                 raise ContainerConfigError(f"volume {volume}: item path {relative} leaves it")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+            except OSError as error:
+                raise ContainerConfigError(
+                    f"volume {volume}: cannot write {relative!r}: {error.strerror or error}"
+                ) from None
