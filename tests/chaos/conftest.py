@@ -4,11 +4,14 @@ module's GROUP as refused, handled or failed; the run ends with the counts."""
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
+from ferry.local.cluster import ClusterInfo, local_cluster
+from ferry.local.layout import ClusterLayout
 from tests.chaos.ledger import Ledger, Outcome
 
 LEDGER = pytest.StashKey[Ledger]()
@@ -68,3 +71,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         terminalreporter.write_line(line)
     for failure in ledger.failures():
         terminalreporter.write_line(f"FAILED {failure}")
+
+
+@pytest.fixture(scope="package")
+def local_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterInfo]:
+    """A whole local environment, as `ferry local up` starts it (control plane, moto, the node
+    agent, the CRD and the operator), whose components the fault cases kill and pause."""
+    root: Path = tmp_path_factory.mktemp("chaos") / "ferry-chaos"
+    with local_cluster(ClusterLayout(root), nodes=0, operator=True) as info:
+        yield info
