@@ -197,11 +197,13 @@ async def test_the_operator_reports_each_fault_and_recovers_when_throttling_ends
         found = await client.CoreV1Api(api).list_namespaced_event(
             namespace, field_selector="involvedObject.name=throttled"
         )
-        return [e for e in found.items if e.reason == "Retrying" and "SlowDown" in e.message]
+        return [e for e in found.items if e.reason == "CheckFailed" and "SlowDown" in e.message]
 
-    await eventually(retrying, timeout=90, what="a Retrying event for the throttled bucket")
+    await eventually(retrying, timeout=90, what="a CheckFailed event for the throttled bucket")
     throttled = await get_api(api, namespace, "throttled")
-    assert condition(throttled, "Ready").get("status") != "True"
+    assert condition(throttled, "Ready").get("status") == "False"
+    assert condition(throttled, "ModelAvailable")["reason"] == "CheckFailed"
+    assert "SlowDown" in condition(throttled, "ModelAvailable")["message"]
     assert faulty_operator.process is not None and faulty_operator.process.poll() is None
     assert healthy(faulty_operator.liveness_url)
 

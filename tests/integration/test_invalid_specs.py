@@ -76,6 +76,20 @@ CORPUS: list[tuple[str, dict[str, Any], str]] = [
         "value or valueFrom, not both",
     ),
     (
+        "secret name a Pod refuses",
+        with_predictor(
+            env=[{"name": "A", "valueFrom": {"secretKeyRef": {"name": "a..b", "key": "k"}}}]
+        ),
+        "spec.predictor.env[0].valueFrom.secretKeyRef.name",
+    ),
+    (
+        "config map key a Pod refuses",
+        with_predictor(
+            env=[{"name": "A", "valueFrom": {"configMapKeyRef": {"name": "c", "key": ".."}}}]
+        ),
+        "a key cannot be '.' or '..'",
+    ),
+    (
         "env injection in name",
         with_predictor(env=[{"name": "A\nkind: Secret", "value": "x"}]),
         "spec.predictor.env[0].name",

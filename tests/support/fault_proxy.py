@@ -6,13 +6,15 @@ so buckets named `stalled-*` still hang).
 Rules are set while it runs, with PUT /_faults (a JSON list) and read back, each with the
 number of requests it answered, with GET /_faults. A rule matches on any of: `service` (from
 the request's SigV4 credential scope), `action` (Action=… of query-protocol services such as
-autoscaling, or the X-Amz-Target of JSON ones), `bucket` (a prefix of the S3 bucket name).
+autoscaling, or the X-Amz-Target of JSON ones), `bucket` (a prefix of the S3 bucket name). A rule
+with `stall` never answers what it matches (a hung endpoint) instead of answering an error.
 
     python -m tests.support.fault_proxy PORT UPSTREAM_URL    (from the repository's root)
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import socket
@@ -81,9 +83,11 @@ def error_response(
 
 @dataclass
 class Rule:
-    status: int
-    code: str
+    status: int = 0
+    code: str = ""
     message: str = "injected by the fault proxy"
+    stall: bool = False
+    """Never answer: the client waits until its read timeout."""
     service: str | None = None
     action: str | None = None
     bucket: str | None = None
@@ -115,6 +119,8 @@ def app(upstream: str) -> web.Application:
         for rule in rules:
             if rule.matches(service, action, bucket):
                 rule.hits += 1
+                if rule.stall:
+                    await asyncio.Event().wait()  # until the client gives up and hangs up
                 json_protocol = request.headers.get("Content-Type", "").startswith(_JSON_PROTOCOL)
                 return error_response(service, rule.status, rule.code, rule.message, json_protocol)
         response: web.StreamResponse = await handler(request)
@@ -145,12 +151,18 @@ class FaultProxy:
         return self._call("GET")
 
 
-@contextmanager
-def running(upstream: str, log: Path) -> Iterator[FaultProxy]:
-    """This proxy as a process in front of `upstream`, for a `with` block."""
+def free_port() -> int:
     with closing(socket.socket()) as sock:
         sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def running(upstream: str, log: Path, port: int | None = None) -> Iterator[FaultProxy]:
+    """This proxy as a process in front of `upstream`, for a `with` block; on `port`, or a free
+    one."""
+    port = port or free_port()
     argv = [sys.executable, "-m", "tests.support.fault_proxy", str(port), upstream]
     proxy = processes.spawn(argv, log, cwd=REPO)
     url = f"http://127.0.0.1:{port}"

@@ -68,10 +68,18 @@ class AwsSettings:
     connect_timeout: float = 5.0
     read_timeout: float = 20.0
     max_attempts: int = 5
+    """botocore's `max_attempts`: retries after the first attempt."""
     workers: Mapping[str, int] = field(
         default_factory=lambda: {"s3": 16, "logs": 4, "autoscaling": 4, "ec2": 4}
     )
     """Threads per service: S3 carries model checks for every API; the others are rarer."""
+    read_timeouts: Mapping[str, float] = field(default_factory=lambda: {"s3": 5.0})
+    """In place of read_timeout for these services."""
+    retries: Mapping[str, int] = field(default_factory=lambda: {"s3": 3})
+    """In place of max_attempts for these services. S3 only lists a model's keys, small answers
+    that come in well under a second: a hung endpoint ends a model check within half a minute
+    (4 attempts of 5 s, and botocore's back-off between them) instead of two, and the
+    reconciler says so and tries again with back-off of its own (docs/aws.md)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> AwsSettings:
@@ -93,16 +101,17 @@ class Aws:
         """The shared client of `service`; botocore clients are safe to use from many threads."""
         with self._lock:
             if service not in self._clients:
-                workers = self.settings.workers.get(service, 4)
+                settings = self.settings
+                workers = settings.workers.get(service, 4)
                 config = Config(
-                    connect_timeout=self.settings.connect_timeout,
-                    read_timeout=self.settings.read_timeout,
+                    connect_timeout=settings.connect_timeout,
+                    read_timeout=settings.read_timeouts.get(service, settings.read_timeout),
                     # Adaptive adds client-side rate limiting on top of standard's retries:
                     # for S3, whose calls scale with the number of APIs, and Auto Scaling,
                     # whose API throttles an account's callers together.
                     retries={
                         "mode": "adaptive" if service in ADAPTIVE_RETRIES else "standard",
-                        "max_attempts": self.settings.max_attempts,
+                        "max_attempts": settings.retries.get(service, settings.max_attempts),
                     },
                     max_pool_connections=workers,
                 )

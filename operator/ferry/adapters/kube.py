@@ -44,11 +44,13 @@ CONNECTIONS = 20
 
 
 class KubeError(Exception):
-    """The API server refused a request; `status` is its HTTP status (0: no answer)."""
+    """The API server refused a request; `status` is its HTTP status (0: no answer), `reason`
+    the API server's own words (the message also names the request)."""
 
-    def __init__(self, message: str, status: int = 0) -> None:
+    def __init__(self, message: str, status: int = 0, reason: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.reason = message if reason is None else reason
 
 
 class TemporaryKubeError(KubeError):
@@ -174,12 +176,13 @@ class Kube:
                 _request_timeout=REQUEST_TIMEOUT,
             )
         except ApiException as error:
-            status, message = error.status or 0, f"{method} {path}: {_message(error)}"
+            status, reason = error.status or 0, _message(error)
+            message = f"{method} {path}: {reason}"
             if status == 409:  # noqa: PLR2004
-                raise ConflictError(message, status) from None
+                raise ConflictError(message, status, reason) from None
             if status in (400, 403, 404, 422):
-                raise RejectedError(message, status) from None
-            raise TemporaryKubeError(message, status) from None
+                raise RejectedError(message, status, reason) from None
+            raise TemporaryKubeError(message, status, reason) from None
         except (TimeoutError, aiohttp.ClientError, OSError) as error:
             raise TemporaryKubeError(f"{method} {path}: {error!r}") from None
         return result, status

@@ -33,11 +33,12 @@ STOP_TIMEOUT = 5.0
 async def _tick(body: kopf.Body, memo: kopf.Memo, indexes: dict[str, Any]) -> None:
     # kopf passes each index as a keyword named after its function (ferry.handlers.indexes).
     pods: kopf.Index[ApiKey, PodState] = indexes["api_pods"]
-    replicas: kopf.Index[ApiKey, int] = indexes["api_replicas"]
+    replicas: kopf.Index[ApiKey, tuple[str, int]] = indexes["api_replicas"]
     # The daemon's body is a live view that resolves every key it is asked for through kopf's
     # current copy of the API; a tick reads the API's top-level fields once, as they are now.
     api = dict(body)
-    key = (str(api["metadata"]["namespace"]), str(api["metadata"]["name"]))
+    meta = api["metadata"]
+    key = (str(meta["namespace"]), str(meta["name"]))
     # kopf gives each object a memo of its own: the API's demand history lives there.
     memo.autoscaler = await service.tick(
         memo.kube,
@@ -45,7 +46,7 @@ async def _tick(body: kopf.Body, memo: kopf.Memo, indexes: dict[str, Any]) -> No
         api,
         memo.get("autoscaler"),
         recorder(body),
-        replicas=next(iter(replicas.get(key, ())), None),
+        replicas=next((n for uid, n in replicas.get(key, ()) if uid == meta["uid"]), None),
         pods=pods.get(key, ()),
     )
 

@@ -14,6 +14,7 @@ import kopf
 
 from ferry import names
 from ferry.services.autoscale import deployment_replicas
+from ferry.status.ownership import controller_of
 from ferry.status.pods import PodState
 
 ApiKey = tuple[str, str]
@@ -33,6 +34,14 @@ def api_pods(
 
 
 @kopf.index("apps", "v1", "deployments", labels=_FERRYS)
-def api_replicas(body: kopf.Body, namespace: str | None, name: str, **_: Any) -> dict[ApiKey, int]:
+def api_replicas(
+    body: kopf.Body, namespace: str | None, name: str, **_: Any
+) -> dict[ApiKey, tuple[str, int]]:
+    """Each API's Deployment's replicas, with the uid of the API that controls it: the
+    autoscaler scales only its own API's (ferry.status.ownership), never one left without an
+    owner or by an earlier API of the name."""
+    controller = controller_of(body)
+    if controller is None or controller.get("name") != name:
+        return {}  # (not None, which would keep what the Deployment was indexed under before)
     # The reconciler names an API's Deployment after the API.
-    return {(str(namespace), name): deployment_replicas(body)}
+    return {(str(namespace), name): (str(controller.get("uid")), deployment_replicas(body))}

@@ -43,30 +43,21 @@ def pods_of(kwargs: Mapping[str, Any], namespace: str, api: str) -> tuple[PodSta
 @kopf.on.resume(GROUP, VERSION, PLURAL)
 @kopf.on.create(GROUP, VERSION, PLURAL)
 @kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-async def reconcile(
-    body: kopf.Body, memo: kopf.Memo, reason: str, retry: int, **kwargs: Any
-) -> None:
+async def reconcile(body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
     pods = pods_of(kwargs, str(body.metadata.namespace), str(body.metadata.name))
-    fresh = reason == kopf.Reason.CREATE and retry == 0
     await guarded(
         body,
         retry,
         service.reconcile(
-            memo.kube, memo.aws, memo.settings, body, recorder(body), pods=pods, fresh=fresh
+            memo.kube, memo.aws, memo.settings, body, recorder(body), pods=pods, attempt=retry
         ),
     )
 
 
-async def _live_api(
-    kube: Kube, namespace: str, name: str, uid: str | None
-) -> dict[str, Any] | None:
-    """The API as it is now; None if it is gone, being deleted, or another of the same name."""
+async def _live_api(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
+    """The API as it is now; None if it is gone or being deleted."""
     api = await kube.get(api_path(namespace, name))
-    if (
-        api is None
-        or (uid is not None and api["metadata"]["uid"] != uid)
-        or "deletionTimestamp" in api["metadata"]
-    ):
+    if api is None or "deletionTimestamp" in api["metadata"]:
         return None
     return api
 
@@ -75,21 +66,17 @@ async def _live_api(
 async def deployment_changed(
     event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **kwargs: Any
 ) -> None:
-    """Keep the owner's status current, roll a failed rollout back; put back a Deployment
-    someone deleted."""
-    owner = next(
-        (ref for ref in body.metadata.get("ownerReferences", []) if ref.get("controller")), None
-    )
-    if owner is None or owner.get("kind") != "RealtimeAPI":
-        return
-    namespace = str(body.metadata.namespace)
-    api = await _live_api(memo.kube, namespace, owner["name"], owner["uid"])
+    """Keep the API's status current, roll a failed rollout back; put back a Deployment
+    someone deleted; tell of one that is no longer the API's."""
+    # Ferry names an API's Deployment after the API.
+    namespace, name = str(body.metadata.namespace), str(body.metadata.name)
+    api = await _live_api(memo.kube, namespace, name)
     if api is None:
         return
-    pods = pods_of(kwargs, namespace, owner["name"])
+    pods = pods_of(kwargs, namespace, name)
     if event["type"] == "DELETED":
-        await service.reconcile(
-            memo.kube, memo.aws, memo.settings, api, api_recorder(api), pods=pods
+        await service.put_back(
+            memo.kube, memo.aws, memo.settings, api, record=api_recorder(api), pods=pods
         )
     else:
         await service.follow(
@@ -109,7 +96,7 @@ async def pod_unschedulable(
 ) -> None:
     name, namespace = labels[names.API_LABEL], str(namespace)
     api, deployment = await asyncio.gather(
-        _live_api(memo.kube, namespace, name, None),
+        _live_api(memo.kube, namespace, name),
         memo.kube.get(deployment_path(namespace, name)),
     )
     if api is None or deployment is None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -20,11 +19,9 @@ from boto3.s3.transfer import TransferConfig, create_transfer_manager
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ferry.artifacts import versions
+from ferry.artifacts import layout, versions
 
-MARKER = ".ferry-model.json"
-# The longest file or folder name Linux file systems take, in bytes.
-NAME_MAX = 255
+MARKER = layout.FETCH_MARKER
 
 
 class FetchError(Exception):
@@ -63,45 +60,6 @@ def version_prefix(prefix: str, version: str) -> str:
     if not version or "/" in version or version in (".", ".."):
         raise FetchError(f"a version is one path segment, got {version!r}")
     return versions.version_prefix(prefix, version)
-
-
-def relative_path(key: str, prefix: str) -> PurePosixPath | None:
-    """Where `key` lands under the model directory; None for a folder marker (a key ending in
-    `/`, which the S3 console makes for an empty folder): it holds nothing to download.
-
-    Refuses keys that cannot become a file there: outside it, with a NUL byte, or with a name
-    longer than a file system takes.
-    """
-    relative = key[len(prefix) :]
-    parts = relative.removesuffix("/").split("/")
-    if relative and (relative.startswith("/") or any(part in ("", ".", "..") for part in parts)):
-        raise FetchError(f"refusing key {key!r}: it would not stay inside the model directory")
-    if "\0" in relative:
-        raise FetchError(f"refusing key {key!r}: it holds a NUL byte")
-    if any(len(part.encode()) > NAME_MAX for part in parts):
-        raise FetchError(
-            f"refusing key {key!r}: a file or folder name is longer than {NAME_MAX} bytes"
-        )
-    if not relative or relative.endswith("/"):
-        return None
-    return PurePosixPath(*parts)
-
-
-def check_tree(files: Mapping[PurePosixPath, str], folders: Mapping[PurePosixPath, str]) -> None:
-    """Refuse keys that cannot all become files side by side: a file where another key needs a
-    folder (`a` beside `a/b`, or beside the folder marker `a/`), or the name of the marker this
-    fetch writes. Both keys are named, so the bucket's owner knows which to rename."""
-    if (key := files.get(PurePosixPath(MARKER))) is not None:
-        raise FetchError(f"refusing key {key!r}: {MARKER} is where Ferry records the fetch")
-    # Each folder some key needs, with one key that needs it.
-    needed = {parent: key for path, key in files.items() for parent in path.parents}
-    needed.update({f: key for path, key in folders.items() for f in (path, *path.parents)})
-    for folder, key in needed.items():
-        if folder in files:
-            raise FetchError(
-                f"refusing keys {files[folder]!r} and {key!r}: {str(folder)!r} would have to be "
-                "a file and a folder at once"
-            )
 
 
 def latest_version(names: list[str]) -> str | None:
@@ -172,21 +130,16 @@ class ModelFetcher:
 
     def _list(self, bucket: str, where: str) -> list[S3Object]:
         """Every object of the version, checked as a whole before anything is downloaded."""
-        objects = []
-        folders: dict[PurePosixPath, str] = {}
-        for page in self._pages(Bucket=bucket, Prefix=where):
-            for item in page.get("Contents", ()):
-                key = item["Key"]
-                # Upload markers say when a version may be served; they are not the model.
-                if key[len(where) :].startswith(versions.MARKER_DIR):
-                    continue
-                path = relative_path(key, where)
-                if path is not None:
-                    objects.append(S3Object(key, int(item["Size"]), path))
-                elif key != where:
-                    folders[PurePosixPath(key[len(where) :])] = key
-        check_tree({item.path: item.key for item in objects}, folders)
-        return objects
+        sizes = {
+            item["Key"]: int(item["Size"])
+            for page in self._pages(Bucket=bucket, Prefix=where)
+            for item in page.get("Contents", ())
+        }
+        try:
+            files = versions.version_files(sizes, where)
+        except layout.LayoutError as error:
+            raise FetchError(str(error)) from None
+        return [S3Object(key, sizes[key], path) for path, key in files.items()]
 
     def _versions(self, bucket: str, prefix: str) -> list[str]:
         base = f"{prefix}/" if prefix else ""

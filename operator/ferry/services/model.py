@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ferry.adapters.aws import Aws, AwsPermanentError
+from ferry.adapters.aws import Aws, AwsPermanentError, AwsTemporaryError
 from ferry.artifacts.versions import (
     ModelCheck,
     ModelReason,
@@ -38,6 +38,25 @@ async def _check_version(aws: Aws, source: ModelSource, version: str) -> ModelCh
     where = version_prefix(source.prefix, version)
     listed = await _list(aws, source.bucket, where, delimiter=False)
     return assess_version(source.uri, version, (k.removeprefix(where) for k in listed["keys"]))
+
+
+def checking(source: ModelSource) -> ModelCheck:
+    """What the status says while the model is checked, before any verdict."""
+    if source.version == LATEST:
+        return ModelCheck(
+            ModelReason.CHECKING, f"looking for the latest complete version under {source.uri}"
+        )
+    where = f"{source.uri.rstrip('/')}/{source.version}/"
+    return ModelCheck(ModelReason.CHECKING, f"looking for version {source.version} at {where}")
+
+
+def check_failed(error: AwsTemporaryError, attempt: int, delay: float) -> ModelCheck:
+    """A check that met an AWS fault a retry may fix: still no verdict; say what failed and when
+    the next attempt comes."""
+    return ModelCheck(
+        ModelReason.CHECK_FAILED,
+        f"checking the model: attempt {attempt} failed: {error}; next attempt in {delay:g}s",
+    )
 
 
 async def check_model(aws: Aws, source: ModelSource) -> ModelCheck:

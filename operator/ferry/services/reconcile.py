@@ -7,32 +7,48 @@ the cluster, never on which event arrived.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ferry import names
-from ferry.adapters.aws import Aws, AwsError
-from ferry.adapters.kube import Kube, TemporaryKubeError
-from ferry.artifacts.versions import ModelCheck
+from ferry.adapters.aws import Aws, AwsError, AwsTemporaryError
+from ferry.adapters.kube import Kube, RejectedError, TemporaryKubeError
+from ferry.artifacts.versions import ModelCheck, ModelReason
 from ferry.render.children import ApiRef, node_group_for, render_deployment, render_service
 from ferry.services.events import Recorder
 from ferry.services.logs import ensure_log_group, log_group_name
-from ferry.services.model import check_model
+from ferry.services.model import check_failed, check_model, checking
+from ferry.services.retry import RetryLaterError, backoff
 from ferry.services.rollout import restored_template
-from ferry.services.status import api_path, deployment_path, now_iso, publish, write_status
+from ferry.services.status import (
+    api_path,
+    deployment_path,
+    now_iso,
+    publish,
+    service_path,
+    write_status,
+)
 from ferry.settings import Settings
 from ferry.spec.model import InvalidSpecError, RealtimeAPISpec, parse_spec
-from ferry.status.compute import abandoned_status, invalid_status, model_verdict, restore_target
+from ferry.status.compute import (
+    REJECTED,
+    Blocked,
+    abandoned_status,
+    invalid_status,
+    model_check_told,
+    model_verdict,
+    restore_target,
+)
+from ferry.status.ownership import name_in_use, owned_by
 from ferry.status.pods import PodState
 
 
 def api_ref(body: Mapping[str, Any]) -> ApiRef:
     meta = body["metadata"]
     return ApiRef(meta["name"], meta["namespace"], meta["uid"], int(meta["generation"]))
-
-
-class WaitingForModelError(Exception):
-    """The model version is not in S3 yet: check again later; nothing rolls out meanwhile."""
 
 
 async def reconcile(
@@ -43,15 +59,16 @@ async def reconcile(
     record: Recorder,
     *,
     pods: Iterable[PodState] = (),
-    fresh: bool = False,
+    attempt: int = 0,
 ) -> dict[str, Any]:
     """Bring the children in line with the spec; return the status fields written.
 
     A generation whose rollout was rolled back gets the last good revision's pod template in
     place of its own, until a new generation comes. `pods` are the API's pods as the operator's
-    watch has them. `fresh`: the API was created a moment ago, so its Deployment is applied
-    without reading it first (the apply says whether it created it). Raises
-    WaitingForModelError (after publishing why) when the model is not there yet.
+    watch has them; `attempt` counts the reconciles of this change that asked to be retried.
+    Raises RetryLaterError, after publishing why, while the model is not there or could not be
+    checked, while an object of the API's names is someone else's, or when the API server
+    refuses what was applied.
     """
     api = api_ref(body)
     try:
@@ -60,15 +77,26 @@ async def reconcile(
     except InvalidSpecError as error:
         return await refuse(kube, body, str(error), record)
 
-    model, existing = await asyncio.gather(
-        _model(aws, body, spec),
-        _nothing() if fresh else kube.get(deployment_path(api.namespace, api.name)),
+    # The children are read while the model is checked: what exists decides what may be applied.
+    model, children = await asyncio.gather(
+        _model(aws, body, spec, attempt), _children(kube, api, body, spec, record=record, pods=pods)
     )
-    if model is not None and not model.available:
-        if _news(body, model):
-            record("Warning", model.reason.value, model.message)
-        await _publish_fresh(kube, api, existing, model, record=record, pods=pods)
-        raise WaitingForModelError(model.message)
+    existing = children.deployment
+    waiting = model if model is not None and not model.available else None
+    if waiting is not None and _news(body, waiting):
+        record("Warning", waiting.reason.value, waiting.message)
+    if children.blocked is not None or waiting is not None:
+        await _publish_fresh(
+            kube, api, existing, model, blocked=children.blocked, record=record, pods=pods
+        )
+    # Looked at again with back-off from 1 s (the garbage collector may be deleting what an
+    # earlier API of the name left; S3 may answer again), or from 4 s for a model that is not
+    # there yet: an upload takes a while.
+    if children.blocked is not None:
+        raise RetryLaterError(children.blocked.message, backoff(attempt))
+    if waiting is not None:
+        later = 0 if waiting.reason is ModelReason.CHECK_FAILED else 2
+        raise RetryLaterError(waiting.message, backoff(attempt + later))
 
     deployment = render_deployment(
         api, spec, settings, model_version=model.version if model else None, replicas=None
@@ -76,24 +104,86 @@ async def reconcile(
     restored = await _restored(kube, api, body, existing, record)
     if restored is not None:
         deployment["spec"]["template"] = restored
-    # One after the other: sent together, the Service's apply competes with the Deployment's for
-    # the API server, and the Deployment's pods are what the API waits for.
-    applied, created = await kube.apply(deployment, names.FIELD_MANAGER)
-    await kube.apply(render_service(api), names.FIELD_MANAGER)
+    try:
+        # One after the other: sent together, the Service's apply competes with the Deployment's
+        # for the API server, and the Deployment's pods are what the API waits for.
+        applied, created = await _apply(kube, deployment)
+        if created:  # before the Service, which a later attempt may be the one to create
+            applied = await _set_initial_replicas(kube, api, spec, applied)
+        existing = applied
+        await _apply(kube, render_service(api))
+    except _RefusedError as refused:
+        # What was applied before stays as it is and serves; the refusal may be lifted without
+        # a new generation (a policy, a quota), so it is tried again with back-off.
+        await _publish_fresh(
+            kube, api, existing, model, blocked=refused.blocked, record=record, pods=pods
+        )
+        raise RetryLaterError(refused.blocked.message, backoff(attempt)) from refused
     if created:
-        applied = await _set_initial_replicas(kube, api, spec, applied)
         record("Normal", "Created", f"created Deployment and Service {api.name}")
     elif (
-        existing is not None
-        and applied["metadata"]["generation"] != existing["metadata"]["generation"]
+        children.deployment is not None
+        and applied["metadata"]["generation"] != children.deployment["metadata"]["generation"]
     ):
         record(
             "Normal", "Updated", f"updated Deployment {api.name} for generation {api.generation}"
         )
-    published = await _publish_fresh(kube, api, applied, model, record=record, pods=pods)
+    published = await _publish_fresh(
+        kube, api, applied, model, blocked=None, record=record, pods=pods
+    )
     # Last, so that a slow or absent AWS never delays serving or the status.
     await _log_group(aws, settings, api, spec, record)
     return published
+
+
+@dataclass(frozen=True)
+class _Children:
+    deployment: dict[str, Any] | None
+    """The API's own Deployment; None if there is none (or only someone else's)."""
+    blocked: Blocked | None
+    """NameInUse when an object of the API's names is someone else's."""
+
+
+async def _children(
+    kube: Kube,
+    api: ApiRef,
+    body: Mapping[str, Any],
+    spec: RealtimeAPISpec,
+    *,
+    record: Recorder,
+    pods: Iterable[PodState],
+) -> _Children:
+    """The API's Deployment and Service as they are. When this generation's model has not been
+    checked yet, the status says it is being checked, while it is: S3 may take long to answer."""
+    deployment, service = await asyncio.gather(
+        kube.get(deployment_path(api.namespace, api.name)),
+        kube.get(service_path(api.namespace, api.name)),
+    )
+    blocked = name_in_use(api, {"Deployment": deployment, "Service": service})
+    ours = deployment if deployment is not None and owned_by(deployment, api.uid) else None
+    if spec.model is not None and not model_check_told(body.get("status") or {}, api.generation):
+        await _publish_fresh(
+            kube, api, ours, checking(spec.model), blocked=blocked, record=record, pods=pods
+        )
+    return _Children(ours, blocked)
+
+
+class _RefusedError(Exception):
+    def __init__(self, blocked: Blocked) -> None:
+        super().__init__(blocked.message)
+        self.blocked = blocked
+
+
+async def _apply(kube: Kube, obj: Mapping[str, Any]) -> tuple[dict[str, Any], bool]:
+    """Server-side apply under Ferry's field manager; the API server's refusal becomes a
+    Rejected verdict naming the object."""
+    try:
+        return await kube.apply(obj, names.FIELD_MANAGER)
+    except RejectedError as error:
+        what = f"{obj['kind']} {obj['metadata']['name']}"
+        raise _RefusedError(
+            Blocked(REJECTED, f"the API server refused {what}: {error.reason}")
+        ) from error
 
 
 # Seconds between attempts to put back a rolled-back generation's last good template after an
@@ -112,7 +202,13 @@ async def follow(
     pods: Iterable[PodState] = (),
 ) -> None:
     """The API's Deployment or pods changed: publish the status and, when it says the rollout
-    failed and was rolled back, apply the last good revision's template."""
+    failed and was rolled back, apply the last good revision's template. A Deployment of the
+    API's name that is not the API's (its owner reference removed, or an earlier API's) is the
+    reconciler's to tell of; the watch brings its next change, or its deletion."""
+    if not owned_by(deployment, str(body["metadata"]["uid"])):
+        with contextlib.suppress(RetryLaterError):  # told in the status
+            await reconcile(kube, aws, settings, body, record, pods=pods)
+        return
     published = await publish(kube, body, deployment, pods=pods, record=record)
     if not published.restore:
         return
@@ -122,12 +218,45 @@ async def follow(
         except TemporaryKubeError as error:
             record("Warning", "Retrying", f"rolling back: {error}; retrying in {delay:g}s")
             await asyncio.sleep(delay)
+        except RetryLaterError:
+            await asyncio.sleep(delay)  # already told in the status
         else:
             return
 
 
-async def _nothing() -> None:
-    return None
+async def put_back(
+    kube: Kube,
+    aws: Aws,
+    settings: Settings,
+    api: Mapping[str, Any],
+    *,
+    record: Recorder,
+    pods: Iterable[PodState] = (),
+) -> None:
+    """The API's Deployment was deleted: reconcile until it is back. A watch event is not
+    retried by kopf, so this retries, with back-off, for as long as the API is this generation
+    (a newer one is reconciled by its own handler)."""
+    meta = api["metadata"]
+    for attempt in itertools.count():
+        try:
+            await reconcile(kube, aws, settings, api, record, pods=pods, attempt=attempt)
+        except TemporaryKubeError as error:
+            delay = backoff(attempt)
+            record("Warning", "Retrying", f"{error}; retrying in {delay:g}s")
+        except RetryLaterError as error:
+            delay = error.delay  # already told in the status
+        else:
+            return
+        await asyncio.sleep(delay)
+        current = await kube.get(api_path(meta["namespace"], meta["name"]))
+        if (
+            current is None
+            or current["metadata"]["uid"] != meta["uid"]
+            or current["metadata"]["generation"] != meta["generation"]
+            or "deletionTimestamp" in current["metadata"]
+        ):
+            return
+        api = current
 
 
 async def _restored(
@@ -178,6 +307,7 @@ async def _publish_fresh(
     deployment: dict[str, Any] | None,
     model: ModelCheck | None,
     *,
+    blocked: Blocked | None,
     record: Recorder,
     pods: Iterable[PodState],
 ) -> dict[str, Any]:
@@ -186,20 +316,28 @@ async def _publish_fresh(
     current = await kube.get(api_path(api.namespace, api.name))
     if current is None or int(current["metadata"]["generation"]) != api.generation:
         return {}
-    published = await publish(kube, current, deployment, model, pods=pods, record=record)
+    published = await publish(
+        kube, current, deployment, model, blocked=blocked, pods=pods, record=record
+    )
     return published.changes
 
 
-async def _model(aws: Aws, body: Mapping[str, Any], spec: RealtimeAPISpec) -> ModelCheck | None:
+async def _model(
+    aws: Aws, body: Mapping[str, Any], spec: RealtimeAPISpec, attempt: int
+) -> ModelCheck | None:
     """The verdict on spec.model for this generation. "latest" is resolved once per change: a
     verdict already recorded for this generation stands, so a resume never rolls out a version
-    that was pushed since."""
+    that was pushed since. An AWS fault a retry may fix is no verdict: CheckFailed says what
+    failed, and when the next attempt comes."""
     if spec.model is None:
         return None
     recorded = model_verdict(body["spec"], body.get("status") or {}, api_ref(body).generation)
     if recorded is not None and recorded.available:
         return recorded  # resolved once per generation
-    return await check_model(aws, spec.model)
+    try:
+        return await check_model(aws, spec.model)
+    except AwsTemporaryError as error:
+        return check_failed(error, attempt + 1, backoff(attempt))
 
 
 def _news(body: Mapping[str, Any], model: ModelCheck) -> bool:

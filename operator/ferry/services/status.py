@@ -15,12 +15,14 @@ from ferry.services.rollout import restorable_templates
 from ferry.spec.schema import GROUP, KIND, VERSION
 from ferry.status.compute import (
     NOT_RECORDED,
+    Blocked,
     compute_status,
     model_verdict,
     needs_restore,
+    recorded_block,
     status_changes,
 )
-from ferry.status.news import rollout_news
+from ferry.status.news import blocked_news, rollout_news
 from ferry.status.pods import PodState
 from ferry.status.rollout import rollout_of
 
@@ -44,6 +46,10 @@ def status_path(namespace: str, name: str) -> str:
 
 def deployment_path(namespace: str, name: str) -> str:
     return path_of("apps/v1", "Deployment", namespace, name)
+
+
+def service_path(namespace: str, name: str) -> str:
+    return path_of("v1", "Service", namespace, name)
 
 
 async def write_status(
@@ -88,11 +94,13 @@ async def publish(
     deployment: Mapping[str, Any] | None,
     model: ModelCheck | Literal["recorded"] | None = "recorded",
     *,
+    blocked: Blocked | Literal["recorded"] | None = "recorded",
     pods: Iterable[PodState] = (),
     record: Recorder | None = None,
 ) -> Published:
     """Write the status; `model` is the reconciler's fresh verdict, or "recorded" for the one
-    already in the status (a Deployment event carries no news about the model). `pods` are the
+    already in the status (a Deployment event carries no news about the model); `blocked` the
+    same for why the generation cannot be applied (None: nothing blocks it). `pods` are the
     API's pods as the operator's watch has them; `record` posts what the change has to tell."""
     meta = api["metadata"]
     namespace, name, generation = meta["namespace"], meta["name"], int(meta["generation"])
@@ -110,6 +118,7 @@ async def publish(
             if verdict is NOT_RECORDED:
                 return Published({}, api)  # the reconciler is still checking; it publishes first
         previous = api.get("status") or {}
+        block = recorded_block(previous, generation) if blocked == "recorded" else blocked
         computed = compute_status(
             api=name,
             namespace=namespace,
@@ -121,6 +130,7 @@ async def publish(
             pods=pods,
             auto_rollback=auto_rollback,
             restorable=restorable,
+            blocked=block,
         )
         try:
             changes = await write_status(kube, api, computed, guarded=True)
@@ -131,7 +141,7 @@ async def publish(
             api = fresh
             continue
         if record is not None:
-            for news in rollout_news(previous, computed):
+            for news in [*rollout_news(previous, computed), *blocked_news(previous, computed)]:
                 record(news.kind, news.reason, news.message)
         written = {**api, "status": {**previous, **changes}}
         return Published(changes, written, needs_restore(computed, deployment))

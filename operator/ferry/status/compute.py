@@ -10,6 +10,7 @@ of the last good revision serve, so the gate fails as it should.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -41,11 +42,44 @@ class Phase(StrEnum):
     FAILED = "Failed"
 
 
+INVALID_SPEC = "InvalidSpec"
+NAME_IN_USE = "NameInUse"
+REJECTED = "Rejected"
+# The reasons of a Blocked verdict: only the reconciler may write or lift one, so the writers
+# that publish from a Deployment's or a pod's change keep it as they find it.
+BLOCKING_REASONS = frozenset({INVALID_SPEC, NAME_IN_USE, REJECTED})
+
+
+@dataclass(frozen=True)
+class Blocked:
+    """Why nothing of this generation can be applied until something changes: the spec
+    (InvalidSpec), another object holding the API's names (NameInUse), or the API server's
+    refusal of what was applied (Rejected)."""
+
+    reason: str
+    message: str
+    phase: Phase = Phase.FAILED
+    waiting: str | None = None
+    """Progressing's message; None: the message."""
+
+
+# Checking and CheckFailed: no verdict on the model yet.
+_UNDECIDED = frozenset({ModelReason.CHECKING, ModelReason.CHECK_FAILED})
+
+
 def _model_condition(model: ModelCheck) -> Condition:
     if model.available:
         return Condition("ModelAvailable", TRUE, model.reason.value, model.message)
-    status = UNKNOWN if model.reason is ModelReason.CHECKING else FALSE
+    status = UNKNOWN if model.reason in _UNDECIDED else FALSE
     return Condition("ModelAvailable", status, model.reason.value, model.message)
+
+
+def _blocked(blocked: Blocked) -> tuple[Phase, Condition, Condition]:
+    return (
+        blocked.phase,
+        Condition("Ready", FALSE, blocked.reason, blocked.message),
+        Condition("Progressing", FALSE, blocked.reason, blocked.waiting or blocked.message),
+    )
 
 
 def _assess(
@@ -56,12 +90,21 @@ def _assess(
     undone: tuple[Revision, Revision] | None,
     *,
     no_rollback: str | None,
+    blocked: Blocked | None,
 ) -> tuple[Phase, Condition, Condition]:
+    if blocked is not None:
+        return _blocked(blocked)
     if model is not None and not model.available:
         # Nothing rolls out before its model is there; what runs keeps serving.
         serving = rollout is not None and rollout.available > 0
+        if not serving:
+            phase = Phase.PENDING
+        elif model.reason is ModelReason.CHECKING:
+            phase = Phase.PROGRESSING
+        else:
+            phase = Phase.DEGRADED
         return (
-            Phase.DEGRADED if serving else Phase.PENDING,
+            phase,
             Condition("Ready", FALSE, model.reason.value, model.message),
             Condition("Progressing", FALSE, "WaitingForModel", model.message),
         )
@@ -191,12 +234,14 @@ def compute_status(
     pods: Iterable[PodState] = (),
     auto_rollback: bool = True,
     restorable: Collection[str] = (),
+    blocked: Blocked | None = None,
 ) -> dict[str, Any]:
     """The status fields the reconciler owns; fields of other writers (autoscaler) are left out.
 
     `model` is the verdict on spec.model for this generation (None: the API has no model);
     `pods` are the API's pods, to say what holds a rollout up;
-    `restorable` the template hashes of the ReplicaSets a rollback could return to.
+    `restorable` the template hashes of the ReplicaSets a rollback could return to;
+    `blocked` why this generation cannot be applied, which Ready and Progressing then say.
     """
     rollout = rollout_of(deployment, generation) if deployment is not None else None
     revisions = parse_revisions(previous.get("revisions"))
@@ -224,6 +269,7 @@ def compute_status(
         found,
         undone,
         no_rollback=_why_no_rollback(revisions) if auto_rollback else None,
+        blocked=blocked,
     )
     conditions = [ready, progressing] + ([_model_condition(model)] if model else [])
     desired = rollout.desired if rollout else 0
@@ -291,7 +337,7 @@ def model_verdict(
     if (
         verdict is None
         or verdict.get("observedGeneration") != generation
-        or verdict.get("reason") == ModelReason.CHECKING.value
+        or verdict.get("reason") in _UNDECIDED
     ):
         return NOT_RECORDED
     reason = ModelReason(verdict["reason"])
@@ -299,21 +345,39 @@ def model_verdict(
     return ModelCheck(reason, str(verdict.get("message", "")), version)
 
 
+def model_check_told(status: Mapping[str, Any], generation: int) -> bool:
+    """The status already says something of this generation's model: a verdict, or that it is
+    being checked, or how the last attempt failed."""
+    told = condition(status, "ModelAvailable")
+    return told is not None and told.get("observedGeneration") == generation
+
+
+def recorded_block(status: Mapping[str, Any], generation: int) -> Blocked | None:
+    """The reconciler's Blocked verdict on this generation, as the status records it."""
+    ready = condition(status, "Ready") or {}
+    if ready.get("reason") not in BLOCKING_REASONS or ready.get("observedGeneration") != generation:
+        return None
+    progressing = condition(status, "Progressing") or {}
+    return Blocked(
+        str(ready["reason"]),
+        str(ready.get("message", "")),
+        Phase(status.get("phase", Phase.FAILED.value)),
+        progressing.get("message"),
+    )
+
+
 def invalid_status(
     *, generation: int, previous: Mapping[str, Any], message: str, now: str
 ) -> dict[str, Any]:
     """A spec only the operator could refuse: Failed until the user changes it."""
+    phase, ready, progressing = _blocked(
+        Blocked(INVALID_SPEC, message, waiting="waiting for a valid spec")
+    )
     return {
         "observedGeneration": generation,
-        "phase": Phase.FAILED.value,
+        "phase": phase.value,
         "conditions": merge_conditions(
-            [
-                Condition("Ready", FALSE, "InvalidSpec", message),
-                Condition("Progressing", FALSE, "InvalidSpec", "waiting for a valid spec"),
-            ],
-            previous.get("conditions") or (),
-            generation,
-            now,
+            [ready, progressing], previous.get("conditions") or (), generation, now
         ),
     }
 

@@ -1,6 +1,6 @@
 """What a status change has to tell as Events: a revision rolled out, failed or rolled back, a
-rollout short of room. Computed from the status before and after a write, so only the writer
-whose write made the change posts the Event."""
+rollout short of room, a generation that cannot be applied. Computed from the status before and
+after a write, so only the writer whose write made the change posts the Event."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ferry.status.compute import NAME_IN_USE, REJECTED
 from ferry.status.conditions import condition
 from ferry.status.revisions import Outcome, parse_revisions
 
@@ -45,3 +46,16 @@ def rollout_news(previous: Mapping[str, Any], computed: Mapping[str, Any]) -> li
     if progressing.get("reason") == "InsufficientCapacity" and was != "InsufficientCapacity":
         news.append(News("Warning", "InsufficientCapacity", str(progressing.get("message"))))
     return news
+
+
+def blocked_news(previous: Mapping[str, Any], computed: Mapping[str, Any]) -> list[News]:
+    """A Warning when Ready turns NameInUse or Rejected, or says so of something else. (The
+    reconciler posts InvalidSpec itself, with its own status write.)"""
+    ready = condition(computed, "Ready") or {}
+    if ready.get("reason") not in (NAME_IN_USE, REJECTED):
+        return []
+    was = condition(previous, "Ready") or {}
+    told = ("reason", "message", "observedGeneration")
+    if all(was.get(key) == ready.get(key) for key in told):
+        return []
+    return [News("Warning", str(ready["reason"]), str(ready.get("message")))]

@@ -30,6 +30,8 @@ MISSING_IMAGE = "ghcr.io/ferry-dev/no-such-image:1.0.0"
 CI_SCRIPT = REPO / "examples" / "ci-rollout" / "rollout.py"
 LOAD_WORKERS = 6
 MAX_REQUESTS = 1_000_000  # a bound, never reached: the load stops when the rollouts are done
+# Seconds a load worker waits after a failed request before its next one.
+FAILURE_PAUSE = 0.05
 SAMPLE = json.dumps({"instances": [[6.2, 2.9, 4.3, 1.3]]}).encode()
 
 
@@ -121,6 +123,8 @@ async def load(
                     except Exception as error:  # noqa: BLE001 - every failure is counted
                         outcomes[f"{type(error).__name__}: {error}"] += 1
                         failures.append((time.time(), repr(error)))
+                        # A failure that comes at once (no endpoints) would otherwise spin.
+                        await asyncio.sleep(FAILURE_PAUSE)
 
             await asyncio.gather(*(worker() for _ in range(LOAD_WORKERS)))
     finally:

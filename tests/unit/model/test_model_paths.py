@@ -6,14 +6,8 @@ from pathlib import PurePosixPath
 
 import pytest
 
-from ferry.model.fetch import (
-    FetchError,
-    check_tree,
-    latest_version,
-    parse_uri,
-    relative_path,
-    version_prefix,
-)
+from ferry.artifacts.layout import LayoutError, check_tree, relative_path
+from ferry.model.fetch import FetchError, latest_version, parse_uri, version_prefix
 
 
 @pytest.mark.parametrize(
@@ -52,7 +46,7 @@ def test_keys_land_under_the_directory() -> None:
     "key", ["m/1/../x", "m/1//etc/passwd", "m/1/a/../../x", "m/1/./x", "m/1/../", "m/1/a//"]
 )
 def test_keys_that_would_escape_are_refused(key: str) -> None:
-    with pytest.raises(FetchError, match="refusing key"):
+    with pytest.raises(LayoutError, match="refusing key"):
         relative_path(key, "m/1/")
 
 
@@ -63,7 +57,7 @@ def test_latest_is_numeric_not_lexical() -> None:
 
 def test_a_name_longer_than_a_file_system_takes_is_refused() -> None:
     assert relative_path(f"m/1/{'é' * 127}", "m/1/") is not None  # 254 bytes
-    with pytest.raises(FetchError, match="longer than 255 bytes"):
+    with pytest.raises(LayoutError, match="longer than 255 bytes"):
         relative_path(f"m/1/{'é' * 128}/x", "m/1/")
 
 
@@ -87,11 +81,11 @@ def test_files_and_folders_that_fit_together_pass() -> None:
 def test_a_file_where_a_folder_must_be_names_both_keys(
     files: list[str], folders: list[str], named: tuple[str, str]
 ) -> None:
-    with pytest.raises(FetchError) as refused:
+    with pytest.raises(LayoutError) as refused:
         check_tree(paths(*files), paths(*folders))
     assert str(refused.value).startswith(f"refusing keys {named[0]!r} and {named[1]!r}")
 
 
 def test_the_fetch_markers_name_is_refused() -> None:
-    with pytest.raises(FetchError, match="where Ferry records the fetch"):
+    with pytest.raises(LayoutError, match="where Ferry records the fetch"):
         check_tree(paths("m/1/.ferry-model.json"), {})

@@ -11,7 +11,7 @@ import pytest
 from ferry import names
 from ferry.render.children import reusable_template, template_hash
 from ferry.status.compute import abandoned_status, compute_status, needs_restore, restore_target
-from ferry.status.news import News, rollout_news
+from ferry.status.news import News, blocked_news, rollout_news
 from ferry.status.pods import PodState, trouble, unschedulable
 from tests.unit.operator.test_render import deployment as rendered_deployment
 
@@ -388,3 +388,32 @@ def test_the_failed_templates_verdict_is_not_taken_for_the_rollbacks() -> None:
     fresh_verdict = {"progressing": "ProgressDeadlineExceeded", "progressing_since": LAST}
     failed = status(deployment("good", total=3, **fresh_verdict), applied, now=LAST)
     assert failed["revisions"][-1]["outcome"] == "Failed"
+
+
+def ready(reason: str, message: str, generation: int = 2) -> dict[str, Any]:
+    return {
+        "conditions": [
+            {
+                "type": "Ready",
+                "status": "False",
+                "reason": reason,
+                "message": message,
+                "observedGeneration": generation,
+            }
+        ]
+    }
+
+
+def test_a_blocked_generation_is_told_once_and_again_when_the_cause_changes() -> None:
+    taken = ready("NameInUse", "Service iris is not this API's: …")
+    assert blocked_news({}, taken) == [
+        News("Warning", "NameInUse", "Service iris is not this API's: …")
+    ]
+    assert blocked_news(taken, taken) == []
+    refused = ready("Rejected", "the API server refused Deployment iris: …")
+    assert [n.reason for n in blocked_news(taken, refused)] == ["Rejected"]
+    # The same refusal of a newer generation is news too.
+    assert [n.reason for n in blocked_news(refused, ready("Rejected", "…", 3))] == ["Rejected"]
+    # InvalidSpec is posted by the reconciler that writes it; nothing else blocked is news.
+    assert blocked_news({}, ready("InvalidSpec", "spec.nodeGroup: …")) == []
+    assert blocked_news(taken, ready("RolloutInProgress", "…")) == []

@@ -8,9 +8,21 @@ import pytest
 
 from ferry import names
 from ferry.artifacts.versions import ModelCheck, ModelReason
-from ferry.status.compute import compute_status, invalid_status, model_verdict, status_changes
+from ferry.status.compute import (
+    INVALID_SPEC,
+    NAME_IN_USE,
+    REJECTED,
+    Blocked,
+    Phase,
+    compute_status,
+    invalid_status,
+    model_check_told,
+    model_verdict,
+    recorded_block,
+    status_changes,
+)
 
-NOW, LATER = "2026-11-23T10:00:00Z", "2026-11-23T10:05:00Z"
+NOW, LATER, LAST = "2026-11-23T10:00:00Z", "2026-11-23T10:05:00Z", "2026-11-23T10:09:00Z"
 
 
 def deployment(
@@ -172,3 +184,104 @@ def test_a_resolved_version_is_recorded_and_read_back_for_the_same_generation() 
     # A newer generation has not been checked yet.
     assert model_verdict(spec, computed, generation=3).reason is ModelReason.CHECKING
     assert model_verdict({}, computed, generation=2) is None
+
+
+def model_of(computed: dict[str, Any]) -> dict[str, Any]:
+    return next(c for c in computed["conditions"] if c["type"] == "ModelAvailable")
+
+
+def test_a_model_being_checked_is_unknown_and_what_runs_is_still_progressing() -> None:
+    checking = ModelCheck(ModelReason.CHECKING, "looking for version 9 at s3://acme/iris/9/")
+    fresh = status(None, model=checking)
+    assert fresh["phase"] == "Pending"
+    assert (model_of(fresh)["status"], model_of(fresh)["reason"]) == ("Unknown", "Checking")
+    assert (ready_of(fresh)["status"], ready_of(fresh)["reason"]) == ("False", "Checking")
+    assert status(deployment(api_generation=1), model=checking)["phase"] == "Progressing"
+
+
+def test_a_failed_check_is_no_verdict_and_is_told_until_one_comes() -> None:
+    failed = ModelCheck(ModelReason.CHECK_FAILED, "attempt 2 failed: …; next attempt in 2s")
+    serving = status(deployment(api_generation=1), model=failed)
+    assert serving["phase"] == "Degraded"
+    assert (model_of(serving)["status"], model_of(serving)["reason"]) == ("Unknown", "CheckFailed")
+    spec = {"model": {"uri": "s3://acme/iris", "version": "9"}}
+    # The Deployment's watchers publish nothing until the reconciler has a verdict...
+    assert model_verdict(spec, serving, generation=2).reason is ModelReason.CHECKING
+    # ...and the reconciler does not say "checking" again over what the last attempt met.
+    assert model_check_told(serving, generation=2)
+    assert not model_check_told(serving, generation=3)
+    assert not model_check_told({}, generation=2)
+
+
+NAME_TAKEN = Blocked(NAME_IN_USE, "Service iris is not this API's: …")
+
+
+def test_a_blocked_generation_says_why_in_ready_and_progressing() -> None:
+    computed = compute_status(
+        api="iris",
+        namespace="ml",
+        generation=2,
+        previous={},
+        deployment=deployment(),
+        model=None,
+        now=NOW,
+        blocked=NAME_TAKEN,
+    )
+    assert computed["phase"] == "Failed"
+    for kind in ("Ready", "Progressing"):
+        found = next(c for c in computed["conditions"] if c["type"] == kind)
+        assert (found["status"], found["reason"], found["message"]) == (
+            "False",
+            "NameInUse",
+            NAME_TAKEN.message,
+        )
+    # The counts still say what the API's own Deployment runs.
+    assert computed["replicaCounts"] == "3/3"
+
+
+@pytest.mark.parametrize(
+    "blocked",
+    [
+        NAME_TAKEN,
+        Blocked(REJECTED, "the API server refused Deployment iris: …"),
+        Blocked(NAME_IN_USE, "left by an earlier API", Phase.PENDING),
+    ],
+)
+def test_a_blocked_verdict_is_read_back_as_written_for_its_generation_only(
+    blocked: Blocked,
+) -> None:
+    computed = status(deployment(api_generation=1))
+    written = compute_status(
+        api="iris",
+        namespace="ml",
+        generation=2,
+        previous=computed,
+        deployment=deployment(api_generation=1),
+        model=None,
+        now=LATER,
+        blocked=blocked,
+    )
+    assert recorded_block(written, generation=2) == Blocked(
+        blocked.reason, blocked.message, blocked.phase, blocked.message
+    )
+    assert recorded_block(written, generation=3) is None
+    assert recorded_block(computed, generation=2) is None
+    # Published again from the Deployment with the recorded verdict: nothing to write.
+    again = compute_status(
+        api="iris",
+        namespace="ml",
+        generation=2,
+        previous=written,
+        deployment=deployment(api_generation=1),
+        model=None,
+        now=LAST,
+        blocked=recorded_block(written, generation=2),
+    )
+    assert status_changes(written, again) == {}
+
+
+def test_an_invalid_spec_is_read_back_as_a_blocked_verdict() -> None:
+    computed = invalid_status(generation=4, previous={}, message="spec.nodeGroup: nope", now=NOW)
+    assert recorded_block(computed, generation=4) == Blocked(
+        INVALID_SPEC, "spec.nodeGroup: nope", Phase.FAILED, "waiting for a valid spec"
+    )

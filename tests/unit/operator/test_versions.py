@@ -31,6 +31,11 @@ def test_versions_are_numbered_sub_prefixes_highest_first() -> None:
         ([".ferry/uploading", "model.pkl", ".ferry/complete"], ModelReason.AVAILABLE),
         ([".ferry/complete"], ModelReason.EMPTY_PREFIX),
         (["weights/"], ModelReason.EMPTY_PREFIX),
+        # What `ferry fetch-model` would refuse is not servable either.
+        (["weights", "weights/a.bin"], ModelReason.UNFETCHABLE),
+        (["weights", "weights/"], ModelReason.UNFETCHABLE),
+        (["../model.pkl"], ModelReason.UNFETCHABLE),
+        ([".ferry-model.json"], ModelReason.UNFETCHABLE),
     ],
 )
 def test_a_version_is_servable_only_when_complete_and_not_empty(
