@@ -15,16 +15,18 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
+import pytest
+
 from ferry.adapters.kube import Kube
 from ferry.local.cluster import ClusterInfo, read_state, status
 from ferry.local.health import healthy
 from ferry.local.wait import eventually
 from ferry.names import API_LABEL
-from tests.chaos.conftest import Case
 from tests.e2e.rollout.support import api_manifest, apply, load, push_iris
+from tests.support.chaos import Case
 from tests.support.ferry_operator import kubectl
 
-GROUP = "component faults"
+pytestmark = pytest.mark.chaos("component faults")
 OPERATOR, AGENT, APISERVER, ETCD = "ferry-operator", "node-agent", "kube-apiserver", "etcd"
 CONTROLLERS, SCHEDULER, MOTO = "kube-controller-manager", "kube-scheduler", "moto"
 # Requests answered before a fault, and after it, before the load stops.

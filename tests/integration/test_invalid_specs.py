@@ -27,6 +27,7 @@ from tests.integration.test_operator import (
     realtime_api,
     wait_ready,
 )
+from tests.support.chaos import Case
 from tests.support.ferry_operator import REPO, Operator, install_crds, kubectl
 
 IMAGE = "registry.example.com/iris:1.0.0"
@@ -330,9 +331,16 @@ NAMES: list[tuple[str, str, str]] = [
 ]
 
 
+@pytest.mark.chaos("hostile specs")
 @pytest.mark.parametrize(("case", "spec", "words"), CORPUS, ids=[c[0] for c in CORPUS])
 async def test_the_api_server_refuses(
-    api: ApiClient, namespace: str, crd: None, case: str, spec: dict[str, Any], words: str
+    api: ApiClient,
+    namespace: str,
+    crd: None,
+    case: str,
+    spec: dict[str, Any],
+    words: str,
+    chaos: Case,
 ) -> None:
     body = {
         "apiVersion": f"{GROUP}/{VERSION}",
@@ -341,14 +349,17 @@ async def test_the_api_server_refuses(
         "spec": spec,
     }
     await refused(api, namespace, body, words)
+    chaos.refused()
 
 
+@pytest.mark.chaos("hostile specs")
 @pytest.mark.parametrize(("case", "name", "words"), NAMES, ids=[c[0] for c in NAMES])
 async def test_the_api_server_refuses_names(
-    api: ApiClient, namespace: str, crd: None, case: str, name: str, words: str
+    api: ApiClient, namespace: str, crd: None, case: str, name: str, words: str, chaos: Case
 ) -> None:
     body = realtime_api(name)
     await refused(api, namespace, body, words)
+    chaos.refused()
 
 
 async def refused(api: ApiClient, namespace: str, body: dict[str, Any], words: str) -> None:
@@ -365,8 +376,9 @@ async def refused(api: ApiClient, namespace: str, body: dict[str, Any], words: s
     assert listed["items"] == []
 
 
+@pytest.mark.chaos("hostile specs")
 async def test_an_unknown_node_group_is_invalid_while_other_apis_carry_on(
-    api: ApiClient, namespace: str, operator: Operator
+    api: ApiClient, namespace: str, operator: Operator, chaos: Case
 ) -> None:
     await create(api, namespace, realtime_api("lost", nodeGroup="tpu-v5"))
     await create(api, namespace, realtime_api("fine"))
@@ -414,6 +426,7 @@ async def test_an_unknown_node_group_is_invalid_while_other_apis_carry_on(
         }
 
     await eventually(scheduled_on_group, timeout=60, what="the fixed API's Deployment")
+    chaos.handled()
 
 
 @asynccontextmanager
@@ -454,8 +467,9 @@ async def crd_without_window_rules(cluster: ClusterInfo, api: ApiClient) -> Asyn
         await eventually(refused, timeout=30, what="the CRD to refuse zero windows again")
 
 
+@pytest.mark.chaos("hostile specs")
 async def test_an_api_stored_before_the_crd_refused_zero_windows_is_invalid_with_an_event(
-    api: ApiClient, namespace: str, cluster: ClusterInfo, operator: Operator
+    api: ApiClient, namespace: str, cluster: ClusterInfo, operator: Operator, chaos: Case
 ) -> None:
     # Such an API stays stored when the CRD is upgraded, and only the operator sees it: its
     # autoscaler could never scale it, which it used to log at debug level while it showed Ready.
@@ -490,3 +504,4 @@ async def test_an_api_stored_before_the_crd_refused_zero_windows_is_invalid_with
         api, namespace, "stale", {"spec": {"autoscaling": {"window": "30s", "panicWindow": "3s"}}}
     )
     await wait_ready(api, namespace, "stale")
+    chaos.handled()
