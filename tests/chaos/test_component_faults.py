@@ -19,7 +19,7 @@ import pytest
 
 from ferry.adapters.kube import Kube
 from ferry.local.cluster import ClusterInfo, read_state, status
-from ferry.local.health import healthy
+from ferry.local.health import healthy, loopback_tls
 from ferry.local.wait import eventually
 from ferry.names import API_LABEL
 from tests.e2e.rollout.support import api_manifest, apply, load, push_iris
@@ -77,7 +77,9 @@ async def restarted(info: ClusterInfo, name: str, killed: dict[str, Any]) -> dic
     async def back() -> dict[str, Any] | None:
         now = component(info, name)
         fresh = now["pid"] != killed["pid"] and now["state"] == "running"
-        return now if fresh and healthy(now["health"]) else None
+        # The controllers and the scheduler serve their health over TLS with certificates of
+        # their own making, as the supervisor checks them.
+        return now if fresh and healthy(now["health"], loopback_tls()) else None
 
     found: dict[str, Any] = await eventually(back, timeout=60, what=f"{name} to be back")
     return found
