@@ -16,6 +16,9 @@ from ferry.local.layout import ClusterLayout
 from ferry.local.wait import eventually
 from tests.support.ferry_operator import install_crds
 
+# The chaos tally of every tier (`pytest -m chaos` runs only its cases).
+pytest_plugins = ("tests.support.chaos",)
+
 TEST_NODES = 3
 
 

@@ -6,9 +6,11 @@ import asyncio
 import signal
 
 import aiohttp
+import pytest
 
 from ferry.local.wait import eventually, wait_until
 from tests.e2e.conftest import StartProxy, Upstream, get_json, post
+from tests.support.chaos import Case
 
 
 async def test_a_drain_answers_every_accepted_request_then_exits(
@@ -54,8 +56,9 @@ async def test_a_drain_answers_every_accepted_request_then_exits(
     assert await idle_reader.read() == b""
 
 
+@pytest.mark.chaos("misbehaving predictors")
 async def test_a_drain_that_outlasts_the_grace_period_cuts_and_fails(
-    start_proxy: StartProxy, session: aiohttp.ClientSession
+    start_proxy: StartProxy, session: aiohttp.ClientSession, chaos: Case
 ) -> None:
     proxy = start_proxy(grace_period=1)
 
@@ -77,3 +80,4 @@ async def test_a_drain_that_outlasts_the_grace_period_cuts_and_fails(
     except aiohttp.ClientError:
         status = None
     assert status is None, "a request cut by the grace period must not look answered"
+    chaos.handled()

@@ -6,9 +6,11 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import pytest
 
 from ferry.local.wait import eventually
 from tests.e2e.conftest import ProxyProcess, StartProxy, Upstream, get_json, post
+from tests.support.chaos import Case
 
 
 async def counts(session: aiohttp.ClientSession, proxy: ProxyProcess) -> tuple[int, int]:
@@ -21,8 +23,9 @@ async def call(session: aiohttp.ClientSession, url: str) -> tuple[int, dict[str,
         return response.status, dict(response.headers), await response.read()
 
 
+@pytest.mark.chaos("abusive HTTP")
 async def test_slots_and_queue_are_exact_and_the_rest_get_503_at_once(
-    start_proxy: StartProxy, upstream: Upstream, session: aiohttp.ClientSession
+    start_proxy: StartProxy, upstream: Upstream, session: aiohttp.ClientSession, chaos: Case
 ) -> None:
     proxy = start_proxy(max_concurrency=3, max_queue_length=4)
     tasks = [asyncio.create_task(call(session, proxy.url("/hold"))) for _ in range(12)]
@@ -48,6 +51,7 @@ async def test_slots_and_queue_are_exact_and_the_rest_get_503_at_once(
     assert state["maxActive"] == 3, "the predictor saw more than maxConcurrency at once"
     assert state["total"] == 7
     assert await counts(session, proxy) == (0, 0)
+    chaos.refused()
 
 
 async def test_the_queue_is_first_in_first_out(
@@ -81,8 +85,9 @@ async def test_the_queue_is_first_in_first_out(
     assert finished == names
 
 
+@pytest.mark.chaos("misbehaving predictors")
 async def test_a_slow_predictor_gets_504_and_its_slot_back(
-    start_proxy: StartProxy, upstream: Upstream, session: aiohttp.ClientSession
+    start_proxy: StartProxy, upstream: Upstream, session: aiohttp.ClientSession, chaos: Case
 ) -> None:
     proxy = start_proxy(max_concurrency=1, max_queue_length=1, timeout_seconds=1)
     in_flight = asyncio.create_task(call(session, proxy.url("/hold")))
@@ -95,10 +100,12 @@ async def test_a_slow_predictor_gets_504_and_its_slot_back(
     assert await counts(session, proxy) == (0, 0)
     status, _, body = await call(session, proxy.url("/sleep?s=0"))
     assert status == 200, body
+    chaos.handled()
 
 
+@pytest.mark.chaos("misbehaving predictors")
 async def test_upstream_failures_are_502(
-    start_proxy: StartProxy, upstream: Upstream, session: aiohttp.ClientSession
+    start_proxy: StartProxy, upstream: Upstream, session: aiohttp.ClientSession, chaos: Case
 ) -> None:
     proxy = start_proxy()
     assert (await call(session, proxy.url("/drop")))[0] == 502
@@ -107,10 +114,12 @@ async def test_upstream_failures_are_502(
     upstream.process.wait(timeout=10)
     assert (await call(session, proxy.url("/sleep?s=0")))[0] == 502
     assert await counts(session, proxy) == (0, 0)
+    chaos.handled()
 
 
+@pytest.mark.chaos("abusive HTTP")
 async def test_a_client_that_leaves_frees_its_place(
-    start_proxy: StartProxy, upstream: Upstream, session: aiohttp.ClientSession
+    start_proxy: StartProxy, upstream: Upstream, session: aiohttp.ClientSession, chaos: Case
 ) -> None:
     proxy = start_proxy(max_concurrency=1, max_queue_length=1)
     request = b"GET /hold HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -128,6 +137,7 @@ async def test_a_client_that_leaves_frees_its_place(
     assert 'ferry_proxy_requests_total{code="499"} 2.0' in proxy.metrics()
     status, _, _ = await call(session, proxy.url("/sleep?s=0"))
     assert status == 200
+    chaos.handled()
 
 
 async def _equals(value: Any, expected: object) -> bool:

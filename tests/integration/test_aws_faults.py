@@ -32,6 +32,7 @@ from ferry.settings import NodeGroup
 from ferry.spec.model import ModelSource
 from tests.integration.test_operator import condition, create, get_api, realtime_api, wait_ready
 from tests.support import fault_proxy
+from tests.support.chaos import Case
 from tests.support.fault_proxy import FaultProxy
 from tests.support.ferry_operator import Operator
 
@@ -72,8 +73,9 @@ def hits(faults: FaultProxy) -> list[int]:
     return [rule["hits"] for rule in faults.rules()]
 
 
+@pytest.mark.chaos("component faults")
 async def test_throttled_s3_calls_are_retried_until_they_pass(
-    aws: Aws, faults: FaultProxy, bucket: str
+    aws: Aws, faults: FaultProxy, bucket: str, chaos: Case
 ) -> None:
     faults.inject({"service": "s3", "bucket": bucket, "times": 3, **SLOW_DOWN})
     started = time.monotonic()
@@ -81,10 +83,12 @@ async def test_throttled_s3_calls_are_retried_until_they_pass(
     assert check.reason == ModelReason.AVAILABLE, check.message
     assert hits(faults) == [3]
     assert time.monotonic() - started >= BACKED_OFF
+    chaos.handled()
 
 
+@pytest.mark.chaos("component faults")
 async def test_throttled_autoscaling_calls_are_retried_until_they_pass(
-    aws: Aws, faults: FaultProxy
+    aws: Aws, faults: FaultProxy, chaos: Case
 ) -> None:
     faults.inject(
         {"service": "autoscaling", "action": "DescribeAutoScalingGroups", "times": 3, **THROTTLING}
@@ -94,10 +98,12 @@ async def test_throttled_autoscaling_calls_are_retried_until_they_pass(
     assert "AutoScalingGroups" in found
     assert hits(faults) == [3]
     assert time.monotonic() - started >= BACKED_OFF
+    chaos.handled()
 
 
+@pytest.mark.chaos("component faults")
 async def test_throttling_that_lasts_ends_as_a_temporary_error_after_bounded_retries(
-    faults: FaultProxy, aws_env: dict[str, str]
+    faults: FaultProxy, aws_env: dict[str, str], chaos: Case
 ) -> None:
     # Two retries rather than the operator's five keep the test short; the bound is the same.
     aws = Aws(AwsSettings(region=REGION, endpoint_url=faults.url, max_attempts=2))
@@ -110,27 +116,35 @@ async def test_throttling_that_lasts_ends_as_a_temporary_error_after_bounded_ret
     assert raised.value.code == "Throttling"
     # botocore's max_attempts counts the retries after the first attempt.
     assert hits(faults) == [1 + 2]
+    chaos.handled()
 
 
-async def test_access_denied_is_permanent_and_not_retried(aws: Aws, faults: FaultProxy) -> None:
+@pytest.mark.chaos("component faults")
+async def test_access_denied_is_permanent_and_not_retried(
+    aws: Aws, faults: FaultProxy, chaos: Case
+) -> None:
     faults.inject({"service": "autoscaling", **ACCESS_DENIED})
     with pytest.raises(AwsPermanentError) as raised:
         await aws.call("autoscaling", "describe_auto_scaling_groups")
     assert raised.value.code == "AccessDenied"
     assert hits(faults) == [1]
+    chaos.handled()
 
 
+@pytest.mark.chaos("component faults")
 async def test_a_denied_model_bucket_is_a_reason_to_fix_the_operators_role(
-    aws: Aws, faults: FaultProxy, bucket: str
+    aws: Aws, faults: FaultProxy, bucket: str, chaos: Case
 ) -> None:
     faults.inject({"service": "s3", "bucket": bucket, **ACCESS_DENIED})
     check = await check_model(aws, ModelSource(f"s3://{bucket}/m", "1"))
     assert check.reason == ModelReason.ACCESS_DENIED
     assert f"may not list s3://{bucket}/m" in check.message
+    chaos.handled()
 
 
+@pytest.mark.chaos("component faults")
 async def test_an_unreadable_or_missing_auto_scaling_group_leaves_its_node_group_alone(
-    aws: Aws, faults: FaultProxy
+    aws: Aws, faults: FaultProxy, chaos: Case
 ) -> None:
     group = NodeGroup("gpu", asg_name="no-such-asg")
     missing = await describe(aws, [group])
@@ -142,6 +156,7 @@ async def test_an_unreadable_or_missing_auto_scaling_group_leaves_its_node_group
     denied = await describe(aws, [group])
     assert (denied.states, denied.failed) == ({}, True)
     assert "AccessDenied" in denied.unavailable["gpu"]
+    chaos.handled()
 
 
 @pytest.fixture
@@ -160,12 +175,14 @@ def faulty_operator(
     running.stop()
 
 
+@pytest.mark.chaos("component faults")
 async def test_the_operator_reports_each_fault_and_recovers_when_throttling_ends(
     api: ApiClient,
     namespace: str,
     faults: FaultProxy,
     faulty_operator: Operator,
     aws_env: dict[str, str],
+    chaos: Case,
 ) -> None:
     s3 = boto3.client("s3")
     for name in (f"denied-{namespace}", f"throttled-{namespace}"):
@@ -212,3 +229,4 @@ async def test_the_operator_reports_each_fault_and_recovers_when_throttling_ends
     assert ready["status"]["modelVersion"] == "1"
     assert condition(await get_api(api, namespace, "denied"), "Ready").get("status") != "True"
     assert healthy(faulty_operator.liveness_url)
+    chaos.handled()

@@ -14,6 +14,7 @@ from ferry.local.cluster import ClusterInfo
 from ferry.local.wait import eventually
 from tests.integration.test_operator import condition, create, get_api, realtime_api, wait_ready
 from tests.support import stall_proxy
+from tests.support.chaos import Case
 from tests.support.ferry_operator import Operator
 
 
@@ -39,8 +40,13 @@ def stalling_operator(
     running.stop()
 
 
+@pytest.mark.chaos("component faults")
 async def test_a_stalled_s3_call_delays_no_other_api(
-    api: ApiClient, namespace: str, stalling_operator: Operator, aws_env: dict[str, str]
+    api: ApiClient,
+    namespace: str,
+    stalling_operator: Operator,
+    aws_env: dict[str, str],
+    chaos: Case,
 ) -> None:
     s3 = boto3.client("s3")
     for bucket in ("stalled-models", f"fine-{namespace}"):
@@ -63,3 +69,4 @@ async def test_a_stalled_s3_call_delays_no_other_api(
         return "desiredReplicas" in obj.get("status", {})
 
     await eventually(autoscaled, timeout=20, what="the healthy API's autoscaler to report")
+    chaos.handled()

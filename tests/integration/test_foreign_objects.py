@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client import ApiClient
 
@@ -21,6 +22,7 @@ from tests.integration.test_operator import (
     realtime_api,
     wait_ready,
 )
+from tests.support.chaos import Case
 from tests.support.ferry_operator import Operator
 
 TEAM = "billing-team"
@@ -131,8 +133,9 @@ async def delete_api_and_wait_for_its_dependents(api: ApiClient, namespace: str)
     await eventually(gone, timeout=60, what="the API to be deleted")
 
 
+@pytest.mark.chaos("hostile specs")
 async def test_another_teams_service_of_the_apis_name_is_named_in_the_status_and_left_alone(
-    api: ApiClient, namespace: str, operator: Operator
+    api: ApiClient, namespace: str, operator: Operator, chaos: Case
 ) -> None:
     kube = Kube(api)
     before = await create_foreign_service(kube, namespace)
@@ -153,10 +156,12 @@ async def test_another_teams_service_of_the_apis_name_is_named_in_the_status_and
 
     await delete_api_and_wait_for_its_dependents(api, namespace)
     unchanged(before, await kube.get(service_path(namespace, "billing")))
+    chaos.handled()
 
 
+@pytest.mark.chaos("hostile specs")
 async def test_another_teams_deployment_of_the_apis_name_is_named_in_the_status_and_left_alone(
-    api: ApiClient, namespace: str, operator: Operator
+    api: ApiClient, namespace: str, operator: Operator, chaos: Case
 ) -> None:
     kube = Kube(api)
     before = await create_foreign_deployment(kube, namespace)
@@ -172,10 +177,12 @@ async def test_another_teams_deployment_of_the_apis_name_is_named_in_the_status_
 
     await delete_api_and_wait_for_its_dependents(api, namespace)
     unchanged(before, await kube.get(deployment_path(namespace, "billing")))
+    chaos.handled()
 
 
+@pytest.mark.chaos("hostile specs")
 async def test_an_api_whose_names_are_taken_turns_ready_on_its_own_once_they_are_freed(
-    api: ApiClient, namespace: str, operator: Operator
+    api: ApiClient, namespace: str, operator: Operator, chaos: Case
 ) -> None:
     kube = Kube(api)
     deployment = await create_foreign_deployment(kube, namespace)
@@ -198,10 +205,12 @@ async def test_an_api_whose_names_are_taken_turns_ready_on_its_own_once_they_are
         ready["metadata"]["uid"]
     ]
     assert condition(ready, "Progressing")["reason"] == "RolloutComplete"
+    chaos.handled()
 
 
+@pytest.mark.chaos("hostile specs")
 async def test_a_deployment_taken_over_from_its_api_is_told_and_left_to_whoever_took_it(
-    api: ApiClient, namespace: str, operator: Operator
+    api: ApiClient, namespace: str, operator: Operator, chaos: Case
 ) -> None:
     kube = Kube(api)
     await create(api, namespace, realtime_api("billing"))
@@ -232,3 +241,4 @@ async def test_a_deployment_taken_over_from_its_api_is_told_and_left_to_whoever_
     assert [ref["uid"] for ref in owned["metadata"]["ownerReferences"]] == [
         ready["metadata"]["uid"]
     ]
+    chaos.handled()

@@ -27,6 +27,7 @@ from tests.integration.test_operator import (
     realtime_api,
     wait_ready,
 )
+from tests.support.chaos import Case
 from tests.support.ferry_operator import REPO, Operator, install_crds, kubectl
 
 IMAGE = "registry.example.com/iris:1.0.0"
@@ -320,6 +321,140 @@ CORPUS: list[tuple[str, dict[str, Any], str]] = [
         {**with_predictor(), "autoscaling": {"maxReplicas": 3}, "replicas": 9},
         "replicas must lie within",
     ),
+    ("image with a NUL", {"predictor": {"image": "iris\x00:1"}}, "spec.predictor.image"),
+    (
+        "image with a line of YAML",
+        {"predictor": {"image": "iris:1\nkind: Secret"}},
+        "spec.predictor.image",
+    ),
+    ("image too long", {"predictor": {"image": "r/" + "a" * 5000}}, "spec.predictor.image"),
+    (
+        # Sent by the proxy in its probe's request line: a line break would add headers.
+        "readiness path with a line break",
+        with_predictor(readinessPath="/healthz\r\nHost: elsewhere"),
+        "spec.predictor.readinessPath",
+    ),
+    (
+        "readiness path with a space",
+        with_predictor(readinessPath="/health z"),
+        "spec.predictor.readinessPath",
+    ),
+    (
+        "readiness path too long",
+        with_predictor(readinessPath="/" + "a" * 2000),
+        "spec.predictor.readinessPath",
+    ),
+    ("port negative", with_predictor(port=-1), "spec.predictor.port"),
+    ("port fractional", with_predictor(port=80.5), "spec.predictor.port"),
+    ("command too many items", with_predictor(command=["x"] * 257), "spec.predictor.command"),
+    ("args item too long", with_predictor(args=["a" * 4097]), "spec.predictor.args[0]"),
+    (
+        "env too many entries",
+        with_predictor(env=[{"name": f"V{i}", "value": "x"} for i in range(129)]),
+        "spec.predictor.env",
+    ),
+    (
+        "env value too long",
+        with_predictor(env=[{"name": "A", "value": "a" * 32769}]),
+        "spec.predictor.env[0].value",
+    ),
+    (
+        "env name too long",
+        with_predictor(env=[{"name": "A" * 257, "value": "x"}]),
+        "spec.predictor.env[0].name",
+    ),
+    ("cpu negative", with_predictor(resources={"cpu": "-1"}), "spec.predictor.resources.cpu"),
+    (
+        "memory negative",
+        with_predictor(resources={"memory": "-1Gi"}),
+        "spec.predictor.resources.memory",
+    ),
+    ("gpu fractional", with_predictor(resources={"gpu": 0.5}), "spec.predictor.resources.gpu"),
+    ("gpu as text", with_predictor(resources={"gpu": "one"}), "spec.predictor.resources.gpu"),
+    ("predictor not an object", {"predictor": "iris"}, "spec.predictor"),
+    (
+        "model uri with a NUL",
+        {**with_predictor(), "model": {"uri": "s3://acme/ir\x00is"}},
+        "spec.model.uri",
+    ),
+    (
+        "model version negative",
+        {**with_predictor(), "model": {"uri": "s3://acme/iris", "version": "-1"}},
+        "spec.model.version",
+    ),
+    (
+        "model version too long",
+        {**with_predictor(), "model": {"uri": "s3://acme/iris", "version": "9" * 100}},
+        "spec.model.version",
+    ),
+    (
+        "concurrency beyond its bound",
+        {**with_predictor(), "serving": {"maxConcurrency": 10**9}},
+        "spec.serving.maxConcurrency",
+    ),
+    (
+        "queue beyond its bound",
+        {**with_predictor(), "serving": {"maxQueueLength": 10**9}},
+        "spec.serving.maxQueueLength",
+    ),
+    (
+        "timeout zero",
+        {**with_predictor(), "serving": {"timeoutSeconds": 0}},
+        "spec.serving.timeoutSeconds",
+    ),
+    (
+        "max replicas zero",
+        {**with_predictor(), "autoscaling": {"minReplicas": 1, "maxReplicas": 0}},
+        "spec.autoscaling.maxReplicas",
+    ),
+    (
+        "max replicas beyond its bound",
+        {**with_predictor(), "autoscaling": {"maxReplicas": 10**7}},
+        "spec.autoscaling.maxReplicas",
+    ),
+    (
+        "tolerance negative",
+        {**with_predictor(), "autoscaling": {"tolerance": -0.1}},
+        "spec.autoscaling.tolerance",
+    ),
+    (
+        "tolerance above a half",
+        {**with_predictor(), "autoscaling": {"tolerance": 0.9}},
+        "spec.autoscaling.tolerance",
+    ),
+    (
+        "panic threshold below one",
+        {**with_predictor(), "autoscaling": {"panicThreshold": 0.5}},
+        "spec.autoscaling.panicThreshold",
+    ),
+    (
+        "upscale factor below one",
+        {**with_predictor(), "autoscaling": {"maxUpscaleFactor": 0.5}},
+        "spec.autoscaling.maxUpscaleFactor",
+    ),
+    (
+        "downscale factor zero",
+        {**with_predictor(), "autoscaling": {"maxDownscaleFactor": 0}},
+        "spec.autoscaling.maxDownscaleFactor",
+    ),
+    (
+        "unavailable above a hundred percent",
+        {**with_predictor(), "rollout": {"maxUnavailable": "101%"}},
+        "spec.rollout.maxUnavailable",
+    ),
+    ("surge negative", {**with_predictor(), "rollout": {"maxSurge": -1}}, "spec.rollout.maxSurge"),
+    (
+        "deadline beyond a day",
+        {**with_predictor(), "rollout": {"progressDeadlineSeconds": 10**10}},
+        "spec.rollout.progressDeadlineSeconds",
+    ),
+    (
+        "retention negative",
+        {**with_predictor(), "logging": {"retentionDays": -1}},
+        "spec.logging.retentionDays",
+    ),
+    ("node group too long", {**with_predictor(), "nodeGroup": "a" * 100}, "spec.nodeGroup"),
+    ("replicas negative", {**with_predictor(), "replicas": -1}, "spec.replicas"),
     ("unknown field", {**with_predictor(), "replica": 3}, 'unknown field "spec.replica"'),
     ("unknown nested field", with_predictor(gpus=1), 'unknown field "spec.predictor.gpus"'),
 ]
@@ -327,12 +462,21 @@ CORPUS: list[tuple[str, dict[str, Any], str]] = [
 NAMES: list[tuple[str, str, str]] = [
     ("name too long", "a" * 51, "at most 50 characters"),
     ("name starting with a digit", "1iris", "must start with a letter"),
+    ("name in capitals", "Iris", "metadata.name"),
+    ("name with a dot", "iris.v2", "metadata.name"),
 ]
 
 
+@pytest.mark.chaos("hostile specs")
 @pytest.mark.parametrize(("case", "spec", "words"), CORPUS, ids=[c[0] for c in CORPUS])
 async def test_the_api_server_refuses(
-    api: ApiClient, namespace: str, crd: None, case: str, spec: dict[str, Any], words: str
+    api: ApiClient,
+    namespace: str,
+    crd: None,
+    case: str,
+    spec: dict[str, Any],
+    words: str,
+    chaos: Case,
 ) -> None:
     body = {
         "apiVersion": f"{GROUP}/{VERSION}",
@@ -341,14 +485,17 @@ async def test_the_api_server_refuses(
         "spec": spec,
     }
     await refused(api, namespace, body, words)
+    chaos.refused()
 
 
+@pytest.mark.chaos("hostile specs")
 @pytest.mark.parametrize(("case", "name", "words"), NAMES, ids=[c[0] for c in NAMES])
 async def test_the_api_server_refuses_names(
-    api: ApiClient, namespace: str, crd: None, case: str, name: str, words: str
+    api: ApiClient, namespace: str, crd: None, case: str, name: str, words: str, chaos: Case
 ) -> None:
     body = realtime_api(name)
     await refused(api, namespace, body, words)
+    chaos.refused()
 
 
 async def refused(api: ApiClient, namespace: str, body: dict[str, Any], words: str) -> None:
@@ -365,8 +512,9 @@ async def refused(api: ApiClient, namespace: str, body: dict[str, Any], words: s
     assert listed["items"] == []
 
 
+@pytest.mark.chaos("hostile specs")
 async def test_an_unknown_node_group_is_invalid_while_other_apis_carry_on(
-    api: ApiClient, namespace: str, operator: Operator
+    api: ApiClient, namespace: str, operator: Operator, chaos: Case
 ) -> None:
     await create(api, namespace, realtime_api("lost", nodeGroup="tpu-v5"))
     await create(api, namespace, realtime_api("fine"))
@@ -414,6 +562,7 @@ async def test_an_unknown_node_group_is_invalid_while_other_apis_carry_on(
         }
 
     await eventually(scheduled_on_group, timeout=60, what="the fixed API's Deployment")
+    chaos.handled()
 
 
 @asynccontextmanager
@@ -454,8 +603,9 @@ async def crd_without_window_rules(cluster: ClusterInfo, api: ApiClient) -> Asyn
         await eventually(refused, timeout=30, what="the CRD to refuse zero windows again")
 
 
+@pytest.mark.chaos("hostile specs")
 async def test_an_api_stored_before_the_crd_refused_zero_windows_is_invalid_with_an_event(
-    api: ApiClient, namespace: str, cluster: ClusterInfo, operator: Operator
+    api: ApiClient, namespace: str, cluster: ClusterInfo, operator: Operator, chaos: Case
 ) -> None:
     # Such an API stays stored when the CRD is upgraded, and only the operator sees it: its
     # autoscaler could never scale it, which it used to log at debug level while it showed Ready.
@@ -490,3 +640,4 @@ async def test_an_api_stored_before_the_crd_refused_zero_windows_is_invalid_with
         api, namespace, "stale", {"spec": {"autoscaling": {"window": "30s", "panicWindow": "3s"}}}
     )
     await wait_ready(api, namespace, "stale")
+    chaos.handled()

@@ -30,6 +30,7 @@ from tests.integration.test_operator import (
     wait_ready,
 )
 from tests.support import fault_proxy
+from tests.support.chaos import Case
 from tests.support.ferry_operator import Operator
 
 # Far under the two minutes a new API once went without any status while S3 hung.
@@ -141,6 +142,7 @@ async def failed_attempt(seen: Seen, attempt: int, timeout: float) -> dict[str, 
     return await eventually(failed, timeout=timeout, what=f"CheckFailed for attempt {attempt}")
 
 
+@pytest.mark.chaos("component faults")
 async def test_while_s3_hangs_a_new_api_tells_it_is_checking_then_each_attempt_then_turns_ready(
     api: ApiClient,
     namespace: str,
@@ -150,6 +152,7 @@ async def test_while_s3_hangs_a_new_api_tells_it_is_checking_then_each_attempt_t
     operator_at: Operator,
     bucket: str,
     seen: Seen,
+    chaos: Case,
 ) -> None:
     with fault_proxy.running(moto.endpoint, tmp_path / "faults.log", port=s3_port) as faults:
         faults.inject({"service": "s3", "bucket": bucket, "stall": True})
@@ -174,8 +177,10 @@ async def test_while_s3_hangs_a_new_api_tells_it_is_checking_then_each_attempt_t
     assert reasons[0] == "Checking"
     assert reasons[-1] == "ModelAvailable"
     assert set(reasons[1:-1]) == {"CheckFailed"}
+    chaos.handled()
 
 
+@pytest.mark.chaos("component faults")
 async def test_while_s3_refuses_connections_a_new_api_tells_each_attempt_then_turns_ready(
     api: ApiClient,
     namespace: str,
@@ -185,6 +190,7 @@ async def test_while_s3_refuses_connections_a_new_api_tells_each_attempt_then_tu
     operator_at: Operator,
     bucket: str,
     seen: Seen,
+    chaos: Case,
 ) -> None:
     # Nothing listens on the operator's S3 endpoint yet.
     created = time.monotonic()
@@ -202,3 +208,4 @@ async def test_while_s3_refuses_connections_a_new_api_tells_each_attempt_then_tu
     with fault_proxy.running(moto.endpoint, tmp_path / "s3.log", port=s3_port):
         ready = await wait_ready(api, namespace, "iris", timeout=120)
     assert ready["status"]["modelVersion"] == "1"
+    chaos.handled()

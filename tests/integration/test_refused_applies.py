@@ -21,6 +21,7 @@ from tests.integration.test_operator import (
     realtime_api,
     wait_ready,
 )
+from tests.support.chaos import Case
 from tests.support.ferry_operator import Operator
 
 POLICIES = "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies"
@@ -132,8 +133,9 @@ async def rejected(api: ApiClient, namespace: str, name: str) -> dict[str, Any]:
     return await eventually(refused, timeout=60, what=f"{name}: Ready=False, reason Rejected")
 
 
+@pytest.mark.chaos("hostile specs")
 async def test_a_refused_deployment_is_told_in_the_status_while_the_old_one_serves_on(
-    api: ApiClient, namespace: str, operator: Operator, image_policy: str
+    api: ApiClient, namespace: str, operator: Operator, image_policy: str, chaos: Case
 ) -> None:
     kube = Kube(api)
     await create(api, namespace, realtime_api("iris"))
@@ -161,10 +163,12 @@ async def test_a_refused_deployment_is_told_in_the_status_while_the_old_one_serv
     assert after["metadata"]["generation"] == serving["metadata"]["generation"]
     assert after["spec"]["template"] == serving["spec"]["template"]
     assert after["status"]["availableReplicas"] == serving["status"]["availableReplicas"] == 1
+    chaos.handled()
 
 
+@pytest.mark.chaos("hostile specs")
 async def test_a_new_api_whose_deployment_is_refused_turns_ready_on_its_own_once_allowed(
-    api: ApiClient, namespace: str, operator: Operator, image_policy: str
+    api: ApiClient, namespace: str, operator: Operator, image_policy: str, chaos: Case
 ) -> None:
     kube = Kube(api)
     await create(api, namespace, realtime_api("iris", image=f"{FORBIDDEN}iris:1"))
@@ -181,3 +185,4 @@ async def test_a_new_api_whose_deployment_is_refused_turns_ready_on_its_own_once
     image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image == f"{FORBIDDEN}iris:1"
     assert ready["status"]["phase"] == "Ready"
+    chaos.handled()

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client import ApiClient
 
 from tests.integration.test_operator import create, patch_api, realtime_api, wait_ready
+from tests.support.chaos import Case
 from tests.support.ferry_operator import Operator
 
 # Each is a string the API server stores as it was sent, and a process could be given.
@@ -41,8 +43,9 @@ def predictor_strings(strings: list[str]) -> dict[str, Any]:
     }
 
 
+@pytest.mark.chaos("hostile specs")
 async def test_an_api_with_any_text_in_command_args_and_env_turns_ready_with_it_deployed(
-    api: ApiClient, namespace: str, operator: Operator
+    api: ApiClient, namespace: str, operator: Operator, chaos: Case
 ) -> None:
     body = realtime_api("texts")
     body["spec"]["predictor"].update(predictor_strings(STRINGS))
@@ -55,10 +58,12 @@ async def test_an_api_with_any_text_in_command_args_and_env_turns_ready_with_it_
         "args": list(reversed(STRINGS)),
         "env": {f"TEXT_{i}": text for i, text in enumerate(STRINGS)},
     }
+    chaos.handled()
 
 
+@pytest.mark.chaos("hostile specs")
 async def test_a_ready_api_updated_to_hold_an_emoji_rolls_it_out(
-    api: ApiClient, namespace: str, operator: Operator
+    api: ApiClient, namespace: str, operator: Operator, chaos: Case
 ) -> None:
     await create(api, namespace, realtime_api("iris"))
     await wait_ready(api, namespace, "iris")
@@ -73,3 +78,4 @@ async def test_a_ready_api_updated_to_hold_an_emoji_rolls_it_out(
 
     deployment = await client.AppsV1Api(api).read_namespaced_deployment("iris", namespace)
     assert deployment_strings(deployment)["args"] == ["--greeting", "hello \U0001f44b"]
+    chaos.handled()

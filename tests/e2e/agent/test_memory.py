@@ -6,6 +6,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
+import pytest
+
 from ferry.adapters.kube import Kube
 from ferry.local.wait import eventually
 from tests.e2e.agent.support import (
@@ -19,6 +21,7 @@ from tests.e2e.agent.support import (
     wait_pod,
     wait_ready,
 )
+from tests.support.chaos import Case
 
 # Prints its cgroups, then takes 2 MiB every 10 ms up to 512 MiB and holds it: far past the
 # limit, never past what the machine can spare if nothing stops it.
@@ -80,8 +83,9 @@ async def memory_condition(kube: Kube, node: str) -> dict[str, Any]:
     return condition
 
 
+@pytest.mark.chaos("misbehaving predictors")
 async def test_a_container_over_its_memory_limit_is_oom_killed_and_restarted(
-    agent: AgentProcess, kube: Kube, namespace: str
+    agent: AgentProcess, kube: Kube, namespace: str, chaos: Case
 ) -> None:
     await create_pod(kube, namespace, "steady", local_spec([server_container()]))
     await wait_ready(kube, namespace, "steady")
@@ -102,10 +106,12 @@ async def test_a_container_over_its_memory_limit_is_oom_killed_and_restarted(
     neighbour = await read_pod(kube, namespace, "steady") or {}
     assert container_status(neighbour, "server")["restartCount"] == 0
     assert container_status(neighbour, "server")["ready"]
+    chaos.handled()
 
 
+@pytest.mark.chaos("misbehaving predictors")
 async def test_where_no_cgroup_can_be_made_a_watchdog_kills_it_and_the_node_says_so(
-    watchdog_agent: AgentProcess, kube: Kube, namespace: str
+    watchdog_agent: AgentProcess, kube: Kube, namespace: str, chaos: Case
 ) -> None:
     condition = await memory_condition(kube, watchdog_agent.node_name)
     assert (condition["status"], condition["reason"]) == ("False", "Watchdog")
@@ -130,3 +136,4 @@ async def test_where_no_cgroup_can_be_made_a_watchdog_kills_it_and_the_node_says
     print(f"watchdog: {event['message']}")
     assert "killed by the node agent's watchdog (resident memory" in event["message"]
     assert watchdog_agent.process is not None and watchdog_agent.process.poll() is None
+    chaos.handled()

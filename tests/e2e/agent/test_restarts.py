@@ -6,6 +6,8 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from ferry.adapters.kube import Kube
 from ferry.local.wait import eventually
 from tests.e2e.agent.support import (
@@ -17,10 +19,12 @@ from tests.e2e.agent.support import (
     read_pod,
     wait_pod,
 )
+from tests.support.chaos import Case
 
 
+@pytest.mark.chaos("misbehaving predictors")
 async def test_a_crashing_container_restarts_with_growing_back_off(
-    agent: AgentProcess, kube: Kube, namespace: str
+    agent: AgentProcess, kube: Kube, namespace: str, chaos: Case
 ) -> None:
     crasher = {"name": "crasher", "image": SHELL_IMAGE, "command": ["sh", "-c", "exit 3"]}
     await create_pod(kube, namespace, "crashy", local_spec([crasher]))
@@ -46,10 +50,12 @@ async def test_a_crashing_container_restarts_with_growing_back_off(
     gaps = [first_seen[n] - first_seen[n - 1] for n in (2, 3, 4)]
     assert gaps[0] < gaps[1] < gaps[2], gaps
     assert gaps[2] >= 1.5
+    chaos.handled()
 
 
+@pytest.mark.chaos("hostile specs")
 async def test_an_image_with_no_local_command_waits_as_an_unpullable_image(
-    agent: AgentProcess, kube: Kube, namespace: str
+    agent: AgentProcess, kube: Kube, namespace: str, chaos: Case
 ) -> None:
     missing = {"name": "app", "image": "registry.example.com/not-here:1.0"}
     await create_pod(kube, namespace, "unpullable", local_spec([missing]))
@@ -71,3 +77,4 @@ async def test_an_image_with_no_local_command_waits_as_an_unpullable_image(
     assert "registry.example.com/not-here:1.0" in message
     assert "no local command" in message
     assert pod["status"]["phase"] == "Pending"
+    chaos.handled()

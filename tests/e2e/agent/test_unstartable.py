@@ -20,6 +20,7 @@ from tests.e2e.agent.support import (
     wait_pod,
     wait_ready,
 )
+from tests.support.chaos import Case
 
 
 def shell(**extra: Any) -> dict[str, Any]:
@@ -62,6 +63,7 @@ async def refused_with(
     return pod
 
 
+@pytest.mark.chaos("hostile specs")
 @pytest.mark.parametrize(
     ("container", "words"),
     [
@@ -76,7 +78,12 @@ async def refused_with(
     ids=["env", "command", "args", "working-dir"],
 )
 async def test_a_container_that_cannot_be_created_waits_and_its_pod_can_be_deleted(
-    agent: AgentProcess, kube: Kube, namespace: str, container: dict[str, Any], words: str
+    agent: AgentProcess,
+    kube: Kube,
+    namespace: str,
+    container: dict[str, Any],
+    words: str,
+    chaos: Case,
 ) -> None:
     await create_pod(kube, namespace, "hostile", local_spec([container]))
     pod = await refused_with(kube, namespace, "hostile", "CreateContainerError", words)
@@ -88,10 +95,12 @@ async def test_a_container_that_cannot_be_created_waits_and_its_pod_can_be_delet
     await kube.request("DELETE", f"/api/v1/namespaces/{namespace}/pods/hostile")
     await wait_gone(kube, namespace, "hostile", timeout=30)
     assert agent.process is not None and agent.process.poll() is None
+    chaos.handled()
 
 
+@pytest.mark.chaos("hostile specs")
 async def test_a_nul_byte_from_a_config_map_is_refused_as_well(
-    agent: AgentProcess, kube: Kube, namespace: str
+    agent: AgentProcess, kube: Kube, namespace: str, chaos: Case
 ) -> None:
     await kube.request(
         "POST",
@@ -103,10 +112,12 @@ async def test_a_nul_byte_from_a_config_map_is_refused_as_well(
     await refused_with(kube, namespace, "from-map", "CreateContainerError", "env MODE holds")
     await kube.request("DELETE", f"/api/v1/namespaces/{namespace}/pods/from-map")
     await wait_gone(kube, namespace, "from-map", timeout=30)
+    chaos.handled()
 
 
+@pytest.mark.chaos("hostile specs")
 async def test_an_environment_too_big_to_exec_fails_to_start_and_is_retried(
-    agent: AgentProcess, kube: Kube, namespace: str
+    agent: AgentProcess, kube: Kube, namespace: str, chaos: Case
 ) -> None:
     # Linux takes at most 128 KiB in one argument or variable.
     container = shell(env=[{"name": "BIG", "value": "x" * 200_000}])
@@ -125,10 +136,12 @@ async def test_an_environment_too_big_to_exec_fails_to_start_and_is_retried(
     ), events
     await kube.request("DELETE", f"/api/v1/namespaces/{namespace}/pods/huge")
     await wait_gone(kube, namespace, "huge", timeout=30)
+    chaos.handled()
 
 
+@pytest.mark.chaos("hostile specs")
 async def test_a_volume_item_no_file_can_be_named_after_waits_with_a_failed_mount(
-    agent: AgentProcess, kube: Kube, namespace: str
+    agent: AgentProcess, kube: Kube, namespace: str, chaos: Case
 ) -> None:
     await kube.request(
         "POST",
@@ -158,3 +171,4 @@ async def test_a_volume_item_no_file_can_be_named_after_waits_with_a_failed_moun
     assert events[0]["type"] == "Warning"
     await kube.request("DELETE", f"/api/v1/namespaces/{namespace}/pods/badfile")
     await wait_gone(kube, namespace, "badfile", timeout=30)
+    chaos.handled()

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from typing import Any
 
+import pytest
 from kubernetes_asyncio import client, config, watch
 
 from ferry.local.cluster import ClusterInfo
@@ -27,6 +28,7 @@ from tests.e2e.rollout.support import (
     push_iris,
     wait_ready,
 )
+from tests.support.chaos import Case
 from tests.support.ferry_operator import kubectl
 
 NAME = "iris-fails"
@@ -66,8 +68,9 @@ def outcomes(api: dict[str, Any]) -> list[tuple[int, str, int | None]]:
     return [(r["revision"], r["outcome"], r.get("rollbackOf")) for r in api["status"]["revisions"]]
 
 
+@pytest.mark.chaos("misbehaving predictors")
 async def test_a_version_that_never_runs_is_rolled_back_while_every_request_is_served(
-    full_cluster: ClusterInfo,
+    full_cluster: ClusterInfo, chaos: Case
 ) -> None:
     uri = await push_iris(full_cluster, "failures", ("1", "2"))
     apply(
@@ -137,3 +140,4 @@ async def test_a_version_that_never_runs_is_rolled_back_while_every_request_is_s
     assert outcomes(final)[-1] == (4, "Complete", None)
     assert final["status"]["revisions"][-1]["modelVersion"] == "2"
     kubectl(full_cluster, "delete", "rtapi", NAME, "--wait=false")
+    chaos.handled()
