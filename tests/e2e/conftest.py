@@ -6,6 +6,7 @@ tied to pytest (PR_SET_PDEATHSIG), so a killed run leaves nothing behind.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import subprocess
@@ -47,6 +48,19 @@ def http(method: str, url: str, body: bytes | None = None) -> tuple[int, bytes]:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
+
+
+async def exchange(proxy: ProxyProcess, raw: bytes, *, send_eof: bool = False) -> bytes:
+    """Send raw bytes; everything the proxy answers until it closes the connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
+    writer.write(raw)
+    if send_eof:
+        writer.write_eof()
+    try:
+        async with asyncio.timeout(20):
+            return await reader.read()
+    finally:
+        writer.close()
 
 
 async def get_json(session: aiohttp.ClientSession, url: str) -> Any:

@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 
 import aiohttp
 import pytest
 
 from ferry.local.wait import eventually
-from tests.e2e.conftest import LOOPBACK, ProxyProcess, StartProxy, Upstream, get_json
+from tests.e2e.conftest import LOOPBACK, StartProxy, Upstream, exchange, get_json
+from tests.support.chaos import Case
+from tests.support.scripted_predictor import always, scripted_predictor
 
 
-async def exchange(proxy: ProxyProcess, raw: bytes, *, send_eof: bool = False) -> bytes:
-    """Send raw bytes; everything the proxy answers until it closes the connection."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
-    writer.write(raw)
-    if send_eof:
-        writer.write_eof()
-    try:
-        async with asyncio.timeout(10):
-            return await reader.read()
-    finally:
-        writer.close()
-
-
+@pytest.mark.chaos("abusive HTTP")
 @pytest.mark.parametrize(
     ("raw", "status"),
     [
@@ -44,10 +31,29 @@ async def exchange(proxy: ProxyProcess, raw: bytes, *, send_eof: bool = False) -
         (b"POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3e9\r\n" + b"x" * 1001, b"413"),
         (b"GET /" + b"x" * 70_000 + b" HTTP/1.1\r\n", b"414"),
         (b"GET / HTTP/1.1\r\nX-Pad: " + b"p" * 70_000, b"431"),
+        # Request smuggling: anything two parsers could frame differently.
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: x\r\n\r\n", b"400"),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n", b"501"),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n", b"501"),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n", b"400"),
+        (b"POST / HTTP/1.1\r\nHost: x\r\n Transfer-Encoding: chunked\r\n\r\n", b"400"),
+        (b"POST / HTTP/1.1\r\nContent-Length: 1, 1\r\n\r\na", b"400"),
+        (b"POST / HTTP/1.1\r\nContent-Length: +1\r\n\r\na", b"400"),
+        (b"POST / HTTP/1.1\r\nContent-Length: 0x1\r\n\r\na", b"400"),
+        (b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n", b"400"),
+        (b"GET / HTTP/1.1\r\nX: a\x00b\r\n\r\n", b"400"),
+        (b"GET / HTTP/1.1\r\nX@: y\r\n\r\n", b"400"),
+        (b"GET\t/ HTTP/1.1\r\nHost: x\r\n\r\n", b"400"),
+        (b"GET  / HTTP/1.1\r\nHost: x\r\n\r\n", b"400"),
+        (b"GET /\r\n\r\n", b"400"),
+        (b"GET / HTTP/1.1\r\nExpect: 200-ok\r\n\r\n", b"417"),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + b"f" * 17 + b"\r\n", b"400"),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n", b"400"),
+        (b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloX0\r\n\r\n", b"400"),
     ],
 )
 async def test_malformed_and_oversized_requests_are_refused(
-    start_proxy: StartProxy, session: aiohttp.ClientSession, raw: bytes, status: bytes
+    start_proxy: StartProxy, session: aiohttp.ClientSession, raw: bytes, status: bytes, chaos: Case
 ) -> None:
     proxy = start_proxy(max_body_bytes=1000)
     answer = await exchange(proxy, raw)
@@ -56,33 +62,21 @@ async def test_malformed_and_oversized_requests_are_refused(
     assert (stats["inFlight"], stats["queued"]) == (0, 0)
     async with session.get(proxy.url("/sleep?s=0")) as response:
         assert response.status == 200
+    chaos.refused()
 
 
-@dataclass
-class CannedPredictor:
-    """A predictor that records the bytes it receives and answers each request head with the
-    same raw response."""
-
-    response: bytes
-    port: int = 0
-    received: bytearray = field(default_factory=bytearray)
-
-    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while head := await reader.readuntil(b"\r\n\r\n"):
-                self.received += head
-                writer.write(self.response)
-        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
-            writer.close()
-
-
-@asynccontextmanager
-async def canned_predictor(response: bytes) -> AsyncIterator[CannedPredictor]:
-    predictor = CannedPredictor(response)
-    server = await asyncio.start_server(predictor.serve, LOOPBACK, 0, limit=2**20)
-    predictor.port = server.sockets[0].getsockname()[1]
-    async with server:
-        yield predictor
+@pytest.mark.chaos("abusive HTTP")
+async def test_garbage_pipelined_behind_a_good_request_gets_its_own_400_after_its_answer(
+    start_proxy: StartProxy, upstream: Upstream, chaos: Case
+) -> None:
+    proxy = start_proxy()
+    raw = b"GET /sleep?s=0 HTTP/1.1\r\nHost: x\r\n\r\nNOT A REQUEST\r\n\r\n"
+    answer = await exchange(proxy, raw)
+    first, _, rest = answer.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert b"HTTP/1.1 400" in rest, answer
+    assert upstream.state()["total"] == 1
+    chaos.refused()
 
 
 _FORWARDED = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nforwarded"
@@ -111,19 +105,22 @@ _FORWARDED = b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\nforwarded"
     ],
     ids=["head-over-64KiB", "request-line-over-64KiB", "chunk-line-over-4KiB", "trailer-line"],
 )
+@pytest.mark.chaos("abusive HTTP")
 async def test_heads_and_chunk_lines_over_their_limits_are_refused_when_sent_in_one_write(
-    start_proxy: StartProxy, raw: bytes, status: bytes
+    start_proxy: StartProxy, raw: bytes, status: bytes, chaos: Case
 ) -> None:
-    async with canned_predictor(_FORWARDED) as predictor:
+    async with scripted_predictor(always(_FORWARDED)) as predictor:
         proxy = start_proxy(upstream_port=predictor.port)
         answer = await exchange(proxy, raw)
         assert answer.startswith(b"HTTP/1.1 " + status), answer[:200]
         assert predictor.received == b"", "the predictor saw the request"
+    chaos.refused()
 
 
 _CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
 
 
+@pytest.mark.chaos("misbehaving predictors")
 @pytest.mark.parametrize(
     "response",
     [
@@ -134,17 +131,19 @@ _CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
     ids=["head-over-64KiB", "chunk-line-over-4KiB", "trailer-line"],
 )
 async def test_responses_over_the_same_limits_are_not_passed_on_but_answered_502(
-    start_proxy: StartProxy, response: bytes
+    start_proxy: StartProxy, response: bytes, chaos: Case
 ) -> None:
-    async with canned_predictor(response) as predictor:
+    async with scripted_predictor(always(response)) as predictor:
         proxy = start_proxy(upstream_port=predictor.port)
         answer = await exchange(proxy, b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         assert answer.startswith(b"HTTP/1.1 502"), answer[:200]
         assert predictor.received.startswith(b"GET / HTTP/1.1\r\n")
+    chaos.handled()
 
 
+@pytest.mark.chaos("abusive HTTP")
 async def test_a_client_refused_while_it_sends_its_body_reads_the_answer_not_a_reset(
-    start_proxy: StartProxy, upstream: Upstream
+    start_proxy: StartProxy, upstream: Upstream, chaos: Case
 ) -> None:
     proxy = start_proxy(max_body_bytes=2**20)
     reader, writer = await asyncio.open_connection(LOOPBACK, proxy.port)
@@ -159,6 +158,7 @@ async def test_a_client_refused_while_it_sends_its_body_reads_the_answer_not_a_r
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert answer.endswith(b'{"error":"body too large"}\n')
     assert upstream.state()["total"] == 0
+    chaos.refused()
 
 
 async def test_a_chunked_body_reaches_the_predictor_whole(start_proxy: StartProxy) -> None:
@@ -186,8 +186,9 @@ async def test_chunked_responses_and_keep_alive_pass_through(
         assert len(await response.read()) == 500_000
 
 
+@pytest.mark.chaos("abusive HTTP")
 async def test_a_slow_client_gets_408_and_its_connection_closed(
-    start_proxy: StartProxy, session: aiohttp.ClientSession
+    start_proxy: StartProxy, session: aiohttp.ClientSession, chaos: Case
 ) -> None:
     proxy = start_proxy(read_timeout=1)
     reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
@@ -197,9 +198,13 @@ async def test_a_slow_client_gets_408_and_its_connection_closed(
     writer.close()
     assert answer.startswith(b"HTTP/1.1 408")
     assert (await get_json(session, proxy.admin("/stats")))["requestsTotal"] == 0
+    chaos.refused()
 
 
-async def test_a_client_idle_past_the_timeout_is_closed(start_proxy: StartProxy) -> None:
+@pytest.mark.chaos("abusive HTTP")
+async def test_a_client_idle_past_the_timeout_is_closed(
+    start_proxy: StartProxy, chaos: Case
+) -> None:
     proxy = start_proxy(idle_timeout=1)
     reader, writer = await asyncio.open_connection("127.0.0.1", proxy.port)
     writer.write(b"GET /sleep?s=0 HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -209,10 +214,12 @@ async def test_a_client_idle_past_the_timeout_is_closed(start_proxy: StartProxy)
     writer.close()
     assert first.startswith(b"HTTP/1.1 200")
     assert rest == b""
+    chaos.handled()
 
 
+@pytest.mark.chaos("abusive HTTP")
 async def test_the_admin_port_knows_only_its_own_paths(
-    start_proxy: StartProxy, session: aiohttp.ClientSession
+    start_proxy: StartProxy, session: aiohttp.ClientSession, chaos: Case
 ) -> None:
     proxy = start_proxy()
     async with session.get(proxy.admin("/nope")) as response:
@@ -220,6 +227,7 @@ async def test_the_admin_port_knows_only_its_own_paths(
         assert "error" in await response.json()
     async with session.post(proxy.admin("/stats")) as response:
         assert response.status == 405
+    chaos.refused()
 
 
 async def test_expect_continue_gets_its_interim_answer(start_proxy: StartProxy) -> None:
@@ -237,8 +245,9 @@ async def test_expect_continue_gets_its_interim_answer(start_proxy: StartProxy) 
     assert response.startswith(b"HTTP/1.1 200")
 
 
+@pytest.mark.chaos("abusive HTTP")
 async def test_the_idle_loop_survives_a_storm_of_disconnects(
-    start_proxy: StartProxy, session: aiohttp.ClientSession
+    start_proxy: StartProxy, session: aiohttp.ClientSession, chaos: Case
 ) -> None:
     proxy = start_proxy(max_concurrency=2, max_queue_length=50)
     for _ in range(30):
@@ -251,3 +260,4 @@ async def test_the_idle_loop_survives_a_storm_of_disconnects(
         return stats["requestsTotal"] == 30 and (stats["inFlight"], stats["queued"]) == (0, 0)
 
     await eventually(settled, timeout=10, what="every abandoned request's slot back")
+    chaos.handled()

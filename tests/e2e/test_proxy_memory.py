@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from ferry.local.wait import eventually
 from ferry.proxy.config import ProxyConfig
 from tests.e2e.conftest import LOOPBACK, ProxyProcess, StartProxy, Upstream, get_json, post
+from tests.support.chaos import Case
 
 MIB = 2**20
 BUDGET = ProxyConfig().max_buffered_bytes
@@ -84,8 +86,9 @@ async def read_answer(reader: asyncio.StreamReader) -> Answer:
     return Answer(int(lines[0].split(" ")[1]), headers, body)
 
 
+@pytest.mark.chaos("abusive HTTP")
 async def test_a_burst_of_large_bodies_stays_within_the_byte_budget_and_every_client_is_answered(
-    start_proxy: StartProxy, upstream: Upstream, session: aiohttp.ClientSession
+    start_proxy: StartProxy, upstream: Upstream, session: aiohttp.ClientSession, chaos: Case
 ) -> None:
     proxy = start_proxy(max_concurrency=4, max_queue_length=200, timeout_seconds=120)
     for _ in range(5):
@@ -133,10 +136,12 @@ async def test_a_burst_of_large_bodies_stays_within_the_byte_budget_and_every_cl
     await eventually(settled, timeout=10, what="RSS back near its baseline")
     clients.hang_up.set()
     await asyncio.gather(*tasks)
+    chaos.handled()
 
 
+@pytest.mark.chaos("abusive HTTP")
 async def test_a_request_that_would_pass_the_byte_budget_is_503_at_its_head_until_bytes_return(
-    start_proxy: StartProxy, upstream: Upstream, session: aiohttp.ClientSession
+    start_proxy: StartProxy, upstream: Upstream, session: aiohttp.ClientSession, chaos: Case
 ) -> None:
     # Room for one body of 120 kB and a half, as 220 kB is just above the least budget allowed,
     # the largest request (150 kB of body and 64 KiB of head).
@@ -189,3 +194,4 @@ async def test_a_request_that_would_pass_the_byte_budget_is_503_at_its_head_unti
     await eventually(all_given_back, timeout=10, what="every held byte given back")
     async with session.post(proxy.url("/echo"), data=body) as response:
         assert (response.status, len(await response.read())) == (200, len(body))
+    chaos.refused()
