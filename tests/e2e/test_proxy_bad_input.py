@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from ferry.local.wait import eventually
+from ferry_local.wait import eventually
 from tests.e2e.conftest import ProxyProcess, StartProxy, get_json
 
 

@@ -7,7 +7,7 @@ import signal
 
 import aiohttp
 
-from ferry.local.wait import eventually, wait_until
+from ferry_local.wait import eventually, wait_until
 from tests.e2e.conftest import StartProxy, Upstream, get_json, post
 
 

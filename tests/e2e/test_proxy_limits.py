@@ -7,7 +7,7 @@ from typing import Any
 
 import aiohttp
 
-from ferry.local.wait import eventually
+from ferry_local.wait import eventually
 from tests.e2e.conftest import ProxyProcess, StartProxy, Upstream, get_json, post
 
 

@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from ferry.adapters.kube import Kube
-from ferry.local.wait import eventually
+from ferry_local.wait import eventually
 from tests.e2e.agent.support import (
     SHELL_IMAGE,
     AgentProcess,

@@ -12,10 +12,10 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from ferry.adapters.kube import Kube
-from ferry.local.cluster import ClusterInfo, read_state, status
-from ferry.local.health import healthy
-from ferry.local.wait import eventually
 from ferry.names import API_LABEL
+from ferry_local.cluster import ClusterInfo, read_state, status
+from ferry_local.health import healthy
+from ferry_local.wait import eventually
 from tests.e2e.rollout.support import apply, load
 from tests.support.ferry_operator import kubectl
 
