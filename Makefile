@@ -7,9 +7,12 @@ PYTEST_ARGS ?=
 
 .PHONY: demo test lint typecheck unit integration tools lock down clean
 
-$(BIN)/ferry: pyproject.toml constraints.txt
+# Two distributions, both editable: the product (ferry, pyproject.toml) and the local environment
+# (ferry-local, local/pyproject.toml), which the operator's image leaves out.
+$(BIN)/ferry: pyproject.toml local/pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt \
+	  -e '.[dev]' -e ./local
 	touch $@
 
 # Builds (first time only) kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd,
@@ -25,8 +28,8 @@ down: $(BIN)/ferry
 	$(BIN)/ferry local down
 
 lint: $(BIN)/ferry
-	$(BIN)/ruff check operator tests bench tools examples
-	$(BIN)/ruff format --check operator tests bench tools examples
+	$(BIN)/ruff check operator local tests bench tools examples
+	$(BIN)/ruff format --check operator local tests bench tools examples
 
 typecheck: $(BIN)/ferry
 	$(BIN)/mypy
@@ -46,12 +49,13 @@ test: lint typecheck tools
 manifests: tools
 	$(BIN)/python -m tools.manifests
 
-# Re-pins every Python dependency from pyproject.toml into constraints.txt.
+# Re-pins every Python dependency of both pyproject.toml files into constraints.txt (setuptools
+# too, which dev asks for; pip itself stays the venv's own).
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/pip install --quiet -e '.[dev]'
-	{ echo "# Pinned versions of every Python package Ferry and its tests install (make lock regenerates)."; \
-	  .lock-venv/bin/pip freeze --exclude-editable; } > constraints.txt
+	.lock-venv/bin/pip install --quiet -e '.[dev]' -e ./local
+	{ echo "# Pinned versions of every Python package Ferry, its local environment (local/) and their tests install (make lock regenerates)."; \
+	  .lock-venv/bin/pip freeze --all --exclude-editable --exclude pip; } > constraints.txt
 	rm -rf .lock-venv
 
 clean:

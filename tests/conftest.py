@@ -10,10 +10,10 @@ import pytest
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client import ApiClient
 
-from ferry.local.aws import MotoServer, moto_server
-from ferry.local.cluster import ClusterInfo, local_cluster
-from ferry.local.layout import ClusterLayout
-from ferry.local.wait import eventually
+from ferry_local.aws import MotoServer, moto_server
+from ferry_local.cluster import ClusterInfo, local_cluster
+from ferry_local.layout import ClusterLayout
+from ferry_local.wait import eventually
 from tests.support.ferry_operator import install_crds
 
 # The chaos tally of every tier (`pytest -m chaos` runs only its cases).

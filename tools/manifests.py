@@ -39,7 +39,7 @@ SERVED = ("--api-versions=admissionregistration.k8s.io/v1/MutatingAdmissionPolic
 def find_helm() -> str:
     """The helm the local toolchain built (`make tools`), else one on PATH."""
     try:
-        from ferry.local.toolchain import locate  # noqa: PLC0415 - only for the default
+        from ferry_local.toolchain import locate  # noqa: PLC0415 - only for the default
 
         built = locate().binary("helm")
         if built.exists():

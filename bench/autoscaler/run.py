@@ -3,7 +3,7 @@
     PYTHONPATH=. .venv/bin/python bench/autoscaler/run.py [--apis 1000] [--servers 4] [--interval S]
 
 What runs, all real and on this machine:
-1. A local control plane (ferry.local.cluster) with enough kwok nodes for one pod per API.
+1. A local control plane (ferry_local.cluster) with enough kwok nodes for one pod per API.
 2. The real `ferry-operator` process (autoscaler tick at its default interval, or --interval), and N
    RealtimeAPIs created through the API server; the operator reconciles them into N Deployments
    whose pods kwok runs in simulation on loopback addresses.
@@ -47,14 +47,14 @@ from kubernetes_asyncio.client import ApiClient
 from ferry import names
 from ferry.adapters.kube import Kube, path_of
 from ferry.adapters.stats import StatsScraper
-from ferry.local import processes
-from ferry.local.cluster import ClusterInfo, local_cluster
-from ferry.local.layout import ClusterLayout
-from ferry.local.wait import eventually
 from ferry.services import autoscale
 from ferry.services.events import Recorder
 from ferry.settings import Settings
 from ferry.status.pods import PodState
+from ferry_local import processes
+from ferry_local.cluster import ClusterInfo, local_cluster
+from ferry_local.layout import ClusterLayout
+from ferry_local.wait import eventually
 from tests.support.ferry_operator import Operator, install_crds, kubectl
 
 NAMESPACE = "bench"

@@ -25,10 +25,10 @@ from pathlib import Path
 import boto3
 
 from ferry.adapters.aws import Aws, AwsSettings
-from ferry.local.aws import moto_server
 from ferry.services.logs import ensure_log_group, log_group_name
 from ferry.services.model import check_model
 from ferry.spec.model import ModelSource
+from ferry_local.aws import moto_server
 from tests.support import stall_proxy
 
 BUCKET = "bench-models"

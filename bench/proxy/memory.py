@@ -35,9 +35,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ferry.local import processes
-from ferry.local.health import healthy
-from ferry.local.wait import wait_until
+from ferry_local import processes
+from ferry_local.health import healthy
+from ferry_local.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent

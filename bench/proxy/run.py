@@ -28,9 +28,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ferry.local import processes
-from ferry.local.health import healthy
-from ferry.local.wait import wait_until
+from ferry_local import processes
+from ferry_local.health import healthy
+from ferry_local.wait import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 KNATIVE_MODULE = ROOT / "tools" / "knative"

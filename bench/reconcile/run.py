@@ -27,12 +27,12 @@ from typing import Any
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client import ApiClient
 
-from ferry.local.cluster import local_cluster
-from ferry.local.layout import ClusterLayout
 from ferry.render.children import ApiRef, render_deployment
 from ferry.settings import Settings
 from ferry.spec.model import parse_spec
 from ferry.spec.schema import with_defaults
+from ferry_local.cluster import local_cluster
+from ferry_local.layout import ClusterLayout
 from tests.support.ferry_operator import Operator, install_crds
 
 POD = {"cpu": "50m", "memory": "64Mi"}

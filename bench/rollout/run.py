@@ -32,10 +32,10 @@ from pathlib import Path
 from typing import Any
 
 from ferry.adapters.kube import Kube, path_of
-from ferry.local.cluster import ClusterInfo, local_cluster
-from ferry.local.layout import ClusterLayout
-from ferry.local.wait import eventually
 from ferry.services.status import api_path, deployment_path
+from ferry_local.cluster import ClusterInfo, local_cluster
+from ferry_local.layout import ClusterLayout
+from ferry_local.wait import eventually
 from tests.e2e.rollout.support import api_manifest, apply, load, push_iris, wait_ready
 
 REPLICAS = 3

@@ -10,7 +10,7 @@ latency of the answers, and the API's replicas, desired replicas and in-flight d
 status, which is where the autoscaler's decisions show.
 
 Requests reach the API through its Service as this machine reaches the local environment's pods
-(ferry.local.client), or through --url (a port-forward, an ingress) in any other cluster. The
+(ferry_local.client), or through --url (a port-forward, an ingress) in any other cluster. The
 status comes from the API server of the kubeconfig (KUBECONFIG or --kubeconfig).
 """
 
@@ -31,8 +31,8 @@ import aiohttp
 from kubernetes_asyncio.config import ConfigException
 
 from ferry.adapters.kube import Kube, KubeError
-from ferry.local.client import NoEndpointsError, ServiceClient, ServiceNotFoundError
 from ferry.spec.schema import GROUP, PLURAL, VERSION
+from ferry_local.client import NoEndpointsError, ServiceClient, ServiceNotFoundError
 
 DEFAULT_PROFILE = "2:10,20:30,2:30"
 MAX_RATE = 10_000

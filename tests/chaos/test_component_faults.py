@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from ferry.adapters.kube import Kube
-from ferry.local.cluster import ClusterInfo, read_state, status
-from ferry.local.health import healthy, loopback_tls
-from ferry.local.wait import eventually
 from ferry.names import API_LABEL
+from ferry_local.cluster import ClusterInfo, read_state, status
+from ferry_local.health import healthy, loopback_tls
+from ferry_local.wait import eventually
 from tests.e2e.rollout.support import api_manifest, apply, load, push_iris
 from tests.support.chaos import Case
 from tests.support.ferry_operator import kubectl

@@ -21,9 +21,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from ferry.local import processes
-from ferry.local.health import healthy
-from ferry.local.wait import wait_until
+from ferry_local import processes
+from ferry_local.health import healthy
+from ferry_local.wait import wait_until
 
 HERE = Path(__file__).parent
 BIN = Path(sys.executable).parent

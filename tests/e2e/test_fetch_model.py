@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
-from ferry.local.aws import MotoServer
+from ferry_local.aws import MotoServer
 from tests.e2e.conftest import BIN
 
 

@@ -7,7 +7,7 @@ import asyncio
 import aiohttp
 import pytest
 
-from ferry.local.wait import eventually
+from ferry_local.wait import eventually
 from tests.e2e.conftest import LOOPBACK, StartProxy, Upstream, exchange, get_json
 from tests.support.chaos import Case
 from tests.support.scripted_predictor import always, scripted_predictor

@@ -8,7 +8,7 @@ import signal
 import aiohttp
 import pytest
 
-from ferry.local.wait import eventually, wait_until
+from ferry_local.wait import eventually, wait_until
 from tests.e2e.conftest import StartProxy, Upstream, get_json, post
 from tests.support.chaos import Case
 

@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from ferry.local.wait import eventually
+from ferry_local.wait import eventually
 from tests.e2e.conftest import ProxyProcess, StartProxy, Upstream, get_json, post
 from tests.support.chaos import Case
 

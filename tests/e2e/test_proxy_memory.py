@@ -13,8 +13,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from ferry.local.wait import eventually
 from ferry.proxy.config import ProxyConfig
+from ferry_local.wait import eventually
 from tests.e2e.conftest import LOOPBACK, ProxyProcess, StartProxy, Upstream, get_json, post
 from tests.support.chaos import Case
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import aiohttp
 import pytest
 
-from ferry.local.wait import eventually
+from ferry_local.wait import eventually
 from tests.e2e.conftest import ProxyProcess, StartProxy, exchange, get_json
 from tests.support.chaos import Case
 from tests.support.scripted_predictor import Script, first_then, scripted_predictor

@@ -9,7 +9,7 @@ from typing import Any
 import aiohttp
 
 from ferry.adapters.stats import pod_figures
-from ferry.local.wait import eventually
+from ferry_local.wait import eventually
 from tests.e2e.conftest import StartProxy, Upstream, get_json, post
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ferry.local.wait import wait_until
+from ferry_local.wait import wait_until
 from tests.e2e.conftest import StartRuntime, http
 
 PREDICTORS = """

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ferry.local.aws import MotoServer
-from ferry.local.cluster import ClusterInfo
+from ferry_local.aws import MotoServer
+from ferry_local.cluster import ClusterInfo
 from tests.support.ferry_operator import Operator
 
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from ferry.local.cluster import ClusterInfo
-from ferry.local.wait import eventually
+from ferry_local.cluster import ClusterInfo
+from ferry_local.wait import eventually
 from tests.support.ferry_operator import kubectl
 
 FINALIZER = "ferry.dev/finalizer"

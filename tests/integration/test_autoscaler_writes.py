@@ -17,9 +17,9 @@ import pytest
 
 from ferry.adapters.kube import Kube
 from ferry.adapters.stats import StatsScraper
-from ferry.local.cluster import ClusterInfo
 from ferry.services import autoscale
 from ferry.services.status import api_path
+from ferry_local.cluster import ClusterInfo
 from tests.support.ferry_operator import kubectl
 
 STATUS_PATCHES = re.compile(

@@ -22,14 +22,14 @@ from kubernetes_asyncio.client import ApiClient
 
 from ferry.adapters.aws import Aws, AwsPermanentError, AwsSettings, AwsTemporaryError
 from ferry.artifacts.versions import ModelReason
-from ferry.local.aws import REGION, MotoServer
-from ferry.local.cluster import ClusterInfo
-from ferry.local.health import healthy
-from ferry.local.wait import eventually
 from ferry.services.model import check_model
 from ferry.services.node_groups import describe
 from ferry.settings import NodeGroup
 from ferry.spec.model import ModelSource
+from ferry_local.aws import REGION, MotoServer
+from ferry_local.cluster import ClusterInfo
+from ferry_local.health import healthy
+from ferry_local.wait import eventually
 from tests.integration.test_operator import condition, create, get_api, realtime_api, wait_ready
 from tests.support import fault_proxy
 from tests.support.chaos import Case

@@ -9,9 +9,9 @@ import boto3
 import pytest
 from kubernetes_asyncio.client import ApiClient
 
-from ferry.local.aws import MotoServer
-from ferry.local.cluster import ClusterInfo
-from ferry.local.wait import eventually
+from ferry_local.aws import MotoServer
+from ferry_local.cluster import ClusterInfo
+from ferry_local.wait import eventually
 from tests.integration.test_operator import condition, create, get_api, realtime_api, wait_ready
 from tests.support import stall_proxy
 from tests.support.chaos import Case

@@ -21,10 +21,10 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client import ApiClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from ferry.local.aws import MotoServer
-from ferry.local.cluster import ClusterInfo
-from ferry.local.health import healthy
-from ferry.local.wait import eventually
+from ferry_local.aws import MotoServer
+from ferry_local.cluster import ClusterInfo
+from ferry_local.health import healthy
+from ferry_local.wait import eventually
 from tests.integration.test_operator import (
     GROUP,
     PLURAL,

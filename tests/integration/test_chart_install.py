@@ -20,16 +20,16 @@ from typing import Any
 import pytest
 import yaml
 
-from ferry.local import demo, processes
-from ferry.local.agent.main import command
-from ferry.local.agent.serviceaccount import KUBECONFIG_FILE
-from ferry.local.agent.volumes import PodFolder
-from ferry.local.aws import MotoServer
-from ferry.local.cluster import ClusterInfo, local_cluster
-from ferry.local.components import EXAMPLES_IMAGES, LOCAL_NODE_GROUP
-from ferry.local.health import healthy
-from ferry.local.layout import ClusterLayout
-from ferry.local.wait import wait_until
+from ferry_local import demo, processes
+from ferry_local.agent.main import command
+from ferry_local.agent.serviceaccount import KUBECONFIG_FILE
+from ferry_local.agent.volumes import PodFolder
+from ferry_local.aws import MotoServer
+from ferry_local.cluster import ClusterInfo, local_cluster
+from ferry_local.components import EXAMPLES_IMAGES, LOCAL_NODE_GROUP
+from ferry_local.health import healthy
+from ferry_local.layout import ClusterLayout
+from ferry_local.wait import wait_until
 from tests.support.ferry_operator import kubectl
 from tests.support.helm import CHART, Helm
 

@@ -10,7 +10,7 @@ import yaml
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client import ApiClient
 
-from ferry.local.cluster import ClusterInfo
+from ferry_local.cluster import ClusterInfo
 
 
 def run(cluster: ClusterInfo, *argv: str) -> str:

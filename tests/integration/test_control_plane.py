@@ -5,8 +5,8 @@ from __future__ import annotations
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client import ApiClient
 
-from ferry.local.nodes import NODE_KIND_LABEL
-from ferry.local.wait import eventually
+from ferry_local.nodes import NODE_KIND_LABEL
+from ferry_local.wait import eventually
 
 REPLICAS = 3
 

@@ -14,8 +14,8 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from ferry.local.cluster import ClusterInfo
-from ferry.local.wait import eventually
+from ferry_local.cluster import ClusterInfo
+from ferry_local.wait import eventually
 from tests.integration.test_operator import (
     GROUP,
     PLURAL,

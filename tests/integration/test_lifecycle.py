@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from ferry.local.agent.cgroups import RECORD, clear_recorded
-from ferry.local.cluster import ClusterInfo, read_state
-from ferry.local.layout import ClusterLayout
-from ferry.local.processes import processes_mentioning
-from ferry.local.wait import wait_until
+from ferry_local.agent.cgroups import RECORD, clear_recorded
+from ferry_local.cluster import ClusterInfo, read_state
+from ferry_local.layout import ClusterLayout
+from ferry_local.processes import processes_mentioning
+from ferry_local.wait import wait_until
 
 RESTARTS_SEEN = 4
 # What the supervisor waits before each restart of a component that keeps crashing.
@@ -105,8 +105,8 @@ def test_a_killed_test_run_leaves_no_cluster_behind(state_dir: Path) -> None:
     script = textwrap.dedent(f"""
         import time
         from pathlib import Path
-        from ferry.local.cluster import up
-        from ferry.local.layout import ClusterLayout
+        from ferry_local.cluster import up
+        from ferry_local.layout import ClusterLayout
         up(ClusterLayout(Path({str(root)!r})), nodes=1, tie_to_parent=True)
         print("ready", flush=True)
         time.sleep(600)

@@ -9,9 +9,9 @@ import boto3
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client import ApiClient
 
-from ferry.local.cluster import ClusterInfo
-from ferry.local.wait import eventually
 from ferry.services.logs import log_group_name
+from ferry_local.cluster import ClusterInfo
+from ferry_local.wait import eventually
 from tests.integration.test_operator import (
     GROUP,
     PLURAL,

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
-from ferry.local.cluster import ClusterInfo
-from ferry.local.toolchain import locate
 from ferry.services.logs import log_group_name
+from ferry_local.cluster import ClusterInfo
+from ferry_local.toolchain import locate
 from tests.support.ferry_operator import REPO, kubectl
 from tools import manifests
 

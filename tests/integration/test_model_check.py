@@ -9,9 +9,9 @@ import pytest
 
 from ferry.adapters.aws import Aws, AwsSettings
 from ferry.artifacts.versions import ModelReason
-from ferry.local.aws import MotoServer
 from ferry.services.model import check_model
 from ferry.spec.model import ModelSource
+from ferry_local.aws import MotoServer
 
 
 @pytest.fixture

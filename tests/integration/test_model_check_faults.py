@@ -17,9 +17,9 @@ import pytest
 from kubernetes_asyncio import client, watch
 from kubernetes_asyncio.client import ApiClient
 
-from ferry.local.aws import MotoServer
-from ferry.local.cluster import ClusterInfo
-from ferry.local.wait import eventually
+from ferry_local.aws import MotoServer
+from ferry_local.cluster import ClusterInfo
+from ferry_local.wait import eventually
 from tests.integration.test_operator import (
     GROUP,
     PLURAL,

@@ -8,7 +8,7 @@ import boto3
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client import ApiClient
 
-from ferry.local.wait import eventually
+from ferry_local.wait import eventually
 from tests.integration.test_operator import condition, create, get_api, realtime_api, wait_ready
 from tests.support.ferry_operator import Operator
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import boto3
 
-from ferry.local.aws import MotoServer
+from ferry_local.aws import MotoServer
 
 
 def test_boto3_reaches_the_moto_server_over_http(moto: MotoServer, aws_env: dict[str, str]) -> None:

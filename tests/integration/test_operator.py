@@ -7,9 +7,9 @@ from typing import Any
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client import ApiClient
 
-from ferry.local.cluster import ClusterInfo
-from ferry.local.wait import eventually
 from ferry.names import SCALER_FIELD_MANAGER
+from ferry_local.cluster import ClusterInfo
+from ferry_local.wait import eventually
 from tests.support.ferry_operator import Operator, kubectl
 
 GROUP, VERSION, PLURAL = "ferry.dev", "v1alpha1", "realtimeapis"

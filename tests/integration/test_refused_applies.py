@@ -12,7 +12,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client import ApiClient
 
 from ferry.adapters.kube import Kube, KubeError, path_of
-from ferry.local.wait import eventually
+from ferry_local.wait import eventually
 from tests.integration.test_operator import (
     condition,
     create,

@@ -15,8 +15,8 @@ from typing import Any
 import boto3
 from kubernetes_asyncio.client import ApiClient
 
-from ferry.local.cluster import ClusterInfo
-from ferry.local.wait import wait_until
+from ferry_local.cluster import ClusterInfo
+from ferry_local.wait import wait_until
 from tests.integration.test_operator import realtime_api, wait_ready
 from tests.support.ferry_operator import REPO, Operator, kubectl
 

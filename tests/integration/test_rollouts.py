@@ -15,9 +15,9 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client import ApiClient
 
 from ferry.adapters.kube import ConflictError, Kube
-from ferry.local.cluster import ClusterInfo
-from ferry.local.wait import eventually
 from ferry.services.status import api_path, write_status
+from ferry_local.cluster import ClusterInfo
+from ferry_local.wait import eventually
 from tests.integration.test_operator import (
     condition,
     create,

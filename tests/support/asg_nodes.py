@@ -20,7 +20,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from ferry.local.nodes import NodeShape, kwok_node
+from ferry_local.nodes import NodeShape, kwok_node
 
 ASG_LABEL = "test.ferry.dev/asg"
 LIVE_STATES = ("Pending", "InService")

@@ -29,9 +29,9 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 
-from ferry.local import processes
-from ferry.local.health import healthy
-from ferry.local.wait import wait_until
+from ferry_local import processes
+from ferry_local.health import healthy
+from ferry_local.wait import wait_until
 from tests.support import stall_proxy
 from tests.support.ferry_operator import REPO
 

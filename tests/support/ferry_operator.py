@@ -9,10 +9,10 @@ import sys
 from contextlib import closing
 from pathlib import Path
 
-from ferry.local import crds, processes
-from ferry.local.cluster import ClusterInfo
-from ferry.local.health import healthy
-from ferry.local.wait import wait_until
+from ferry_local import crds, processes
+from ferry_local.cluster import ClusterInfo
+from ferry_local.health import healthy
+from ferry_local.wait import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_GROUPS = '[{"name": "gpu-a10g", "labels": {"ferry.dev/node-group": "gpu-a10g"}}]'

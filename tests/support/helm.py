@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from ferry.local.toolchain import locate
+from ferry_local.toolchain import locate
 from tests.support.ferry_operator import REPO
 from tools.manifests import SERVED
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from ferry.local import processes
-from ferry.local.health import healthy
-from ferry.local.wait import wait_until
+from ferry_local import processes
+from ferry_local.health import healthy
+from ferry_local.wait import wait_until
 
 STALLED = "/stalled-"
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}

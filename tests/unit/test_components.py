@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ferry.local import components
-from ferry.local.layout import ClusterLayout
-from ferry.local.pki import Credentials
-from ferry.local.toolchain import Toolchain
+from ferry_local import components
+from ferry_local.layout import ClusterLayout
+from ferry_local.pki import Credentials
+from ferry_local.toolchain import Toolchain
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import yaml
 
-from ferry.local.kubeconfig import kubeconfig, write_kubeconfig
-from ferry.local.nodes import NODE_KIND_LABEL, NodeShape, kwok_nodes
-from ferry.local.pki import ensure_credentials
+from ferry_local.kubeconfig import kubeconfig, write_kubeconfig
+from ferry_local.nodes import NODE_KIND_LABEL, NodeShape, kwok_nodes
+from ferry_local.pki import ensure_credentials
 
 
 def test_a_kubeconfig_embeds_the_ca_and_the_clients_credentials(tmp_path: Path) -> None:

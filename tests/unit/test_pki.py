@@ -9,7 +9,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ferry.local.pki import (
+from ferry_local.pki import (
     CLIENTS,
     FRONT_PROXY_CA,
     FRONT_PROXY_CLIENT,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ferry.local.toolchain import (
+from ferry_local.toolchain import (
     COMMANDS,
     ToolchainError,
     cache_key,

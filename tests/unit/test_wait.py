@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from ferry.local.wait import WaitTimeoutError, eventually, wait_until
+from ferry_local.wait import WaitTimeoutError, eventually, wait_until
 
 
 def test_returns_the_first_truthy_value() -> None:

@@ -10,7 +10,7 @@ import pytest
 from kubernetes_asyncio.client import ApiClient
 
 from ferry.adapters.kube import Kube
-from ferry.local.cluster import ClusterInfo
+from ferry_local.cluster import ClusterInfo
 from tests.e2e.agent.support import AgentProcess
 from tests.support.ferry_operator import kubectl
 

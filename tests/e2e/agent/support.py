@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from ferry.adapters.kube import Kube
-from ferry.local import processes
-from ferry.local.agent.main import command
-from ferry.local.cluster import ClusterInfo
-from ferry.local.health import healthy
-from ferry.local.wait import eventually, wait_until
+from ferry_local import processes
+from ferry_local.agent.main import command
+from ferry_local.cluster import ClusterInfo
+from ferry_local.health import healthy
+from ferry_local.wait import eventually, wait_until
 
 HERE = Path(__file__).resolve().parent
 IMAGES = HERE / "images.yaml"
@@ -25,7 +25,7 @@ BACKOFF = ["--backoff-base=0.5", "--backoff-max=4"]
 
 
 class AgentProcess:
-    """`python -m ferry.local.agent` for one node, started and stopped by a test."""
+    """`python -m ferry_local.agent` for one node, started and stopped by a test."""
 
     def __init__(self, cluster: ClusterInfo, node_name: str, state_dir: Path, *flags: str) -> None:
         self.cluster = cluster

@@ -7,8 +7,8 @@ from typing import Any
 import aiohttp
 
 from ferry.adapters.kube import Kube
-from ferry.local.client import ServiceClient
-from ferry.local.wait import eventually
+from ferry_local.client import ServiceClient
+from ferry_local.wait import eventually
 from tests.e2e.agent.support import (
     AgentProcess,
     condition,

@@ -7,8 +7,8 @@ from collections import Counter
 from typing import Any
 
 from ferry.adapters.kube import Kube
-from ferry.local.client import ServiceClient
-from ferry.local.wait import eventually
+from ferry_local.client import ServiceClient
+from ferry_local.wait import eventually
 from tests.e2e.agent.support import AgentProcess, create_service, local_spec, server_container
 
 REPLICAS = 2

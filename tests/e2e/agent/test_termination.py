@@ -8,9 +8,9 @@ from pathlib import Path
 import aiohttp
 
 from ferry.adapters.kube import Kube
-from ferry.local import processes
-from ferry.local.client import ServiceClient
-from ferry.local.wait import eventually
+from ferry_local import processes
+from ferry_local.client import ServiceClient
+from ferry_local.wait import eventually
 from tests.e2e.agent.support import (
     SHELL_IMAGE,
     AgentProcess,

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from ferry.adapters.kube import Kube
-from ferry.local.wait import eventually
+from ferry_local.wait import eventually
 from tests.e2e.agent.support import (
     SHELL_IMAGE,
     AgentProcess,

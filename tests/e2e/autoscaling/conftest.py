@@ -20,9 +20,9 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client import ApiClient
 
 from ferry import names
-from ferry.local import processes
-from ferry.local.aws import MotoServer
-from ferry.local.cluster import ClusterInfo
+from ferry_local import processes
+from ferry_local.aws import MotoServer
+from ferry_local.cluster import ClusterInfo
 from tests.e2e.conftest import BIN, Upstream, free_ports
 from tests.support.ferry_operator import Operator
 

@@ -15,8 +15,8 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client import ApiClient
 
 from ferry import names
-from ferry.local.cluster import ClusterInfo
-from ferry.local.wait import eventually
+from ferry_local.cluster import ClusterInfo
+from ferry_local.wait import eventually
 from tests.e2e.autoscaling.conftest import API, PodProxies, ScalingOperator
 from tests.e2e.conftest import Upstream, get_json
 from tests.support.ferry_operator import kubectl

@@ -11,7 +11,7 @@ from pathlib import Path
 import aiohttp
 
 from ferry.adapters.stats import StatsScraper
-from ferry.local.wait import eventually
+from ferry_local.wait import eventually
 from tests.e2e.conftest import LOOPBACK, StartProxy, Upstream
 
 

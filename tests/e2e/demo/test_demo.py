@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ferry.local import demo
-from ferry.local.cluster import ClusterInfo, local_cluster
-from ferry.local.layout import ClusterLayout
+from ferry_local import demo
+from ferry_local.cluster import ClusterInfo, local_cluster
+from ferry_local.layout import ClusterLayout
 
 
 @pytest.fixture(scope="module")

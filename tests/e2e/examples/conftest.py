@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ferry.local.cluster import ClusterInfo, local_cluster
-from ferry.local.layout import ClusterLayout
+from ferry_local.cluster import ClusterInfo, local_cluster
+from ferry_local.layout import ClusterLayout
 from tests.support.ferry_operator import REPO
 
 EXAMPLES = REPO / "examples"

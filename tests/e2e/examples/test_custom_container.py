@@ -10,9 +10,9 @@ import aiohttp
 
 from ferry import names
 from ferry.adapters.kube import Kube
-from ferry.local.client import ServiceClient
-from ferry.local.cluster import ClusterInfo
-from ferry.local.wait import wait_until
+from ferry_local.client import ServiceClient
+from ferry_local.cluster import ClusterInfo
+from ferry_local.wait import wait_until
 from tests.e2e.examples.conftest import EXAMPLES
 from tests.support.ferry_operator import kubectl
 

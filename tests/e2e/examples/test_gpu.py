@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from ferry.local.cluster import ClusterInfo
+from ferry_local.cluster import ClusterInfo
 from tests.e2e.examples.conftest import EXAMPLES, kubectl_of, run
 from tests.support.ferry_operator import entry_point
 

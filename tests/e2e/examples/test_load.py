@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 
-from ferry.local.cluster import ClusterInfo
+from ferry_local.cluster import ClusterInfo
 from tests.e2e.examples.conftest import EXAMPLES, run
 from tests.support.ferry_operator import kubectl
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ferry.local.cluster import ClusterInfo
+from ferry_local.cluster import ClusterInfo
 from tests.e2e.examples.conftest import EXAMPLES
 from tests.support.ferry_operator import kubectl
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import os
 
-from ferry.local.cluster import ClusterInfo
-from ferry.local.components import LOCAL_NODE_GROUP
+from ferry_local.cluster import ClusterInfo
+from ferry_local.components import LOCAL_NODE_GROUP
 from tests.e2e.examples.conftest import EXAMPLES, kubectl_of, run
 from tests.support.ferry_operator import entry_point, kubectl
 

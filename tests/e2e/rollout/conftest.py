@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ferry.local.cluster import ClusterInfo, local_cluster
-from ferry.local.layout import ClusterLayout
+from ferry_local.cluster import ClusterInfo, local_cluster
+from ferry_local.layout import ClusterLayout
 
 
 @pytest.fixture(scope="package")

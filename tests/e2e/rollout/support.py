@@ -19,9 +19,9 @@ import boto3
 
 from ferry.adapters.kube import Kube
 from ferry.artifacts.push import push
-from ferry.local.client import ServiceClient
-from ferry.local.cluster import ClusterInfo
-from ferry.local.demo import IRIS
+from ferry_local.client import ServiceClient
+from ferry_local.cluster import ClusterInfo
+from ferry_local.demo import IRIS
 from tests.support.ferry_operator import REPO, kubectl
 
 IRIS_IMAGE = "ghcr.io/ferry-dev/examples-iris:0.1.0"

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client, config, watch
 
-from ferry.local.cluster import ClusterInfo
-from ferry.local.wait import eventually, wait_until
+from ferry_local.cluster import ClusterInfo
+from ferry_local.wait import eventually, wait_until
 from tests.e2e.rollout.support import (
     IRIS_IMAGE,
     MISSING_IMAGE,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 
-from ferry.local.wait import wait_until
+from ferry_local.wait import wait_until
 from tests.e2e.conftest import StartProxy
 
 REQUEST = b"GET /status/200 HTTP/1.1\r\nHost: proxy\r\n\r\n"

@@ -13,8 +13,8 @@ import datetime
 import json
 from typing import Any
 
-from ferry.local.cluster import ClusterInfo
-from ferry.local.wait import eventually
+from ferry_local.cluster import ClusterInfo
+from ferry_local.wait import eventually
 from tests.e2e.rollout.support import api_manifest, apply, get_api, load, push_iris, wait_ready
 from tests.support.ferry_operator import kubectl
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ferry.local.cluster import ClusterInfo
+from ferry_local.cluster import ClusterInfo
 from tests.e2e.rollout.support import api_manifest, apply, get_api, load, push_iris, wait_ready
 
 

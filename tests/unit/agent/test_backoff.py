@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ferry.local.agent.backoff import BackOff, BackOffPolicy
+from ferry_local.agent.backoff import BackOff, BackOffPolicy
 
 
 def test_the_first_restart_is_immediate_then_the_delay_doubles_to_the_cap() -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ferry.local.client import Endpoint, ready_endpoints, selector_query, service_port
+from ferry_local.client import Endpoint, ready_endpoints, selector_query, service_port
 
 SERVICE = {
     "metadata": {"name": "iris"},

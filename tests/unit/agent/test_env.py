@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from ferry.local.agent.env import ContainerConfigError, container_env, expand, object_data
+from ferry_local.agent.env import ContainerConfigError, container_env, expand, object_data
 
 POD: dict[str, Any] = {
     "metadata": {

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from ferry.local.agent import volumes
-from ferry.local.agent.images import (
+from ferry_local.agent import volumes
+from ferry_local.agent.images import (
     BUILTIN_TABLE,
     ImageEntry,
     ImageTable,

@@ -9,8 +9,8 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 
-from ferry.local import processes
-from ferry.local.agent.cgroups import (
+from ferry_local import processes
+from ferry_local.agent.cgroups import (
     RECORD,
     CgroupError,
     Mount,
@@ -20,9 +20,9 @@ from ferry.local.agent.cgroups import (
     mounts,
     own_cgroups,
 )
-from ferry.local.agent.memory import Watchdog, memory_limit, session_usage
-from ferry.local.agent.startable import CreateContainerError
-from ferry.local.wait import wait_until
+from ferry_local.agent.memory import Watchdog, memory_limit, session_usage
+from ferry_local.agent.startable import CreateContainerError
+from ferry_local.wait import wait_until
 
 HYBRID_MOUNTINFO = """\
 31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755

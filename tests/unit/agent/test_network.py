@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ferry.local.agent.network import AddressPool, bound_addresses
+from ferry_local.agent.network import AddressPool, bound_addresses
 
 
 def nothing_bound() -> set[str]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import datetime
 from pathlib import Path
 
-from ferry.local.agent.cgroups import CgroupRoot
-from ferry.local.agent.memory import KernelLimits, Watchdog
-from ferry.local.agent.node import lease_manifest, node_manifest, node_status
-from ferry.local.agent.settings import AgentSettings
+from ferry_local.agent.cgroups import CgroupRoot
+from ferry_local.agent.memory import KernelLimits, Watchdog
+from ferry_local.agent.node import lease_manifest, node_manifest, node_status
+from ferry_local.agent.settings import AgentSettings
 
 SETTINGS = AgentSettings("local-0", Path("/state"), cpu="2", memory="4Gi", pods=20)
 T0 = datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC)

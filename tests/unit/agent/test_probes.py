@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from ferry.local.agent.env import ContainerConfigError
-from ferry.local.agent.probes import (
+from ferry_local.agent.env import ContainerConfigError
+from ferry_local.agent.probes import (
     Exec,
     HttpGet,
     Probe,

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from ferry.local import processes
-from ferry.local.agent.runner import exit_state, should_restart, stop_process, wait_exit
-from ferry.local.wait import eventually
+from ferry_local import processes
+from ferry_local.agent.runner import exit_state, should_restart, stop_process, wait_exit
+from ferry_local.wait import eventually
 
 T0 = datetime.datetime(2030, 1, 1, tzinfo=datetime.UTC)
 

@@ -11,15 +11,15 @@ from typing import Any
 import pytest
 import yaml
 
-from ferry.local.agent.env import ContainerConfigError
-from ferry.local.agent.serviceaccount import (
+from ferry_local.agent.env import ContainerConfigError
+from ferry_local.agent.serviceaccount import (
     KUBECONFIG_FILE,
     SERVICE_ACCOUNT_DIR,
     ApiAccess,
     fill_projected,
     in_cluster_env,
 )
-from ferry.local.agent.volumes import Mount, PodFolder
+from ferry_local.agent.volumes import Mount, PodFolder
 
 SERVER = "https://127.0.0.1:41041"
 CA = "-----BEGIN CERTIFICATE-----\n...\n"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ferry.local.agent.startable import CreateContainerError, check_startable
+from ferry_local.agent.startable import CreateContainerError, check_startable
 
 
 def test_a_plain_container_passes(tmp_path: Path) -> None:

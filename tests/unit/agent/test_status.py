@@ -6,7 +6,7 @@ import datetime
 
 import pytest
 
-from ferry.local.agent.status import (
+from ferry_local.agent.status import (
     ALWAYS,
     NEVER,
     ON_FAILURE,

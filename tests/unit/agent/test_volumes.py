@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ferry.local.agent.env import ContainerConfigError
-from ferry.local.agent.volumes import (
+from ferry_local.agent.env import ContainerConfigError
+from ferry_local.agent.volumes import (
     Mount,
     PodFolder,
     container_mounts,

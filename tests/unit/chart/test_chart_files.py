@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,11 +21,11 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from ferry import __version__, metrics
-from ferry.local.agent.images import BUILTIN_TABLE, ImageTable, split_reference
 from ferry.proxy.admission import Gate
 from ferry.proxy.metrics import registry_for, render
 from ferry.proxy.stats import Stats
 from ferry.settings import DEFAULT_IMAGE
+from ferry_local.agent.images import BUILTIN_TABLE, ImageTable, split_reference
 
 REPO = Path(__file__).resolve().parents[3]
 CHART = REPO / "charts" / "ferry"
@@ -29,6 +33,7 @@ SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 VALUES = yaml.safe_load((CHART / "values.yaml").read_text())
 DASHBOARD = json.loads((CHART / "files" / "dashboard.json").read_text())
 DOCKERFILE = REPO / "images" / "ferry" / "Dockerfile"
+DOCKERIGNORE = DOCKERFILE.with_name("Dockerfile.dockerignore")
 SCRIPTS = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
 
 
@@ -179,6 +184,69 @@ def test_the_image_starts_every_console_script_and_runs_the_operator_by_default(
     (command,) = [json.loads(rest) for word, rest in steps if word == "CMD"]
     assert command == ["ferry-operator"]
     assert command[0] in SCRIPTS
+
+
+def docker_copy(source: Path, target: Path, ignored: list[str]) -> None:
+    """COPY as this Dockerfile uses it: a folder's contents go into the target folder (links
+    kept as links), a file goes into it by its name."""
+    if source.is_dir():
+        shutil.copytree(
+            source,
+            target,
+            symlinks=True,
+            ignore=shutil.ignore_patterns(*ignored),
+            dirs_exist_ok=True,
+        )
+    else:
+        target.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target / source.name)
+
+
+def test_the_image_installs_the_product_package_and_not_the_local_environment(
+    tmp_path: Path,
+) -> None:
+    # The wheel of the build stage's `pip install .`, built from what its COPY lines take (less
+    # what the build context ignores) with this environment's setuptools, offline.
+    steps = instructions(DOCKERFILE)
+    build_stage = steps[: max(i for i, (word, _) in enumerate(steps) if word == "FROM")]
+    (workdir,) = [rest for word, rest in build_stage if word == "WORKDIR"]
+    context = tmp_path / "context" / workdir.lstrip("/")
+    ignored = [
+        line.removeprefix("**/")
+        for line in DOCKERIGNORE.read_text().splitlines()
+        if line.startswith("**/")
+    ]
+    copies = [rest.split() for word, rest in build_stage if word == "COPY"]
+    assert copies and all(not part.startswith("--") for copy in copies for part in copy)
+    for *sources, target in copies:
+        for source in sources:
+            docker_copy(REPO / source, context / target, ignored)
+    wheels = tmp_path / "wheels"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            f"--wheel-dir={wheels}",
+            str(context),
+        ],
+        check=True,
+    )
+    (wheel,) = wheels.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        files = archive.namelist()
+    packages = {name.split("/")[0] for name in files if ".dist-info/" not in name}
+    assert packages == {"ferry"}
+    product = {"ferry/cli/main.py", "ferry/proxy/main.py", "ferry/spec/realtimeapis.ferry.dev.yaml"}
+    assert product <= set(files)
+    # Nor a folder of the local environment left inside the product.
+    assert [name for name in files if "local" in Path(name).parts] == []
 
 
 def test_the_local_agent_runs_the_image_from_this_packages_scripts() -> None:

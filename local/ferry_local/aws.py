@@ -15,9 +15,9 @@ from pathlib import Path
 
 from moto.server import ThreadedMotoServer
 
-from ferry.local import processes
-from ferry.local.health import healthy
-from ferry.local.wait import wait_until
+from ferry_local import processes
+from ferry_local.health import healthy
+from ferry_local.wait import wait_until
 
 REGION = "us-east-1"
 
@@ -40,7 +40,7 @@ def _free_port() -> int:
 
 def server_argv(port: int, state_dir: Path) -> list[str]:
     """moto's server on loopback; the folder names the owner, so `down` can find a stray."""
-    return [sys.executable, "-m", "ferry.local.aws", f"--port={port}", f"--state-dir={state_dir}"]
+    return [sys.executable, "-m", "ferry_local.aws", f"--port={port}", f"--state-dir={state_dir}"]
 
 
 def health_url(port: int) -> str:
@@ -76,7 +76,7 @@ def moto_server(log: Path, port: int | None = None) -> Iterator[MotoServer]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ferry.local.aws")
+    parser = argparse.ArgumentParser(prog="python -m ferry_local.aws")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--state-dir", type=Path, required=True)
     args = parser.parse_args(argv)

@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ferry.local.layout import cache_root
+from ferry_local.layout import cache_root
 
 # Binary name -> Go package; `go build -o DIR/` names each binary after its package's last element.
 COMMANDS: dict[str, str] = {
@@ -69,7 +69,7 @@ class Toolchain:
 def module_dir() -> Path:
     if explicit := os.environ.get("FERRY_TOOLS_MODULE"):
         return Path(explicit)
-    return Path(__file__).resolve().parents[3] / "tools" / "kubernetes"
+    return Path(__file__).resolve().parents[2] / "tools" / "kubernetes"
 
 
 def module_versions(go_mod: str) -> dict[str, str]:

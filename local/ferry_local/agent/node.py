@@ -17,14 +17,14 @@ from typing import Any
 
 from ferry import __version__
 from ferry.adapters.kube import Kube, KubeError
-from ferry.local.agent.memory import CONDITION as MEMORY_CONDITION
-from ferry.local.agent.memory import Enforcement
-from ferry.local.agent.network import HOST_IP
-from ferry.local.agent.settings import AgentSettings
-from ferry.local.agent.status import timestamp
-from ferry.local.nodes import NODE_KIND_LABEL
+from ferry_local.agent.memory import CONDITION as MEMORY_CONDITION
+from ferry_local.agent.memory import Enforcement
+from ferry_local.agent.network import HOST_IP
+from ferry_local.agent.settings import AgentSettings
+from ferry_local.agent.status import timestamp
+from ferry_local.nodes import NODE_KIND_LABEL
 
-log = logging.getLogger("ferry.local.agent")
+log = logging.getLogger("ferry_local.agent")
 
 FIELD_MANAGER = "ferry-node-agent"
 NODE_GROUP_LABEL = "ferry.dev/node-group"

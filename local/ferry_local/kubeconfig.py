@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-from ferry.local.pki import Credentials
+from ferry_local.pki import Credentials
 
 
 def kubeconfig(server: str, cluster: str, creds: Credentials, client: str) -> dict[str, Any]:

@@ -28,16 +28,16 @@ from typing import Any
 
 import yaml
 
-from ferry.local import components, crds, processes
-from ferry.local.agent.backoff import BackOff, BackOffPolicy
-from ferry.local.health import client_tls, healthy, loopback_tls
-from ferry.local.kubeconfig import kubeconfig, write_kubeconfig
-from ferry.local.layout import ClusterLayout
-from ferry.local.nodes import NODE_KIND_LABEL, kwok_nodes
-from ferry.local.pki import CLIENTS, ensure_credentials
-from ferry.local.toolchain import locate
-from ferry.local.wait import wait_until
 from ferry.spec.schema import ADMISSION_FILE, CRD_FILE
+from ferry_local import components, crds, processes
+from ferry_local.agent.backoff import BackOff, BackOffPolicy
+from ferry_local.health import client_tls, healthy, loopback_tls
+from ferry_local.kubeconfig import kubeconfig, write_kubeconfig
+from ferry_local.layout import ClusterLayout
+from ferry_local.nodes import NODE_KIND_LABEL, kwok_nodes
+from ferry_local.pki import CLIENTS, ensure_credentials
+from ferry_local.toolchain import locate
+from ferry_local.wait import wait_until
 
 START_TIMEOUT = 90.0
 STOP_GRACE = 10.0
@@ -264,7 +264,7 @@ def _raise_stopped(signum: int, _frame: FrameType | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ferry.local.supervisor")
+    parser = argparse.ArgumentParser(prog="python -m ferry_local.supervisor")
     parser.add_argument("state_file", type=Path, help="the cluster's run/state.json")
     parser.add_argument("--nodes", type=int, default=3)
     parser.add_argument("--operator", action="store_true", help="also moto, the CRD, the operator")

@@ -26,8 +26,8 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from ferry.local.agent.env import ContainerConfigError, Lookup, field_value
-from ferry.local.agent.volumes import Mount, PodFolder, source_items, write_volumes
+from ferry_local.agent.env import ContainerConfigError, Lookup, field_value
+from ferry_local.agent.volumes import Mount, PodFolder, source_items, write_volumes
 
 SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"
 KUBECONFIG_FILE = "kubeconfig"

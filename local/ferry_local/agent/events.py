@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from ferry.adapters.kube import Kube, KubeError
-from ferry.local.agent.status import timestamp
+from ferry_local.agent.status import timestamp
 
-log = logging.getLogger("ferry.local.agent")
+log = logging.getLogger("ferry_local.agent")
 
 SOURCE = "ferry-node-agent"
 NORMAL, WARNING = "Normal", "Warning"

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ferry.local import processes
-from ferry.local.agent.cgroups import clear_recorded
-from ferry.local.layout import ClusterLayout
-from ferry.local.toolchain import Progress, ensure_built
-from ferry.local.wait import WaitTimeoutError, wait_until
+from ferry_local import processes
+from ferry_local.agent.cgroups import clear_recorded
+from ferry_local.layout import ClusterLayout
+from ferry_local.toolchain import Progress, ensure_built
+from ferry_local.wait import WaitTimeoutError, wait_until
 
 UP_TIMEOUT = 240.0
 DOWN_TIMEOUT = 60.0
@@ -101,7 +101,7 @@ def up(
     argv = [
         sys.executable,
         "-m",
-        "ferry.local.supervisor",
+        "ferry_local.supervisor",
         str(layout.state_file),
         f"--nodes={nodes}",
         *(["--operator"] if operator else []),

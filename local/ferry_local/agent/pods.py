@@ -23,16 +23,16 @@ from typing import Any
 import aiohttp
 
 from ferry.adapters.kube import ConflictError, Kube, KubeError, RejectedError
-from ferry.local.agent import volumes
-from ferry.local.agent.backoff import BackOffPolicy
-from ferry.local.agent.env import ContainerConfigError, Lookup
-from ferry.local.agent.events import WARNING, EventRecorder, involved_pod
-from ferry.local.agent.images import ImageTable
-from ferry.local.agent.memory import Enforcement
-from ferry.local.agent.network import HOST_IP, AddressPool
-from ferry.local.agent.runner import ContainerRunner, PodContext, now
-from ferry.local.agent.serviceaccount import ApiAccess, fill_projected
-from ferry.local.agent.status import (
+from ferry_local.agent import volumes
+from ferry_local.agent.backoff import BackOffPolicy
+from ferry_local.agent.env import ContainerConfigError, Lookup
+from ferry_local.agent.events import WARNING, EventRecorder, involved_pod
+from ferry_local.agent.images import ImageTable
+from ferry_local.agent.memory import Enforcement
+from ferry_local.agent.network import HOST_IP, AddressPool
+from ferry_local.agent.runner import ContainerRunner, PodContext, now
+from ferry_local.agent.serviceaccount import ApiAccess, fill_projected
+from ferry_local.agent.status import (
     FAILED,
     SUCCEEDED,
     PodView,
@@ -41,7 +41,7 @@ from ferry.local.agent.status import (
     pod_status,
 )
 
-log = logging.getLogger("ferry.local.agent")
+log = logging.getLogger("ferry_local.agent")
 
 DELETED, VANISHED, SHUTDOWN = "deleted", "vanished", "shutdown"
 # A force-deleted pod's processes still get a moment to exit cleanly, as on a real node.

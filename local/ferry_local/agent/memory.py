@@ -27,10 +27,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ferry.capacity.quantity import QuantityError, whole
-from ferry.local.agent.cgroups import CgroupError, CgroupRoot, ContainerCgroup, discover
-from ferry.local.agent.startable import CreateContainerError
+from ferry_local.agent.cgroups import CgroupError, CgroupRoot, ContainerCgroup, discover
+from ferry_local.agent.startable import CreateContainerError
 
-log = logging.getLogger("ferry.local.agent")
+log = logging.getLogger("ferry_local.agent")
 
 AUTO, CGROUP, WATCHDOG = "auto", "cgroup", "watchdog"
 MODES = (AUTO, CGROUP, WATCHDOG)

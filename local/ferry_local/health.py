@@ -7,7 +7,7 @@ import urllib.error
 import urllib.request
 from http import HTTPStatus
 
-from ferry.local.pki import Credentials
+from ferry_local.pki import Credentials
 
 
 def client_tls(creds: Credentials, client: str = "admin") -> ssl.SSLContext:

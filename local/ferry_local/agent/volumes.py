@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ferry.local.agent.env import ContainerConfigError, Lookup
 from ferry.names import MODEL_DIR
+from ferry_local.agent.env import ContainerConfigError, Lookup
 
 TMP_DIR = "/tmp"  # noqa: S108 - the container path the pod's own tmp folder stands for
 

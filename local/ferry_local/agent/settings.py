@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ferry.local.agent.backoff import BackOffPolicy
-from ferry.local.agent.memory import AUTO
-from ferry.local.agent.network import DEFAULT_POD_CIDR
+from ferry_local.agent.backoff import BackOffPolicy
+from ferry_local.agent.memory import AUTO
+from ferry_local.agent.network import DEFAULT_POD_CIDR
 
 NODE_GROUP = "local"
 

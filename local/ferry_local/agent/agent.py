@@ -11,18 +11,18 @@ from typing import Any
 import aiohttp
 
 from ferry.adapters.kube import Kube, KubeError
-from ferry.local.agent import watch
-from ferry.local.agent.env import ContainerConfigError, object_data
-from ferry.local.agent.events import WARNING, EventRecorder, involved_node
-from ferry.local.agent.images import ImageTable, tables_from_env
-from ferry.local.agent.memory import choose
-from ferry.local.agent.network import AddressPool
-from ferry.local.agent.node import NodeRegistration
-from ferry.local.agent.pods import NodeServices, PodWorker
-from ferry.local.agent.serviceaccount import ApiAccess
-from ferry.local.agent.settings import AgentSettings
+from ferry_local.agent import watch
+from ferry_local.agent.env import ContainerConfigError, object_data
+from ferry_local.agent.events import WARNING, EventRecorder, involved_node
+from ferry_local.agent.images import ImageTable, tables_from_env
+from ferry_local.agent.memory import choose
+from ferry_local.agent.network import AddressPool
+from ferry_local.agent.node import NodeRegistration
+from ferry_local.agent.pods import NodeServices, PodWorker
+from ferry_local.agent.serviceaccount import ApiAccess
+from ferry_local.agent.settings import AgentSettings
 
-log = logging.getLogger("ferry.local.agent")
+log = logging.getLogger("ferry_local.agent")
 
 # What a container inherits from the agent besides --pass-env: enough to find programs and a home.
 _INHERITED = ("PATH", "HOME", "LANG", "LC_ALL", "TZ")

@@ -16,7 +16,7 @@ from typing import Any
 
 import aiohttp
 
-from ferry.local.agent.env import ContainerConfigError
+from ferry_local.agent.env import ContainerConfigError
 
 _HTTP_OK_LOW, _HTTP_OK_HIGH = 200, 400
 

@@ -1,4 +1,8 @@
-"""`ferry local`: the local environment's control plane."""
+"""`ferry local`: the local environment's control plane.
+
+ferry-local contributes the command to `ferry` through the entry-point group `ferry.commands`
+(local/pyproject.toml), so the product's CLI reaches it without importing it.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,9 @@ import json
 import sys
 
 from ferry.cli.progress import ProgressBar
-from ferry.local import cluster, demo
-from ferry.local.layout import DEFAULT_CLUSTER, ClusterLayout
-from ferry.local.toolchain import ToolchainError, ensure_built
+from ferry_local import cluster, demo
+from ferry_local.layout import DEFAULT_CLUSTER, ClusterLayout
+from ferry_local.toolchain import ToolchainError, ensure_built
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

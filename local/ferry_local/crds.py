@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from ferry import names
-from ferry.local.wait import wait_until
 from ferry.spec.schema import GROUP, KIND, PLURAL, VERSION
+from ferry_local.wait import wait_until
 
 Kubectl = Callable[..., str]
 """Runs kubectl with the given arguments (and `stdin=`), returns its output, raises on failure."""

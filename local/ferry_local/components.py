@@ -11,11 +11,11 @@ from contextlib import ExitStack
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from ferry.local import aws
-from ferry.local.agent.main import command as agent_command
-from ferry.local.layout import ClusterLayout
-from ferry.local.pki import FRONT_PROXY_CA, FRONT_PROXY_CLIENT, SERVICE_CIDR, Credentials
-from ferry.local.toolchain import Toolchain
+from ferry_local import aws
+from ferry_local.agent.main import command as agent_command
+from ferry_local.layout import ClusterLayout
+from ferry_local.pki import FRONT_PROXY_CA, FRONT_PROXY_CLIENT, SERVICE_CIDR, Credentials
+from ferry_local.toolchain import Toolchain
 
 LOOPBACK = "127.0.0.1"
 # kwok hands simulated pods addresses from this loopback block: nothing listens there, so a client
@@ -229,7 +229,7 @@ LOCAL_NODE_GROUP = {
     "labels": {"ferry.dev/node-group": "local"},
     "taints": [{"key": "ferry.dev/node-group", "value": "local", "effect": "NoSchedule"}],
 }
-EXAMPLES_IMAGES = Path(__file__).resolve().parents[3] / "examples" / "images.yaml"
+EXAMPLES_IMAGES = Path(__file__).resolve().parents[2] / "examples" / "images.yaml"
 
 
 def node_agent(plan: Plan) -> Component:

@@ -19,7 +19,7 @@ import aiohttp
 
 from ferry.adapters.kube import Kube, KubeError
 
-log = logging.getLogger("ferry.local.agent")
+log = logging.getLogger("ferry_local.agent")
 
 LIST = "LIST"
 WATCH_SECONDS = 300

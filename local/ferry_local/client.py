@@ -24,8 +24,8 @@ from typing import Any
 import aiohttp
 
 from ferry.adapters.kube import Kube
-from ferry.local.agent import watch
-from ferry.local.wait import eventually
+from ferry_local.agent import watch
+from ferry_local.wait import eventually
 
 DEFAULT_TIMEOUT = 30.0
 

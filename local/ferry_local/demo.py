@@ -20,10 +20,10 @@ import boto3
 
 from ferry.adapters.kube import Kube
 from ferry.artifacts.push import push
-from ferry.local.client import ServiceClient
-from ferry.local.cluster import ClusterInfo
+from ferry_local.client import ServiceClient
+from ferry_local.cluster import ClusterInfo
 
-EXAMPLES = Path(__file__).resolve().parents[3] / "examples"
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 IRIS = EXAMPLES / "iris"
 BUCKET = "ferry-examples"
 SAMPLES = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3]]

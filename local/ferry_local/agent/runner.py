@@ -1,6 +1,6 @@
 """One container as local processes: start, probe, restart with back-off, stop with a grace period.
 
-Each start is a `ferry.local.processes.spawn`: a process group of its own (so a stop reaches
+Each start is a `ferry_local.processes.spawn`: a process group of its own (so a stop reaches
 everything the container started) tied to the agent by PR_SET_PDEATHSIG (so an agent that dies
 takes its containers with it). Exits are awaited through a pidfd, without polling.
 """
@@ -23,15 +23,15 @@ from typing import Any
 import aiohttp
 
 from ferry.capacity.quantity import format_bytes
-from ferry.local import processes
-from ferry.local.agent import images, probes, volumes
-from ferry.local.agent.backoff import BackOff, BackOffPolicy
-from ferry.local.agent.cgroups import CgroupError
-from ferry.local.agent.env import ContainerConfigError, Lookup, container_env, expand
-from ferry.local.agent.memory import Enforcement, Guard, memory_limit
-from ferry.local.agent.serviceaccount import in_cluster_env
-from ferry.local.agent.startable import CreateContainerError, check_startable
-from ferry.local.agent.status import (
+from ferry_local import processes
+from ferry_local.agent import images, probes, volumes
+from ferry_local.agent.backoff import BackOff, BackOffPolicy
+from ferry_local.agent.cgroups import CgroupError
+from ferry_local.agent.env import ContainerConfigError, Lookup, container_env, expand
+from ferry_local.agent.memory import Enforcement, Guard, memory_limit
+from ferry_local.agent.serviceaccount import in_cluster_env
+from ferry_local.agent.startable import CreateContainerError, check_startable
+from ferry_local.agent.status import (
     ALWAYS,
     NEVER,
     ContainerRecord,
@@ -40,7 +40,7 @@ from ferry.local.agent.status import (
     Waiting,
 )
 
-log = logging.getLogger("ferry.local.agent")
+log = logging.getLogger("ferry_local.agent")
 
 # What an exec'd program that cannot start reports, as container runtimes do.
 START_ERROR_EXIT_CODE = 128

@@ -1,6 +1,6 @@
-"""`python -m ferry.local.agent`: run a node agent until SIGTERM or SIGINT.
+"""`python -m ferry_local.agent`: run a node agent until SIGTERM or SIGINT.
 
-    python -m ferry.local.agent --kubeconfig FILE --node-name NAME --state-dir DIR \
+    python -m ferry_local.agent --kubeconfig FILE --node-name NAME --state-dir DIR \
         [--healthz-port PORT] [--images TABLE ...] [--backoff-base SECONDS] ...
 
 Ready when GET http://127.0.0.1:<healthz-port>/healthz answers 200: the Node is registered and
@@ -23,14 +23,14 @@ import aiohttp
 from aiohttp import web
 
 from ferry.adapters.kube import Kube
-from ferry.local.agent.agent import Agent
-from ferry.local.agent.backoff import BackOffPolicy
-from ferry.local.agent.cgroups import CgroupError
-from ferry.local.agent.memory import AUTO, MODES
-from ferry.local.agent.network import DEFAULT_POD_CIDR, HOST_IP
-from ferry.local.agent.settings import NODE_GROUP, AgentSettings
+from ferry_local.agent.agent import Agent
+from ferry_local.agent.backoff import BackOffPolicy
+from ferry_local.agent.cgroups import CgroupError
+from ferry_local.agent.memory import AUTO, MODES
+from ferry_local.agent.network import DEFAULT_POD_CIDR, HOST_IP
+from ferry_local.agent.settings import NODE_GROUP, AgentSettings
 
-log = logging.getLogger("ferry.local.agent")
+log = logging.getLogger("ferry_local.agent")
 
 
 def command(
@@ -40,7 +40,7 @@ def command(
     return [
         sys.executable,
         "-m",
-        "ferry.local.agent",
+        "ferry_local.agent",
         f"--kubeconfig={kubeconfig}",
         f"--node-name={node_name}",
         f"--state-dir={state_dir}",
@@ -51,7 +51,7 @@ def command(
 
 def parse(argv: Sequence[str] | None = None) -> AgentSettings:
     defaults = BackOffPolicy()
-    parser = argparse.ArgumentParser(prog="python -m ferry.local.agent", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m ferry_local.agent", description=__doc__)
     add = parser.add_argument
     add("--kubeconfig", help="kubeconfig of the API server (default: KUBECONFIG, ~/.kube/config)")
     add("--node-name", required=True, help="name of the Node this agent registers")

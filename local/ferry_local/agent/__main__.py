@@ -1,0 +1,5 @@
+import sys
+
+from ferry_local.agent.main import main
+
+sys.exit(main())

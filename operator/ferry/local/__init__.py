@@ -1,1 +1,0 @@
-"""The local environment: a real Kubernetes control plane and its helpers on one machine."""

@@ -1,5 +1,0 @@
-import sys
-
-from ferry.local.agent.main import main
-
-sys.exit(main())
