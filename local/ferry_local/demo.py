@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 
 from ferry.adapters.kube import Kube
-from ferry.artifacts.push import push
+from ferry.model.push import push
 from ferry_local.client import ServiceClient
 from ferry_local.cluster import ClusterInfo
 

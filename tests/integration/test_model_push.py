@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 from ferry.adapters.aws import Aws, AwsSettings
-from ferry.artifacts.push import PushError, push
+from ferry.model.push import PushError, push
 from ferry.services.model import check_model
 from ferry.spec.model import ModelSource
 

@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from ferry.artifacts.push import PushError, push
 from ferry.cli.progress import ProgressBar
 from ferry.model.fetch import FetchError, ModelFetcher, s3_client
+from ferry.model.push import PushError, push
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
