@@ -241,32 +241,16 @@ async def test_an_operator_killed_mid_rollout_finishes_it_once_and_no_request_fa
     chaos.handled()
 
 
-async def test_a_paused_api_server_fails_no_request_and_the_operator_carries_on_after(
-    local_env: ClusterInfo, chaos: Case
+@pytest.mark.parametrize(
+    ("component", "name"), [(APISERVER, "echo-apiserver"), (ETCD, "echo-etcd")]
+)
+async def test_a_paused_control_plane_component_fails_no_request_and_the_operator_carries_on_after(
+    local_env: ClusterInfo, chaos: Case, component: str, name: str
 ) -> None:
-    name = "echo-apiserver"
     deploy(local_env, echo_api(name, "1"))
     async with steady_load(local_env, name, replicas=2) as outcomes:
         await answered(outcomes, BEFORE)
-        with paused(local_env, APISERVER):
-            await asyncio.sleep(PAUSE_SECONDS)  # the fault's length, not a wait for a condition
-        await answered(outcomes, outcomes["200"] + AFTER)
-
-    assert set(outcomes) == {"200"}, outcomes
-    apply(local_env, echo_api(name, "2"))
-    await converged(local_env, name, 2)
-    kubectl(local_env, "delete", "rtapi", name)
-    chaos.handled()
-
-
-async def test_a_paused_etcd_fails_no_request_and_the_operator_carries_on_after(
-    local_env: ClusterInfo, chaos: Case
-) -> None:
-    name = "echo-etcd"
-    deploy(local_env, echo_api(name, "1"))
-    async with steady_load(local_env, name, replicas=2) as outcomes:
-        await answered(outcomes, BEFORE)
-        with paused(local_env, ETCD):
+        with paused(local_env, component):
             await asyncio.sleep(PAUSE_SECONDS)  # the fault's length, not a wait for a condition
         await answered(outcomes, outcomes["200"] + AFTER)
 
