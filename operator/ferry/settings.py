@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ferry import __version__
+from ferry.capacity.node_group import NodeGroup, Taint
 from ferry.capacity.quantity import QuantityError
 from ferry.capacity.resources import GPU, Resources
 
@@ -18,31 +19,6 @@ DEFAULT_IMAGE = f"ghcr.io/ferry-dev/ferry:{__version__}"
 
 class SettingsError(ValueError):
     """The operator is misconfigured; it refuses to start and says which variable is wrong."""
-
-
-@dataclass(frozen=True)
-class Taint:
-    key: str
-    value: str = ""
-    effect: str = "NoSchedule"
-
-
-@dataclass(frozen=True)
-class NodeGroup:
-    """A pool of nodes an API can ask for with spec.nodeGroup."""
-
-    name: str
-    labels: Mapping[str, str] = field(default_factory=dict)
-    taints: tuple[Taint, ...] = ()
-    asg_name: str | None = None
-    """The EC2 Auto Scaling group whose instances are the nodes; without one the capacity loop
-    leaves the group alone."""
-    allocatable: Resources | None = None
-    """What one instance offers pods: new nodes are sized by it. Required with asg_name."""
-    min_size: int = 0
-    """The capacity loop never takes the group below this (nor below the group's own MinSize)."""
-    max_size: int | None = None
-    """The capacity loop never grows the group beyond this (nor beyond its own MaxSize)."""
 
 
 @dataclass(frozen=True)

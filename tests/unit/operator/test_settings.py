@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ferry.settings import Settings, SettingsError, Taint
+from ferry.capacity.node_group import Taint
+from ferry.settings import Settings, SettingsError
 
 GROUPS = '[{"name": "gpu", "labels": {"pool": "gpu"}, "taints": [{"key": "gpu", "value": "yes"}]}]'
 
