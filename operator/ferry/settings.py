@@ -174,6 +174,11 @@ class Settings:
                 f"FERRY_DEFAULT_NODE_GROUP {settings.default_node_group!r} is not in "
                 "FERRY_NODE_GROUPS"
             )
+        if settings.liveness_port == settings.metrics_port:
+            raise SettingsError(
+                f"FERRY_LIVENESS_PORT and FERRY_METRICS_PORT are both {settings.liveness_port}:"
+                " the liveness probe and the metrics each need their own port"
+            )
         return settings
 
 

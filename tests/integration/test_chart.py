@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from ferry.render.children import ApiRef, render_deployment
-from ferry.settings import DEFAULT_IMAGE, Settings
+from ferry.settings import DEFAULT_IMAGE, Settings, SettingsError
 from ferry.spec.model import parse_spec
 from ferry.spec.schema import with_defaults
 from ferry_local.cluster import ClusterInfo
@@ -167,6 +167,85 @@ def test_settings_the_operator_would_refuse_fail_at_install_with_the_reason(
     result = helm.run("template", "ferry", str(CHART), *settings, check=False)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+# Values files a new user writes that the operator refuses at start: each is refused at install,
+# by the schema (in JSON Schema's words) or by the chart's checks (in the operator's), and the
+# operator refuses what the chart would have given it for the same reason.
+REFUSED_AT_START = [
+    pytest.param(
+        {"capacity": {"scaleInCooldown": 0}},
+        {"FERRY_SCALE_IN_COOLDOWN": "0"},
+        "at '/capacity/scaleInCooldown': exclusiveMinimum: got 0, want 0",
+        "FERRY_SCALE_IN_COOLDOWN must be seconds above 0, not '0'",
+        id="no-cooldown",
+    ),
+    pytest.param(
+        {"nodeGroups": [{"name": "gpu", "minSize": 5, "maxSize": 2}]},
+        {"FERRY_NODE_GROUPS": json.dumps([{"name": "gpu", "minSize": 5, "maxSize": 2}])},
+        "nodeGroups[0] (gpu): minSize 5 is above maxSize 2",
+        "FERRY_NODE_GROUPS[0] (gpu): minSize 5 is above maxSize 2",
+        id="min-size-above-max-size",
+    ),
+    pytest.param(
+        {"nodeGroups": [{"name": "gpu"}, {"name": "cpu"}, {"name": "gpu"}]},
+        {"FERRY_NODE_GROUPS": json.dumps([{"name": "gpu"}, {"name": "cpu"}, {"name": "gpu"}])},
+        "nodeGroups names 'gpu' twice",
+        "FERRY_NODE_GROUPS names 'gpu' twice",
+        id="a-group-named-twice",
+    ),
+    pytest.param(
+        {"operator": {"ports": {"liveness": 9090, "metrics": 9090}}},
+        {"FERRY_LIVENESS_PORT": "9090", "FERRY_METRICS_PORT": "9090"},
+        "operator.ports.liveness and operator.ports.metrics are both 9090:"
+        " the liveness probe and the metrics each need their own port",
+        "FERRY_LIVENESS_PORT and FERRY_METRICS_PORT are both 9090:"
+        " the liveness probe and the metrics each need their own port",
+        id="one-port-for-both",
+    ),
+]
+
+
+@pytest.mark.parametrize(("values", "env", "chart_says", "operator_says"), REFUSED_AT_START)
+def test_values_the_operator_refuses_at_start_fail_at_install_with_its_reason(
+    helm: Helm,
+    tmp_path: Path,
+    values: dict[str, Any],
+    env: dict[str, str],
+    chart_says: str,
+    operator_says: str,
+) -> None:
+    result = helm.run("template", "ferry", str(CHART), values_file(tmp_path, values), check=False)
+    assert result.returncode != 0
+    assert chart_says in result.stderr
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env(env)
+    assert str(refused.value) == operator_says
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        # One the chart sets from its values: the second definition would win unchecked.
+        "FERRY_SCALE_IN_COOLDOWN",
+        # One the operator no longer reads: it would do nothing.
+        "FERRY_CLUSTER_DOMAIN",
+    ],
+)
+def test_extra_env_cannot_set_ferrys_own_variables(helm: Helm, tmp_path: Path, name: str) -> None:
+    values = {
+        "operator": {
+            "extraEnv": [
+                {"name": "HTTPS_PROXY", "value": "http://proxy.example:3128"},
+                {"name": name, "value": "0"},
+            ]
+        }
+    }
+    result = helm.run("template", "ferry", str(CHART), values_file(tmp_path, values), check=False)
+    assert result.returncode != 0
+    assert (
+        f"operator.extraEnv[1] {name}: variables named FERRY_* are set by the chart from its values"
+    ) in result.stderr
 
 
 # --- what the values become -----------------------------------------------------------------

@@ -41,6 +41,10 @@ def test_node_groups_and_namespaces_are_parsed() -> None:
         ({"FERRY_DEFAULT_NODE_GROUP": "gpu"}, "'gpu' is not in FERRY_NODE_GROUPS"),
         ({"FERRY_LIVENESS_PORT": "eighty"}, "FERRY_LIVENESS_PORT must be a whole number"),
         ({"FERRY_LOG_FORMAT": "xml"}, "FERRY_LOG_FORMAT must be plain or json"),
+        (
+            {"FERRY_LIVENESS_PORT": "9090"},
+            "FERRY_LIVENESS_PORT and FERRY_METRICS_PORT are both 9090: the liveness probe and",
+        ),
     ],
 )
 def test_a_bad_setting_names_its_variable(env: dict[str, str], words: str) -> None:
