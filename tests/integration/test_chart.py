@@ -203,6 +203,34 @@ REFUSED_AT_START = [
         " the liveness probe and the metrics each need their own port",
         id="one-port-for-both",
     ),
+    pytest.param(
+        {"nodeGroups": [{**GPU_GROUP, "asgName": ""}]},
+        {"FERRY_NODE_GROUPS": json.dumps([{**GPU_GROUP, "asgName": ""}])},
+        "at '/nodeGroups/0/asgName': minLength: got 0, want 1",
+        "FERRY_NODE_GROUPS[0] (gpu-a10g): asgName must be the Auto Scaling group's name",
+        id="an-empty-asg-name",
+    ),
+    pytest.param(
+        {"nodeGroups": [GPU_GROUP, {**GPU_GROUP, "name": "gpu-spot"}]},
+        {"FERRY_NODE_GROUPS": json.dumps([GPU_GROUP, {**GPU_GROUP, "name": "gpu-spot"}])},
+        "nodeGroups: groups 'gpu-a10g' and 'gpu-spot' both name Auto Scaling group"
+        " 'eks-gpu-a10g'; each needs its own",
+        "FERRY_NODE_GROUPS: groups 'gpu-a10g' and 'gpu-spot' both name Auto Scaling group"
+        " 'eks-gpu-a10g'; each needs its own",
+        id="one-asg-for-two-groups",
+    ),
+    pytest.param(
+        {"nodeGroups": [{**GPU_GROUP, "allocatable": {"cpu": "0", "memory": "16Gi"}}]},
+        {
+            "FERRY_NODE_GROUPS": json.dumps(
+                [{**GPU_GROUP, "allocatable": {"cpu": "0", "memory": "16Gi"}}]
+            )
+        },
+        "nodeGroups[0] (gpu-a10g): allocatable cpu and memory must be above 0 (cpu 0, memory 16Gi)",
+        "FERRY_NODE_GROUPS[0] (gpu-a10g): allocatable cpu and memory must be above 0"
+        " (cpu 0, memory 16Gi)",
+        id="an-empty-node",
+    ),
 ]
 
 
@@ -285,6 +313,13 @@ def test_the_chart_sets_every_setting_the_operator_reads_and_no_other(helm: Helm
     read = {variable.name for variable in Settings.variables().values()}
     assert len(read) == len(fields(Settings))
     assert {name for name in container_env(helm.template()) if name.startswith("FERRY_")} == read
+
+
+def test_a_million_reaches_the_operator_as_a_whole_number(helm: Helm, tmp_path: Path) -> None:
+    # A values file's numbers are floats to Helm, and a float of a million prints as 1e+06.
+    values = {"workerLimit": 1_000_000, "autoscaler": {"scrapeConcurrency": 2_000_000}}
+    settings = Settings.from_env(container_env(helm.template(values_file(tmp_path, values))))
+    assert (settings.worker_limit, settings.scrape_concurrency) == (1_000_000, 2_000_000)
 
 
 def test_watched_namespaces_and_patterns_reach_kopf(helm: Helm) -> None:

@@ -75,7 +75,14 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 {{- end -}}
 {{- $names := list -}}
+{{- $asgs := dict -}}
 {{- range $index, $group := .Values.nodeGroups -}}
+{{- with $group.allocatable -}}
+{{- /* Above 0 is a digit other than 0: the operator rounds any amount up to 1m or 1 byte. */ -}}
+{{- if not (and (regexMatch "[1-9]" (toString .cpu)) (regexMatch "[1-9]" (toString .memory))) -}}
+{{- fail (printf "nodeGroups[%d] (%s): allocatable cpu and memory must be above 0 (cpu %v, memory %v)" $index $group.name .cpu .memory) -}}
+{{- end -}}
+{{- end -}}
 {{- $min := int ($group.minSize | default 0) -}}
 {{- if and (hasKey $group "maxSize") (gt $min (int $group.maxSize)) -}}
 {{- fail (printf "nodeGroups[%d] (%s): minSize %d is above maxSize %d" $index $group.name $min (int $group.maxSize)) -}}
@@ -84,6 +91,12 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- fail (printf "nodeGroups names '%s' twice" $group.name) -}}
 {{- end -}}
 {{- $names = append $names $group.name -}}
+{{- with $group.asgName -}}
+{{- if hasKey $asgs . -}}
+{{- fail (printf "nodeGroups: groups '%s' and '%s' both name Auto Scaling group '%s'; each needs its own" (get $asgs .) $group.name .) -}}
+{{- end -}}
+{{- $_ := set $asgs . $group.name -}}
+{{- end -}}
 {{- end -}}
 {{- if and .Values.defaultNodeGroup (not (has .Values.defaultNodeGroup $names)) -}}
 {{- fail (printf "defaultNodeGroup %q is not one of nodeGroups (%s)" .Values.defaultNodeGroup (join ", " $names)) -}}
