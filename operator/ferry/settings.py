@@ -1,15 +1,22 @@
-"""The operator's settings, read once from the environment (the Helm chart sets them)."""
+"""The operator's settings, read once from the environment (the Helm chart sets them).
+
+Each setting is one field of `Settings`: its default is the field's, and the variable it is read
+from, with the parser of that variable's text, is in the field's metadata (`Variable`).
+`Settings.from_env` reads every field through them, and the operator reads its FERRY_* variables
+nowhere else.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ferry import __version__
+from ferry.capacity.node_group import NodeGroup, Taint
 from ferry.capacity.quantity import QuantityError
 from ferry.capacity.resources import GPU, Resources
 
@@ -21,122 +28,158 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
-class Taint:
-    key: str
-    value: str = ""
-    effect: str = "NoSchedule"
-
-
-@dataclass(frozen=True)
-class NodeGroup:
-    """A pool of nodes an API can ask for with spec.nodeGroup."""
+class Variable:
+    """Where a setting is read from: an environment variable, and the parser of its text, which
+    raises SettingsError naming the variable."""
 
     name: str
-    labels: Mapping[str, str] = field(default_factory=dict)
-    taints: tuple[Taint, ...] = ()
-    asg_name: str | None = None
-    """The EC2 Auto Scaling group whose instances are the nodes; without one the capacity loop
-    leaves the group alone."""
-    allocatable: Resources | None = None
-    """What one instance offers pods: new nodes are sized by it. Required with asg_name."""
-    min_size: int = 0
-    """The capacity loop never takes the group below this (nor below the group's own MinSize)."""
-    max_size: int | None = None
-    """The capacity loop never grows the group beyond this (nor beyond its own MaxSize)."""
+    parse: Callable[[str, str], Any]
+
+
+def _from(name: str, parse: Callable[[str, str], Any]) -> dict[str, Variable]:
+    return {"variable": Variable(name, parse)}
+
+
+def _text(name: str, text: str) -> str:
+    return text
+
+
+def _upper(name: str, text: str) -> str:
+    return text.upper()
+
+
+def _optional(name: str, text: str) -> str | None:
+    return text or None
+
+
+def _names(name: str, text: str) -> tuple[str, ...]:
+    return tuple(n.strip() for n in text.split(",") if n.strip())
+
+
+def _whole(name: str, text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {text!r}") from None
+
+
+def _at_least_one(name: str, text: str) -> int:
+    number = _whole(name, text)
+    if number < 1:
+        raise SettingsError(f"{name} must be at least 1")
+    return number
+
+
+def _seconds(name: str, text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise SettingsError(f"{name} must be seconds above 0, not {text!r}")
+    return value
+
+
+def _one_of(*choices: str) -> Callable[[str, str], str]:
+    def choice(name: str, text: str) -> str:
+        if text not in choices:
+            raise SettingsError(f"{name} must be {' or '.join(choices)}, not {text!r}")
+        return text
+
+    return choice
+
+
+_plain_or_json = _one_of("plain", "json")
+_keep_or_delete = _one_of("keep", "delete")
+
+
+def _deletes(name: str, text: str) -> bool:
+    return _keep_or_delete(name, text) == "delete"
+
+
+def _node_groups(name: str, text: str) -> dict[str, NodeGroup]:
+    return parse_node_groups(text)
 
 
 @dataclass(frozen=True)
 class Settings:
-    namespaces: tuple[str, ...] = ()
-    """Namespaces to watch (kopf patterns); empty means cluster-wide."""
-    image: str = DEFAULT_IMAGE
+    namespaces: tuple[str, ...] = field(default=(), metadata=_from("FERRY_NAMESPACES", _names))
+    """Namespaces to watch (kopf patterns), comma-separated; empty means cluster-wide."""
+    image: str = field(default=DEFAULT_IMAGE, metadata=_from("FERRY_IMAGE", _text))
     """Image of the proxy sidecar and the model-fetch init container: Ferry's own."""
-    node_groups: Mapping[str, NodeGroup] = field(default_factory=dict)
-    default_node_group: str | None = None
+    node_groups: Mapping[str, NodeGroup] = field(
+        default_factory=dict, metadata=_from("FERRY_NODE_GROUPS", _node_groups)
+    )
+    """The node groups APIs can ask for, a JSON list (parse_node_groups)."""
+    default_node_group: str | None = field(
+        default=None, metadata=_from("FERRY_DEFAULT_NODE_GROUP", _optional)
+    )
     """Node group of APIs that name none (the local environment sends them to its node agent)."""
-    liveness_port: int = 8080
+    liveness_port: int = field(default=8080, metadata=_from("FERRY_LIVENESS_PORT", _whole))
     """kopf's liveness endpoint, probed by the chart's livenessProbe."""
-    worker_limit: int = 50
+    worker_limit: int = field(default=50, metadata=_from("FERRY_WORKER_LIMIT", _whole))
     """Objects handled at once: bounds memory and API load when thousands change together."""
-    log_format: str = "plain"
-    log_level: str = "INFO"
-    cluster_domain: str = "cluster.local"
-    autoscale_interval: float = 1.0
+    log_format: str = field(default="plain", metadata=_from("FERRY_LOG_FORMAT", _plain_or_json))
+    log_level: str = field(default="INFO", metadata=_from("FERRY_LOG_LEVEL", _upper))
+    autoscale_interval: float = field(
+        default=1.0, metadata=_from("FERRY_AUTOSCALE_INTERVAL", _seconds)
+    )
     """Seconds between autoscaler ticks of each API: the tick the simulation chose the defaults
     for (docs/autoscaling.md). It sees a surge a second sooner than Knative's 2 s decider
     period: at 2 s the step trace refuses 229 more requests, one more than KPA. One operator
     keeps up with 1,000 APIs at 1 s (bench/autoscaler); 2 halves its CPU."""
-    scrape_timeout: float = 1.0
+    scrape_timeout: float = field(default=1.0, metadata=_from("FERRY_SCRAPE_TIMEOUT", _seconds))
     """Seconds a proxy has to answer /stats; one that does not is unknown demand, not zero."""
-    scrape_concurrency: int = 200
+    scrape_concurrency: int = field(
+        default=200, metadata=_from("FERRY_SCRAPE_CONCURRENCY", _at_least_one)
+    )
     """Scrapes in flight at once across all APIs: bounds sockets and memory at thousands of pods."""
-    metrics_port: int = 9090
+    metrics_port: int = field(default=9090, metadata=_from("FERRY_METRICS_PORT", _whole))
     """Port of the operator's Prometheus /metrics."""
-    log_group_prefix: str = "/ferry"
+    log_group_prefix: str = field(default="/ferry", metadata=_from("FERRY_LOG_GROUP_PREFIX", _text))
     """CloudWatch Logs groups are <prefix>/<namespace>/<name>."""
-    delete_log_groups: bool = False
-    """Whether deleting an API deletes its log group; kept by default, since logs outlive APIs."""
-    capacity_interval: float = 10.0
+    delete_log_groups: bool = field(
+        default=False, metadata=_from("FERRY_LOG_GROUP_ON_DELETE", _deletes)
+    )
+    """Whether deleting an API deletes its log group (delete) or not (keep); kept by default,
+    since logs outlive APIs."""
+    capacity_interval: float = field(
+        default=10.0, metadata=_from("FERRY_CAPACITY_INTERVAL", _seconds)
+    )
     """Seconds between passes of the capacity loop over the node groups with an asgName: as
     often as cluster-autoscaler looks, and well within the minute an instance takes to boot."""
-    scale_in_cooldown: float = 600.0
+    scale_in_cooldown: float = field(
+        default=600.0, metadata=_from("FERRY_SCALE_IN_COOLDOWN", _seconds)
+    )
     """Seconds a node must have held no pod before its instance is terminated: long enough
     that a dip in traffic does not cost a node that the next burst needs again."""
 
     @classmethod
+    def variables(cls) -> dict[str, Variable]:
+        """The variable each setting is read from, by the setting's name."""
+        return {setting.name: setting.metadata["variable"] for setting in fields(cls)}
+
+    @classmethod
     def from_env(cls, env: Mapping[str, str] = os.environ) -> Settings:
-        def number(name: str, default: int) -> int:
-            try:
-                return int(env.get(name, default))
-            except ValueError:
-                raise SettingsError(f"{name} must be a whole number, not {env[name]!r}") from None
-
-        def seconds(name: str, default: float) -> float:
-            try:
-                value = float(env.get(name, default))
-            except ValueError:
-                value = -1.0
-            if not value > 0:
-                raise SettingsError(f"{name} must be seconds above 0, not {env[name]!r}")
-            return value
-
-        scrape_concurrency = number("FERRY_SCRAPE_CONCURRENCY", 200)
-        if scrape_concurrency < 1:
-            raise SettingsError("FERRY_SCRAPE_CONCURRENCY must be at least 1")
-        log_format = env.get("FERRY_LOG_FORMAT", "plain")
-        if log_format not in ("plain", "json"):
-            raise SettingsError(f"FERRY_LOG_FORMAT must be plain or json, not {log_format!r}")
-        namespaces = tuple(n for n in env.get("FERRY_NAMESPACES", "").split(",") if n.strip())
-        node_groups = parse_node_groups(env.get("FERRY_NODE_GROUPS", ""))
-        on_delete = env.get("FERRY_LOG_GROUP_ON_DELETE", "keep")
-        if on_delete not in ("keep", "delete"):
-            raise SettingsError(
-                f"FERRY_LOG_GROUP_ON_DELETE must be keep or delete, not {on_delete!r}"
-            )
-        default_group = env.get("FERRY_DEFAULT_NODE_GROUP") or None
-        if default_group is not None and default_group not in node_groups:
-            raise SettingsError(
-                f"FERRY_DEFAULT_NODE_GROUP {default_group!r} is not in FERRY_NODE_GROUPS"
-            )
-        return cls(
-            namespaces=tuple(n.strip() for n in namespaces),
-            image=env.get("FERRY_IMAGE", DEFAULT_IMAGE),
-            node_groups=node_groups,
-            default_node_group=default_group,
-            liveness_port=number("FERRY_LIVENESS_PORT", 8080),
-            worker_limit=number("FERRY_WORKER_LIMIT", 50),
-            log_format=log_format,
-            log_level=env.get("FERRY_LOG_LEVEL", "INFO").upper(),
-            cluster_domain=env.get("FERRY_CLUSTER_DOMAIN", "cluster.local"),
-            autoscale_interval=seconds("FERRY_AUTOSCALE_INTERVAL", 1.0),
-            scrape_timeout=seconds("FERRY_SCRAPE_TIMEOUT", 1.0),
-            scrape_concurrency=scrape_concurrency,
-            metrics_port=number("FERRY_METRICS_PORT", 9090),
-            log_group_prefix=env.get("FERRY_LOG_GROUP_PREFIX", "/ferry"),
-            delete_log_groups=on_delete == "delete",
-            capacity_interval=seconds("FERRY_CAPACITY_INTERVAL", 10.0),
-            scale_in_cooldown=seconds("FERRY_SCALE_IN_COOLDOWN", 600.0),
+        """Every setting whose variable is set, parsed; the rest keep their defaults."""
+        settings = cls(
+            **{
+                setting: source.parse(source.name, env[source.name])
+                for setting, source in cls.variables().items()
+                if source.name in env
+            }
         )
+        if settings.default_node_group not in (None, *settings.node_groups):
+            raise SettingsError(
+                f"FERRY_DEFAULT_NODE_GROUP {settings.default_node_group!r} is not in "
+                "FERRY_NODE_GROUPS"
+            )
+        if settings.liveness_port == settings.metrics_port:
+            raise SettingsError(
+                f"FERRY_LIVENESS_PORT and FERRY_METRICS_PORT are both {settings.liveness_port}:"
+                " the liveness probe and the metrics each need their own port"
+            )
+        return settings
 
 
 _GROUP_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")

@@ -22,9 +22,9 @@ from kubernetes_asyncio.client import ApiClient
 
 from ferry.adapters.aws import Aws, AwsPermanentError, AwsSettings, AwsTemporaryError
 from ferry.artifacts.versions import ModelReason
+from ferry.capacity.node_group import NodeGroup
 from ferry.services.model import check_model
 from ferry.services.node_groups import describe
-from ferry.settings import NodeGroup
 from ferry.spec.model import ModelSource
 from ferry_local.aws import REGION, MotoServer
 from ferry_local.cluster import ClusterInfo

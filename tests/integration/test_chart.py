@@ -7,8 +7,7 @@ The chart running for real (install, upgrade, uninstall) is test_chart_install.p
 from __future__ import annotations
 
 import json
-import re
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 import yaml
 
 from ferry.render.children import ApiRef, render_deployment
-from ferry.settings import DEFAULT_IMAGE, Settings
+from ferry.settings import DEFAULT_IMAGE, Settings, SettingsError
 from ferry.spec.model import parse_spec
 from ferry.spec.schema import with_defaults
 from ferry_local.cluster import ClusterInfo
@@ -48,7 +47,6 @@ EVERYTHING: dict[str, Any] = {
     "autoscaler": {"interval": 3, "scrapeTimeout": 0.5, "scrapeConcurrency": 64},
     "capacity": {"interval": 20, "scaleInCooldown": 900},
     "workerLimit": 80,
-    "clusterDomain": "k8s.example",
     "operator": {
         "ports": {"liveness": 18080, "metrics": 19090},
         "extraEnv": [
@@ -171,6 +169,113 @@ def test_settings_the_operator_would_refuse_fail_at_install_with_the_reason(
     assert message in result.stderr
 
 
+# Values files a new user writes that the operator refuses at start: each is refused at install,
+# by the schema (in JSON Schema's words) or by the chart's checks (in the operator's), and the
+# operator refuses what the chart would have given it for the same reason.
+REFUSED_AT_START = [
+    pytest.param(
+        {"capacity": {"scaleInCooldown": 0}},
+        {"FERRY_SCALE_IN_COOLDOWN": "0"},
+        "at '/capacity/scaleInCooldown': exclusiveMinimum: got 0, want 0",
+        "FERRY_SCALE_IN_COOLDOWN must be seconds above 0, not '0'",
+        id="no-cooldown",
+    ),
+    pytest.param(
+        {"nodeGroups": [{"name": "gpu", "minSize": 5, "maxSize": 2}]},
+        {"FERRY_NODE_GROUPS": json.dumps([{"name": "gpu", "minSize": 5, "maxSize": 2}])},
+        "nodeGroups[0] (gpu): minSize 5 is above maxSize 2",
+        "FERRY_NODE_GROUPS[0] (gpu): minSize 5 is above maxSize 2",
+        id="min-size-above-max-size",
+    ),
+    pytest.param(
+        {"nodeGroups": [{"name": "gpu"}, {"name": "cpu"}, {"name": "gpu"}]},
+        {"FERRY_NODE_GROUPS": json.dumps([{"name": "gpu"}, {"name": "cpu"}, {"name": "gpu"}])},
+        "nodeGroups names 'gpu' twice",
+        "FERRY_NODE_GROUPS names 'gpu' twice",
+        id="a-group-named-twice",
+    ),
+    pytest.param(
+        {"operator": {"ports": {"liveness": 9090, "metrics": 9090}}},
+        {"FERRY_LIVENESS_PORT": "9090", "FERRY_METRICS_PORT": "9090"},
+        "operator.ports.liveness and operator.ports.metrics are both 9090:"
+        " the liveness probe and the metrics each need their own port",
+        "FERRY_LIVENESS_PORT and FERRY_METRICS_PORT are both 9090:"
+        " the liveness probe and the metrics each need their own port",
+        id="one-port-for-both",
+    ),
+    pytest.param(
+        {"nodeGroups": [{**GPU_GROUP, "asgName": ""}]},
+        {"FERRY_NODE_GROUPS": json.dumps([{**GPU_GROUP, "asgName": ""}])},
+        "at '/nodeGroups/0/asgName': minLength: got 0, want 1",
+        "FERRY_NODE_GROUPS[0] (gpu-a10g): asgName must be the Auto Scaling group's name",
+        id="an-empty-asg-name",
+    ),
+    pytest.param(
+        {"nodeGroups": [GPU_GROUP, {**GPU_GROUP, "name": "gpu-spot"}]},
+        {"FERRY_NODE_GROUPS": json.dumps([GPU_GROUP, {**GPU_GROUP, "name": "gpu-spot"}])},
+        "nodeGroups: groups 'gpu-a10g' and 'gpu-spot' both name Auto Scaling group"
+        " 'eks-gpu-a10g'; each needs its own",
+        "FERRY_NODE_GROUPS: groups 'gpu-a10g' and 'gpu-spot' both name Auto Scaling group"
+        " 'eks-gpu-a10g'; each needs its own",
+        id="one-asg-for-two-groups",
+    ),
+    pytest.param(
+        {"nodeGroups": [{**GPU_GROUP, "allocatable": {"cpu": "0", "memory": "16Gi"}}]},
+        {
+            "FERRY_NODE_GROUPS": json.dumps(
+                [{**GPU_GROUP, "allocatable": {"cpu": "0", "memory": "16Gi"}}]
+            )
+        },
+        "nodeGroups[0] (gpu-a10g): allocatable cpu and memory must be above 0 (cpu 0, memory 16Gi)",
+        "FERRY_NODE_GROUPS[0] (gpu-a10g): allocatable cpu and memory must be above 0"
+        " (cpu 0, memory 16Gi)",
+        id="an-empty-node",
+    ),
+]
+
+
+@pytest.mark.parametrize(("values", "env", "chart_says", "operator_says"), REFUSED_AT_START)
+def test_values_the_operator_refuses_at_start_fail_at_install_with_its_reason(
+    helm: Helm,
+    tmp_path: Path,
+    values: dict[str, Any],
+    env: dict[str, str],
+    chart_says: str,
+    operator_says: str,
+) -> None:
+    result = helm.run("template", "ferry", str(CHART), values_file(tmp_path, values), check=False)
+    assert result.returncode != 0
+    assert chart_says in result.stderr
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env(env)
+    assert str(refused.value) == operator_says
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        # One the chart sets from its values: the second definition would win unchecked.
+        "FERRY_SCALE_IN_COOLDOWN",
+        # One the operator no longer reads: it would do nothing.
+        "FERRY_CLUSTER_DOMAIN",
+    ],
+)
+def test_extra_env_cannot_set_ferrys_own_variables(helm: Helm, tmp_path: Path, name: str) -> None:
+    values = {
+        "operator": {
+            "extraEnv": [
+                {"name": "HTTPS_PROXY", "value": "http://proxy.example:3128"},
+                {"name": name, "value": "0"},
+            ]
+        }
+    }
+    result = helm.run("template", "ferry", str(CHART), values_file(tmp_path, values), check=False)
+    assert result.returncode != 0
+    assert (
+        f"operator.extraEnv[1] {name}: variables named FERRY_* are set by the chart from its values"
+    ) in result.stderr
+
+
 # --- what the values become -----------------------------------------------------------------
 
 
@@ -197,18 +302,24 @@ def test_every_value_reaches_the_operator_as_its_setting(helm: Helm, tmp_path: P
     assert (settings.autoscale_interval, settings.scrape_timeout) == (3.0, 0.5)
     assert settings.scrape_concurrency == 64
     assert (settings.capacity_interval, settings.scale_in_cooldown) == (20.0, 900.0)
-    assert (settings.worker_limit, settings.cluster_domain) == (80, "k8s.example")
+    assert settings.worker_limit == 80
     assert (settings.liveness_port, settings.metrics_port) == (18080, 19090)
     assert env["AWS_REGION"] == "eu-west-1"
     assert env["AWS_ENDPOINT_URL"] == "https://aws.example.com"
     assert env["HTTPS_PROXY"] == "http://proxy.example:3128"
 
 
-def test_every_setting_the_operator_reads_is_set_by_the_chart(helm: Helm) -> None:
-    source = (REPO / "operator" / "ferry" / "settings.py").read_text()
-    read = set(re.findall(r"\"(FERRY_[A-Z_]+)\"", source))
-    assert len(read) >= 15
-    assert read <= container_env(helm.template()).keys()
+def test_the_chart_sets_every_setting_the_operator_reads_and_no_other(helm: Helm) -> None:
+    read = {variable.name for variable in Settings.variables().values()}
+    assert len(read) == len(fields(Settings))
+    assert {name for name in container_env(helm.template()) if name.startswith("FERRY_")} == read
+
+
+def test_a_million_reaches_the_operator_as_a_whole_number(helm: Helm, tmp_path: Path) -> None:
+    # A values file's numbers are floats to Helm, and a float of a million prints as 1e+06.
+    values = {"workerLimit": 1_000_000, "autoscaler": {"scrapeConcurrency": 2_000_000}}
+    settings = Settings.from_env(container_env(helm.template(values_file(tmp_path, values))))
+    assert (settings.worker_limit, settings.scrape_concurrency) == (1_000_000, 2_000_000)
 
 
 def test_watched_namespaces_and_patterns_reach_kopf(helm: Helm) -> None:

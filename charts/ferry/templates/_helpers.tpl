@@ -74,13 +74,41 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- fail (printf "rbac.scope namespaced needs namespaces by name, not patterns: %s" (join ", " .Values.watchNamespaces)) -}}
 {{- end -}}
 {{- end -}}
-{{- if .Values.defaultNodeGroup -}}
 {{- $names := list -}}
-{{- range .Values.nodeGroups -}}
-{{- $names = append $names .name -}}
+{{- $asgs := dict -}}
+{{- range $index, $group := .Values.nodeGroups -}}
+{{- with $group.allocatable -}}
+{{- /* Above 0 is a digit other than 0: the operator rounds any amount up to 1m or 1 byte. */ -}}
+{{- if not (and (regexMatch "[1-9]" (toString .cpu)) (regexMatch "[1-9]" (toString .memory))) -}}
+{{- fail (printf "nodeGroups[%d] (%s): allocatable cpu and memory must be above 0 (cpu %v, memory %v)" $index $group.name .cpu .memory) -}}
 {{- end -}}
-{{- if not (has .Values.defaultNodeGroup $names) -}}
+{{- end -}}
+{{- $min := int ($group.minSize | default 0) -}}
+{{- if and (hasKey $group "maxSize") (gt $min (int $group.maxSize)) -}}
+{{- fail (printf "nodeGroups[%d] (%s): minSize %d is above maxSize %d" $index $group.name $min (int $group.maxSize)) -}}
+{{- end -}}
+{{- if has $group.name $names -}}
+{{- fail (printf "nodeGroups names '%s' twice" $group.name) -}}
+{{- end -}}
+{{- $names = append $names $group.name -}}
+{{- with $group.asgName -}}
+{{- if hasKey $asgs . -}}
+{{- fail (printf "nodeGroups: groups '%s' and '%s' both name Auto Scaling group '%s'; each needs its own" (get $asgs .) $group.name .) -}}
+{{- end -}}
+{{- $_ := set $asgs . $group.name -}}
+{{- end -}}
+{{- end -}}
+{{- if and .Values.defaultNodeGroup (not (has .Values.defaultNodeGroup $names)) -}}
 {{- fail (printf "defaultNodeGroup %q is not one of nodeGroups (%s)" .Values.defaultNodeGroup (join ", " $names)) -}}
+{{- end -}}
+{{- $ports := .Values.operator.ports -}}
+{{- if eq (int $ports.liveness) (int $ports.metrics) -}}
+{{- fail (printf "operator.ports.liveness and operator.ports.metrics are both %d: the liveness probe and the metrics each need their own port" (int $ports.liveness)) -}}
+{{- end -}}
+{{- /* A second definition of a variable the chart sets would win over the checked value. */ -}}
+{{- range $index, $variable := .Values.operator.extraEnv -}}
+{{- if hasPrefix "FERRY_" $variable.name -}}
+{{- fail (printf "operator.extraEnv[%d] %s: variables named FERRY_* are set by the chart from its values" $index $variable.name) -}}
 {{- end -}}
 {{- end -}}
 {{- end -}}

@@ -16,8 +16,6 @@ from typing import Any
 PENDING, RUNNING, SUCCEEDED, FAILED = "Pending", "Running", "Succeeded", "Failed"
 ALWAYS, ON_FAILURE, NEVER = "Always", "OnFailure", "Never"
 
-# The conditions the kubelet owns; others (PodScheduled, readiness gates) belong to someone else.
-OWN_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "ContainersReady", "Ready")
 SIGKILL = 9
 
 

@@ -2,8 +2,9 @@
 grow and which idle node to remove out. No I/O.
 
 Modules: `quantity` (Kubernetes quantities), `resources` (what a pod asks for and a node
-offers), `cluster` (what the loop reads from Pods and Nodes), `asg` (an Auto Scaling group and
-its bounds), `binpack` (how many new nodes a set of pods needs), `plan` (the decision).
-Nothing is re-exported here: the operator's settings import `resources`, and `plan` imports
-the settings.
+offers), `node_group` (a pool of nodes and its bounds, as the operator is configured with it),
+`cluster` (what the loop reads from Pods and Nodes), `asg` (an Auto Scaling group and its
+bounds), `binpack` (how many new nodes a set of pods needs), `plan` (the decision).
+Nothing is re-exported here. The operator's settings import `node_group` and `resources`;
+nothing here imports the settings.
 """

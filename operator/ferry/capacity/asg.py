@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ferry.settings import NodeGroup
+from ferry.capacity.node_group import NodeGroup
 
 # Lifecycle states of an instance that is, or is becoming, a node. The rest (Terminating*,
 # Terminated, Detaching, Detached, Standby, Warmed*) are on their way out or set aside.

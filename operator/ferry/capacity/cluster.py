@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ferry import names
+from ferry.capacity.node_group import NodeGroup
 from ferry.capacity.resources import Resources, pod_requests, total
-from ferry.settings import NodeGroup
 from ferry.status.pods import unschedulable
 
 NODE_GROUP_LABEL = "ferry.dev/node-group"

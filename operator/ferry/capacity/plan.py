@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from ferry.capacity.asg import AsgState, bounds
 from ferry.capacity.binpack import pack
 from ferry.capacity.cluster import ApiKey, NodeView, PendingPod
-from ferry.settings import NodeGroup
+from ferry.capacity.node_group import NodeGroup
 
 # Reasons of the Events the loop posts; docs/capacity.md lists them.
 SCALED_OUT = "NodeGroupScaledOut"

@@ -17,7 +17,6 @@ from ferry.proxy.server import Proxy
 from ferry.proxy.upstream import upstream_ready
 
 _PROBE_TIMEOUT = 1.0
-_JSON = b"application/json"
 # How long a kept-open connection may wait for its next request: longer than the operator's
 # scraper keeps an idle connection (ferry.adapters.stats), so the client is the one to close and
 # never sends a request into a connection this end is closing.

@@ -20,7 +20,8 @@ import jinja2
 import yaml
 
 from ferry import names
-from ferry.settings import NodeGroup, Settings
+from ferry.capacity.node_group import NodeGroup
+from ferry.settings import Settings
 from ferry.spec.model import InvalidSpecError, RealtimeAPISpec
 from ferry.spec.schema import GROUP, KIND, VERSION
 

@@ -24,6 +24,7 @@ from ferry import metrics
 from ferry.adapters.aws import Aws, AwsError
 from ferry.adapters.kube import Kube, KubeError
 from ferry.capacity.cluster import SCALE_IN_ANNOTATION, ApiKey, NodeView, holds_node, pod_name
+from ferry.capacity.node_group import NodeGroup
 from ferry.capacity.plan import (
     SCALED_OUT,
     CapacityPlan,
@@ -36,7 +37,7 @@ from ferry.capacity.plan import (
 )
 from ferry.services.node_groups import observe, pods_on
 from ferry.services.status import api_path, now_iso
-from ferry.settings import NodeGroup, Settings
+from ferry.settings import Settings
 
 log = logging.getLogger("ferry.capacity")
 

@@ -26,8 +26,8 @@ from ferry.capacity.cluster import (
     pod_name,
     watched,
 )
+from ferry.capacity.node_group import NodeGroup
 from ferry.capacity.quantity import QuantityError
-from ferry.settings import NodeGroup
 
 log = logging.getLogger("ferry.capacity")
 

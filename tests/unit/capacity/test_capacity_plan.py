@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from ferry.capacity.asg import AsgState, Instance, bounds
 from ferry.capacity.binpack import pack
 from ferry.capacity.cluster import NodeView, PendingPod
+from ferry.capacity.node_group import NodeGroup
 from ferry.capacity.plan import (
     AT_MAX_SIZE,
     TOO_LARGE,
@@ -22,7 +23,6 @@ from ferry.capacity.plan import (
     plan,
 )
 from ferry.capacity.resources import Resources
-from ferry.settings import NodeGroup
 
 Gi = 2**30
 NODE = Resources(1000, 2 * Gi)

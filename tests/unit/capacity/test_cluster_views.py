@@ -16,8 +16,8 @@ from ferry.capacity.cluster import (
     pending_pod,
     watched,
 )
+from ferry.capacity.node_group import NodeGroup
 from ferry.capacity.resources import Resources
-from ferry.settings import NodeGroup
 
 Mi = 2**20
 GPU = NodeGroup("gpu", labels={"pool": "gpu"}, asg_name="gpu-asg")

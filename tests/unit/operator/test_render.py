@@ -11,8 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ferry import names
+from ferry.capacity.node_group import NodeGroup, Taint
 from ferry.render.children import ApiRef, render_deployment, render_service
-from ferry.settings import NodeGroup, Settings, Taint
+from ferry.settings import Settings
 from ferry.spec.model import InvalidSpecError, parse_spec
 from ferry.spec.schema import with_defaults
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
 
-from ferry.settings import Settings, SettingsError, Taint
+from ferry.capacity.node_group import Taint
+from ferry.settings import Settings, SettingsError
 
 GROUPS = '[{"name": "gpu", "labels": {"pool": "gpu"}, "taints": [{"key": "gpu", "value": "yes"}]}]'
 
@@ -38,8 +41,36 @@ def test_node_groups_and_namespaces_are_parsed() -> None:
         ({"FERRY_DEFAULT_NODE_GROUP": "gpu"}, "'gpu' is not in FERRY_NODE_GROUPS"),
         ({"FERRY_LIVENESS_PORT": "eighty"}, "FERRY_LIVENESS_PORT must be a whole number"),
         ({"FERRY_LOG_FORMAT": "xml"}, "FERRY_LOG_FORMAT must be plain or json"),
+        (
+            {"FERRY_LIVENESS_PORT": "9090"},
+            "FERRY_LIVENESS_PORT and FERRY_METRICS_PORT are both 9090: the liveness probe and",
+        ),
     ],
 )
 def test_a_bad_setting_names_its_variable(env: dict[str, str], words: str) -> None:
     with pytest.raises(SettingsError, match=words):
         Settings.from_env(env)
+
+
+def test_every_setting_has_its_own_variable_and_an_empty_environment_is_the_defaults() -> None:
+    variables = [variable.name for variable in Settings.variables().values()]
+    assert len(set(variables)) == len(variables) == len(fields(Settings))
+    assert Settings.from_env({}) == Settings()
+
+
+@pytest.mark.parametrize(
+    ("setting", "text", "value"),
+    [
+        ("namespaces", " ml ,, web ", ("ml", "web")),
+        ("image", "registry.example.com/ferry:1", "registry.example.com/ferry:1"),
+        ("default_node_group", "", None),
+        ("worker_limit", "80", 80),
+        ("log_level", "debug", "DEBUG"),
+        ("scrape_timeout", "0.5", 0.5),
+        ("delete_log_groups", "delete", True),
+        ("delete_log_groups", "keep", False),
+    ],
+)
+def test_each_setting_is_read_from_its_variable(setting: str, text: str, value: object) -> None:
+    variable = Settings.variables()[setting]
+    assert getattr(Settings.from_env({variable.name: text}), setting) == value

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from ferry.capacity.node_group import NodeGroup, Taint
 from ferry.capacity.resources import Resources
-from ferry.settings import NodeGroup, Settings, SettingsError, Taint, parse_node_groups
+from ferry.settings import Settings, SettingsError, parse_node_groups
 
 Gi = 2**30
 GPU_GROUP = {
