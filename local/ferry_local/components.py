@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from ferry_local import aws
+from ferry_local import aws, dns
 from ferry_local.agent.main import command as agent_command
 from ferry_local.layout import ClusterLayout
 from ferry_local.network import (
@@ -29,7 +29,7 @@ LOOPBACK = "127.0.0.1"
 # that tries one fails at once on this machine instead of sending packets anywhere else.
 KWOK_POD_CIDR = "127.64.0.0/10"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
-IN_CLUSTER_CLIENTS = frozenset({"kube-proxy"})
+IN_CLUSTER_CLIENTS = frozenset({"kube-proxy", "coredns"})
 
 
 @dataclass(frozen=True)
@@ -87,8 +87,8 @@ class Plan:
         return f"https://{LOOPBACK}:{self.ports.apiserver}"
 
     def apiserver_url_for(self, client: str) -> str:
-        """kube-proxy runs in the cluster's namespace and reaches the API server at the host's
-        end of the link; every other client on 127.0.0.1."""
+        """kube-proxy and CoreDNS run in the cluster's namespace and reach the API server at the
+        host's end of the link; every other client on 127.0.0.1."""
         if client in IN_CLUSTER_CLIENTS and self.network is not None:
             return f"https://{self.network.host_address}:{self.ports.apiserver}"
         return self.apiserver_url
@@ -346,4 +346,19 @@ def operator(plan: Plan) -> Component:
             "FERRY_NODE_GROUPS": json.dumps([LOCAL_NODE_GROUP]),
             "FERRY_DEFAULT_NODE_GROUP": str(LOCAL_NODE_GROUP["name"]),
         },
+    )
+
+
+def corefile(plan: Plan) -> Path:
+    return plan.layout.run / "Corefile"
+
+
+def coredns(plan: Plan, network: ClusterNetwork) -> Component:
+    """The cluster's DNS on the node's address, in the cluster's namespace (ferry_local.dns);
+    healthy once its kubernetes plugin has read the API server."""
+    return Component(
+        "coredns",
+        [str(plan.toolchain.binary("coredns")), "-conf", str(corefile(plan))],
+        f"http://{network.node_address}:{dns.READY_PORT}/ready",
+        netns=network.netns,
     )

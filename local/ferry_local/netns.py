@@ -17,6 +17,10 @@ from pathlib import Path
 
 NETNS_DIR = Path("/run/netns")
 _CLONE_NEWNET = 0x40000000
+_CLONE_NEWNS = 0x00020000
+_MS_BIND = 0x1000
+_MS_REC = 0x4000
+_MS_SLAVE = 0x80000
 _TOOLS = {"ip": "iproute2", "nft": "nftables"}
 
 
@@ -104,12 +108,31 @@ def opened(name: str) -> int:
     return os.open(NETNS_DIR / name, os.O_RDONLY | os.O_CLOEXEC)
 
 
-def entering(fd: int, then: Callable[[], None] | None = None) -> Callable[[], None]:
-    """What a child runs between fork and exec to join the namespace `fd` holds."""
+def entering(
+    fd: int, then: Callable[[], None] | None = None, resolv_conf: Path | None = None
+) -> Callable[[], None]:
+    """What a child runs between fork and exec to join the namespace `fd` holds; with
+    `resolv_conf`, the child also gets a mount namespace of its own in which that file is
+    /etc/resolv.conf (as `ip netns exec` does with /etc/netns/NAME/), so its resolver asks the
+    cluster's DNS while the machine's own file stays as it is."""
+    source = bytes(resolv_conf) if resolv_conf is not None else None
 
     def enter() -> None:
         setns(fd)
+        if source is not None:
+            _bind_resolv_conf(source)
         if then is not None:
             then()
 
     return enter
+
+
+def _bind_resolv_conf(source: bytes) -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(_CLONE_NEWNS) != 0:
+        raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNS) failed")
+    # Mounts made here stay here: the machine's mounts still reach in, none goes out.
+    if libc.mount(b"none", b"/", None, _MS_REC | _MS_SLAVE, None) != 0:
+        raise OSError(ctypes.get_errno(), "making / a slave mount failed")
+    if libc.mount(source, b"/etc/resolv.conf", None, _MS_BIND, None) != 0:
+        raise OSError(ctypes.get_errno(), "bind-mounting the pod's resolv.conf failed")

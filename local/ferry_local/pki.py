@@ -65,6 +65,8 @@ CLIENTS: dict[str, tuple[str, str | None]] = {
     "kwok": ("ferry-kwok", "system:masters"),
     # Bound to the system:node-proxier role by the API server's default policy.
     "kube-proxy": ("system:kube-proxy", None),
+    # Bound by ferry_local.dns to what CoreDNS's kubernetes plugin reads.
+    "coredns": ("system:coredns", None),
 }
 
 FRONT_PROXY_CA = "front-proxy-ca"

@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from ferry.spec.schema import ADMISSION_FILE, CRD_FILE
-from ferry_local import components, crds, netns, network, processes
+from ferry_local import components, crds, dns, netns, network, processes
 from ferry_local.agent.backoff import BackOff, BackOffPolicy
 from ferry_local.health import client_tls, healthy, loopback_tls
 from ferry_local.kubeconfig import kubeconfig, write_kubeconfig
@@ -176,9 +176,22 @@ class Supervisor:
         started = [components.node_agent(plan)]
         if plan.network is not None:
             started.append(components.kube_proxy(plan, plan.network))
+            started.append(self._cluster_dns(plan, plan.network))
         started.append(components.operator(plan))
         for component in started:
             self._start(component, lambda c=component: healthy(c.health_url))
+
+    def _cluster_dns(
+        self, plan: components.Plan, cluster_network: network.ClusterNetwork
+    ) -> components.Component:
+        """CoreDNS's Corefile, its RBAC and the kube-dns Service; CoreDNS itself to start."""
+        kubeconfig_file = plan.kubeconfig_for("coredns")
+        components.corefile(plan).write_text(dns.corefile(cluster_network, kubeconfig_file))
+        manifest = yaml.safe_dump_all(dns.manifests(cluster_network))
+        self._kubectl(
+            plan, "apply", "--server-side", "--field-manager=ferry-local", "-f", "-", stdin=manifest
+        )
+        return components.coredns(plan, cluster_network)
 
     def _start(self, component: components.Component, check: Any) -> None:
         log = self.layout.logs / f"{component.name}.log"

@@ -10,6 +10,7 @@ import pytest
 
 from ferry_local import components
 from ferry_local.agent.network import AddressPool
+from ferry_local.dns import corefile, manifests
 from ferry_local.layout import ClusterLayout
 from ferry_local.netns import NetworkError
 from ferry_local.network import BLOCKS, ClusterNetwork, choose_block, cluster_id
@@ -115,3 +116,27 @@ def test_the_agents_pods_get_namespaces_and_reach_moto_at_the_hosts_end(
     assert agent.env is not None
     endpoint = f"http://{NETWORK.host_address}:{plan.ports.moto}"
     assert endpoint in agent.env.values()
+
+
+def test_coredns_serves_cluster_local_on_the_node_address_and_forwards_nothing(
+    plan: components.Plan,
+) -> None:
+    text = corefile(NETWORK, plan.kubeconfig_for("coredns"))
+    assert f"bind {NETWORK.node_address}" in text
+    assert "kubernetes cluster.local" in text
+    assert "forward" not in text
+    component = components.coredns(plan, NETWORK)
+    assert component.netns == NETWORK.netns
+    assert any(f"{plan.layout.root}/" in arg for arg in component.argv)
+    assert plan.apiserver_url_for("coredns").startswith(f"https://{NETWORK.host_address}:")
+
+
+def test_the_kube_dns_service_holds_the_tenth_address_and_points_at_the_node() -> None:
+    kinds = {item["kind"]: item for item in manifests(NETWORK)}
+    assert kinds["Service"]["spec"]["clusterIP"] == NETWORK.dns_address
+    assert "selector" not in kinds["Service"]["spec"]
+    (endpoint,) = kinds["EndpointSlice"]["endpoints"]
+    assert endpoint["addresses"] == [NETWORK.node_address]
+    labels = kinds["EndpointSlice"]["metadata"]["labels"]
+    assert labels["kubernetes.io/service-name"] == "kube-dns"
+    assert kinds["ClusterRoleBinding"]["subjects"][0]["name"] == "system:coredns"

@@ -25,6 +25,7 @@ import aiohttp
 from ferry.adapters.kube import ConflictError, Kube, KubeError, RejectedError
 from ferry_local.agent import volumes
 from ferry_local.agent.backoff import BackOffPolicy
+from ferry_local.agent.dns import resolv_conf
 from ferry_local.agent.env import ContainerConfigError, Lookup
 from ferry_local.agent.events import WARNING, EventRecorder, involved_pod
 from ferry_local.agent.images import ImageTable
@@ -298,6 +299,10 @@ class PodWorker:
         network, context = self.services.network, self.context
         if network is None:
             return True
+        if (text := resolv_conf(context.pod, network.cluster.dns_address)) is not None:
+            context.resolv_conf = context.folder.root / "etc" / "resolv.conf"
+            context.resolv_conf.parent.mkdir(parents=True, exist_ok=True)
+            context.resolv_conf.write_text(text)
         if self.host_network:
             context.netns = network.cluster.netns
             return True

@@ -145,6 +145,8 @@ class PodContext:
     stopping: asyncio.Event
     netns: str | None = None
     """The network namespace every process of the pod joins; None: the agent's own."""
+    resolv_conf: Path | None = None
+    """The pod's resolv.conf, seen by its processes as /etc/resolv.conf (with a netns only)."""
 
     @property
     def label(self) -> str:
@@ -244,7 +246,7 @@ class ContainerRunner:
         try:
             if self.pod.netns is not None:
                 namespace = netns.opened(self.pod.netns)
-                before_exec = netns.entering(namespace, before_exec)
+                before_exec = netns.entering(namespace, before_exec, self.pod.resolv_conf)
             return processes.spawn(
                 prepared.argv,
                 log_file,

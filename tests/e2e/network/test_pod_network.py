@@ -9,6 +9,7 @@ import ipaddress
 import socket
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -240,6 +241,52 @@ def test_the_containers_of_a_pod_share_its_namespace_and_reach_each_other_on_loc
     # The host's own loopback has no such server: the pod's is its own.
     assert refused("127.0.0.1", 8080) in {ConnectionRefusedError}
     assert ready["status"]["podIP"] != "127.0.0.1"
+
+
+def test_pods_resolve_services_by_name_through_the_clusters_dns(
+    net_cluster: ClusterInfo, ns: str, cluster_network: ClusterNetwork
+) -> None:
+    serving(net_cluster, ns, "named", 1)
+    address = cluster_ip(net_cluster, ns, "named")
+    dns = get(net_cluster, "kube-system", "service", "kube-dns")
+    assert dns["spec"]["clusterIP"] == cluster_network.dns_address
+    check = (
+        "import socket, sys; "
+        f"names = ['named', 'named.{ns}', 'named.{ns}.svc.cluster.local']; "
+        f"sys.exit(any(socket.gethostbyname(n) != '{address}' for n in names))"
+    )
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "resolver", "labels": {"app": "resolver"}},
+        "spec": {
+            **LOCAL_GROUP,
+            "terminationGracePeriodSeconds": 2,
+            "containers": [
+                {
+                    "name": "resolver",
+                    "image": "test.ferry.dev/shell",
+                    "command": ["sleep", "600"],
+                    # Ready once the short name, the namespaced one and the full one all resolve
+                    # to the Service's ClusterIP, through the pod's resolv.conf.
+                    "readinessProbe": {
+                        "exec": {"command": ["python3", "-c", check]},
+                        "periodSeconds": 1,
+                    },
+                }
+            ],
+        },
+    }
+    apply(net_cluster, ns, pod)
+    (ready,) = ready_pods(net_cluster, ns, "resolver", 1)
+    folder = net_cluster.layout.agent_state / "pods" / f"{ns}_resolver_{ready['metadata']['uid']}"
+    assert (folder / "etc" / "resolv.conf").read_text() == (
+        f"nameserver {cluster_network.dns_address}\n"
+        f"search {ns}.svc.cluster.local svc.cluster.local cluster.local\n"
+        "options ndots:5\n"
+    )
+    # The machine's own file is untouched.
+    assert cluster_network.dns_address not in Path("/etc/resolv.conf").read_text()
 
 
 def test_a_pod_whose_namespace_cannot_be_made_waits_with_a_reason_and_an_event(
