@@ -20,7 +20,9 @@ nftables table on the host rewrites those two ports to 127.0.0.1, where they lis
 namespace sends the host.
 
 Everything made is recorded in the cluster's run folder (network.json) before it is made, so
-`ferry local down` removes it even after the supervisor was killed.
+`ferry local down` removes it even after the supervisor was killed; and in /run/ferry-networks/
+with the supervisor's pid, so the next cluster made on the machine removes a network whose
+supervisor died and whose folder is gone (a killed test run's).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ferry_local import netns
+from ferry_local import netns, processes
 from ferry_local.netns import NetworkError, NetworkUnavailableError
 
 BLOCKS = ipaddress.IPv4Network("10.192.0.0/10")
@@ -44,6 +46,8 @@ BLOCK_PREFIX = 16
 NODE_MASK = 24
 RECORD = "network.json"
 LOCK = Path("/run/ferry-network.lock")
+# Every network made on this machine, with the pid of the supervisor that made it.
+REGISTRY = Path("/run/ferry-networks")
 NODE_LINK = "host0"
 # kube-proxy's ports on the node's address, as on a kubelet's node: nothing else listens in the
 # cluster's namespace.
@@ -175,9 +179,11 @@ def create(root: Path, run_dir: Path, forwarded_ports: Iterable[int]) -> Cluster
     check_supported()
     ident = cluster_id(root)
     with _machine_lock():
+        sweep_orphans()
         block = choose_block(host_networks(), int(ident, 16))
         network = ClusterNetwork(ident, block, tuple(forwarded_ports))
         (run_dir / RECORD).write_text(network.to_json())
+        _register(network, os.getpid())
         # What a cluster of the same folder left when nothing removed it (its record was wiped).
         _delete_table(network)
         _delete_link(network)
@@ -266,6 +272,13 @@ def remove(run_dir: Path) -> list[str]:
     network = read(run_dir)
     if network is None:
         return []
+    failed = _remove(network)
+    if not failed:
+        (run_dir / RECORD).unlink(missing_ok=True)
+    return failed
+
+
+def _remove(network: ClusterNetwork) -> list[str]:
     steps: list[Callable[[], None]] = [
         functools.partial(_delete_table, network),
         functools.partial(_delete_link, network),
@@ -279,8 +292,30 @@ def remove(run_dir: Path) -> list[str]:
         except NetworkError as error:
             failed.append(str(error))
     if not failed:
-        (run_dir / RECORD).unlink(missing_ok=True)
+        (REGISTRY / f"{network.id}.json").unlink(missing_ok=True)
     return failed
+
+
+def _register(network: ClusterNetwork, owner: int) -> None:
+    REGISTRY.mkdir(parents=True, exist_ok=True)
+    entry = {"network": json.loads(network.to_json()), "owner": owner}
+    (REGISTRY / f"{network.id}.json").write_text(json.dumps(entry))
+
+
+def sweep_orphans() -> None:
+    """Remove the networks whose supervisor is gone and that no `down` removed (a test run
+    killed with its clusters, whose folders went with its temporary files)."""
+    if not REGISTRY.is_dir():
+        return
+    for path in REGISTRY.glob("*.json"):
+        try:
+            entry = json.loads(path.read_text())
+            network = ClusterNetwork.from_json(json.dumps(entry["network"]))
+            owner = int(entry["owner"])
+        except (OSError, ValueError, KeyError):
+            continue
+        if not processes.alive(owner):
+            _remove(network)
 
 
 def _delete_table(network: ClusterNetwork) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -95,3 +96,24 @@ def test_up_where_no_network_namespace_can_be_made_says_so_without_a_traceback(
     assert result.stderr.startswith(
         "ferry local up: the local environment's pod network needs root"
     ), result.stderr
+
+
+def test_the_next_up_removes_a_network_whose_supervisor_died_with_its_folder(
+    tmp_path: Path,
+) -> None:
+    layout = ClusterLayout(tmp_path / "orphan")
+    network = up_with_pods(layout)
+    state = cluster.read_state(layout)
+    assert state is not None
+    supervisor = int(state["supervisor"])
+    os.kill(supervisor, signal.SIGKILL)
+    wait_until(lambda: not processes.alive(supervisor), timeout=30, what="the supervisor gone")
+    # A killed test run's clusters: no `down` comes, and their temporary folders go.
+    shutil.rmtree(layout.root)
+    assert leftovers(network)
+    other = ClusterLayout(tmp_path / "next")
+    cluster.up(other, nodes=0, operator=True, tie_to_parent=True)
+    try:
+        assert leftovers(network) == []
+    finally:
+        cluster.down(other)
