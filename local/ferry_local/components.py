@@ -66,7 +66,8 @@ class Component:
     needs_client_cert: bool = False
     env: Mapping[str, str] | None = None
     netns: str | None = None
-    """The network namespace it runs in (the cluster's, for kube-proxy); None: the host's."""
+    """The network namespace it runs in (the cluster's, for kube-proxy and CoreDNS); None: the
+    host's."""
 
 
 @dataclass(frozen=True)
@@ -96,11 +97,6 @@ class Plan:
     @property
     def service_cidr(self) -> str:
         return self.network.service_cidr if self.network is not None else SERVICE_CIDR
-
-    @property
-    def forwarded_ports(self) -> tuple[int, ...]:
-        """What the cluster's namespace reaches on the host: the API server and moto."""
-        return (self.ports.apiserver, self.ports.moto)
 
 
 def etcd(plan: Plan) -> Component:
@@ -304,7 +300,7 @@ def node_agent(plan: Plan) -> Component:
 def kube_proxy(plan: Plan, network: ClusterNetwork) -> Component:
     """kube-proxy for the agent's node, in nftables mode, in the cluster's namespace: its rules
     rewrite Service addresses to pod addresses there, per connection, as on a node."""
-    node = f"{network.node_address}"
+    node = network.node_address
     return Component(
         "kube-proxy",
         [
