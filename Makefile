@@ -15,9 +15,15 @@ $(BIN)/ferry: pyproject.toml local/pyproject.toml constraints.txt
 	  -e '.[dev]' -e ./local
 	touch $@
 
-# Builds (first time only) kube-apiserver, kube-controller-manager, kube-scheduler, kubectl, etcd,
-# helm and kwok from their Go modules into ~/.cache/ferry/toolchain/.
-tools: $(BIN)/ferry
+# What the local environment's pod network needs from Debian: nft, which kube-proxy's nftables
+# mode runs (and `ferry local down` to remove the cluster's table). Installed when missing.
+.PHONY: host-packages
+host-packages:
+	@command -v nft >/dev/null || { apt-get update -qq && apt-get install -y -qq nftables; }
+
+# Builds (first time only) kube-apiserver, kube-controller-manager, kube-scheduler, kube-proxy,
+# kubectl, etcd, helm, kwok and CoreDNS from their Go modules into ~/.cache/ferry/toolchain/.
+tools: $(BIN)/ferry host-packages
 	$(BIN)/ferry local build
 
 # The local environment with the iris example serving real predictions (see README).

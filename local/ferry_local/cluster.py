@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ferry_local import processes
+from ferry_local import network, processes
 from ferry_local.agent.cgroups import clear_recorded
 from ferry_local.layout import ClusterLayout
+from ferry_local.netns import NetworkUnavailableError
 from ferry_local.toolchain import Progress, ensure_built
 from ferry_local.wait import WaitTimeoutError, wait_until
 
@@ -94,6 +95,11 @@ def up(
     """
     if (info := running(layout)) is not None:
         return info
+    if operator:
+        try:
+            network.check_supported()
+        except NetworkUnavailableError as error:
+            raise LocalClusterError(str(error)) from None
     ensure_built(progress)
     _stop_strays(layout)
     shutil.rmtree(layout.run, ignore_errors=True)
@@ -151,6 +157,13 @@ def _stop_strays(layout: ClusterLayout) -> bool:
     # A node agent killed outright leaves its containers' cgroups (and whatever a container
     # started that is still in one).
     clear_recorded(layout.agent_state)
+    # Network namespaces, the link, its routes and the host's nftables table outlive every
+    # process; the record in run/ names them.
+    if failed := network.remove(layout.run):
+        raise LocalClusterError(
+            f"local cluster {layout.name}: not all of its network was removed:\n"
+            + "\n".join(failed)
+        )
     return bool(strays)
 
 

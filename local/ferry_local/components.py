@@ -11,9 +11,16 @@ from contextlib import ExitStack
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from ferry_local import aws
+from ferry_local import aws, dns
 from ferry_local.agent.main import command as agent_command
 from ferry_local.layout import ClusterLayout
+from ferry_local.network import (
+    KUBE_PROXY_HEALTHZ_PORT,
+    KUBE_PROXY_METRICS_PORT,
+    NODE_MASK,
+    RECORD,
+    ClusterNetwork,
+)
 from ferry_local.pki import FRONT_PROXY_CA, FRONT_PROXY_CLIENT, SERVICE_CIDR, Credentials
 from ferry_local.toolchain import Toolchain
 
@@ -22,6 +29,7 @@ LOOPBACK = "127.0.0.1"
 # that tries one fails at once on this machine instead of sending packets anywhere else.
 KWOK_POD_CIDR = "127.64.0.0/10"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
+IN_CLUSTER_CLIENTS = frozenset({"kube-proxy", "coredns"})
 
 
 @dataclass(frozen=True)
@@ -57,6 +65,9 @@ class Component:
     # The API server's health needs a client certificate; the others answer /healthz to anyone.
     needs_client_cert: bool = False
     env: Mapping[str, str] | None = None
+    netns: str | None = None
+    """The network namespace it runs in (the cluster's, for kube-proxy and CoreDNS); None: the
+    host's."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,8 @@ class Plan:
     creds: Credentials
     ports: Ports
     with_operator: bool = False
+    network: ClusterNetwork | None = None
+    """The cluster's network, made for the node agent's pods (with the operator)."""
 
     def kubeconfig_for(self, client: str) -> Path:
         return self.layout.run / f"{client}.kubeconfig"
@@ -73,6 +86,17 @@ class Plan:
     @property
     def apiserver_url(self) -> str:
         return f"https://{LOOPBACK}:{self.ports.apiserver}"
+
+    def apiserver_url_for(self, client: str) -> str:
+        """kube-proxy and CoreDNS run in the cluster's namespace and reach the API server at the
+        host's end of the link; every other client on 127.0.0.1."""
+        if client in IN_CLUSTER_CLIENTS and self.network is not None:
+            return f"https://{self.network.host_address}:{self.ports.apiserver}"
+        return self.apiserver_url
+
+    @property
+    def service_cidr(self) -> str:
+        return self.network.service_cidr if self.network is not None else SERVICE_CIDR
 
 
 def etcd(plan: Plan) -> Component:
@@ -122,7 +146,7 @@ def kube_apiserver(plan: Plan) -> Component:
             f"--service-account-issuer={SERVICE_ACCOUNT_ISSUER}",
             f"--service-account-key-file={creds.service_account_pub}",
             f"--service-account-signing-key-file={creds.service_account_key}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            f"--service-cluster-ip-range={plan.service_cidr}",
             "--authorization-mode=Node,RBAC",
             "--allow-privileged=true",
             # The `kubernetes` Service cannot point at a loopback address; nothing here needs it.
@@ -153,12 +177,24 @@ def kube_controller_manager(plan: Plan) -> Component:
             f"--cluster-signing-cert-file={plan.creds.ca}",
             f"--cluster-signing-key-file={plan.creds.key('ca')}",
             f"--cluster-name={plan.layout.name}",
-            f"--service-cluster-ip-range={SERVICE_CIDR}",
+            f"--service-cluster-ip-range={plan.service_cidr}",
+            *node_cidrs(plan.network),
             "--profiling=false",
             "--v=1",
         ],
         f"https://{LOOPBACK}:{plan.ports.controller_manager}/healthz",
     )
+
+
+def node_cidrs(network: ClusterNetwork | None) -> list[str]:
+    """With a cluster network, each Node gets a /24 of its pod block (spec.podCIDR)."""
+    if network is None:
+        return []
+    return [
+        "--allocate-node-cidrs=true",
+        f"--cluster-cidr={network.pod_cidr}",
+        f"--node-cidr-mask-size={NODE_MASK}",
+    ]
 
 
 def kube_scheduler(plan: Plan) -> Component:
@@ -221,6 +257,13 @@ def aws_env(plan: Plan) -> dict[str, str]:
     return aws.env_for(f"http://{LOOPBACK}:{plan.ports.moto}")
 
 
+def pods_aws_env(plan: Plan) -> dict[str, str]:
+    """moto as pods reach it: in their own namespaces, at the host's end of the link."""
+    if plan.network is None:
+        return aws_env(plan)
+    return aws.env_for(f"http://{plan.network.host_address}:{plan.ports.moto}")
+
+
 AGENT_NODE = "ferry-local"
 # The node group of the agent's node; the operator sends APIs that name no group there, so the
 # examples run for real while kwok's nodes stay for simulated pods.
@@ -234,9 +277,11 @@ EXAMPLES_IMAGES = Path(__file__).resolve().parents[2] / "examples" / "images.yam
 
 def node_agent(plan: Plan) -> Component:
     """The node that runs pods as local processes; they may reach moto for their models."""
-    extra = [f"--pass-env={name}" for name in aws_env(plan)]
+    extra = [f"--pass-env={name}" for name in pods_aws_env(plan)]
     if EXAMPLES_IMAGES.exists():
         extra.append(f"--images={EXAMPLES_IMAGES}")
+    if plan.network is not None:
+        extra.append(f"--network={plan.layout.run / RECORD}")
     return Component(
         "node-agent",
         agent_command(
@@ -248,7 +293,33 @@ def node_agent(plan: Plan) -> Component:
             *extra,
         ),
         f"http://{LOOPBACK}:{plan.ports.agent}/healthz",
-        env={**os.environ, **aws_env(plan)},
+        env={**os.environ, **pods_aws_env(plan)},
+    )
+
+
+def kube_proxy(plan: Plan, network: ClusterNetwork) -> Component:
+    """kube-proxy for the agent's node, in nftables mode, in the cluster's namespace: its rules
+    rewrite Service addresses to pod addresses there, per connection, as on a node."""
+    node = network.node_address
+    return Component(
+        "kube-proxy",
+        [
+            str(plan.toolchain.binary("kube-proxy")),
+            f"--kubeconfig={plan.kubeconfig_for('kube-proxy')}",
+            "--proxy-mode=nftables",
+            f"--hostname-override={AGENT_NODE}",
+            f"--cluster-cidr={network.pod_cidr}",
+            f"--healthz-bind-address={node}:{KUBE_PROXY_HEALTHZ_PORT}",
+            f"--metrics-bind-address={node}:{KUBE_PROXY_METRICS_PORT}",
+            # The conntrack table's size and timeouts are the machine's, not the namespace's.
+            "--conntrack-max-per-core=0",
+            "--conntrack-tcp-timeout-established=0",
+            "--conntrack-tcp-timeout-close-wait=0",
+            "--profiling=false",
+            "--v=1",
+        ],
+        f"http://{node}:{KUBE_PROXY_HEALTHZ_PORT}/healthz",
+        netns=network.netns,
     )
 
 
@@ -271,4 +342,19 @@ def operator(plan: Plan) -> Component:
             "FERRY_NODE_GROUPS": json.dumps([LOCAL_NODE_GROUP]),
             "FERRY_DEFAULT_NODE_GROUP": str(LOCAL_NODE_GROUP["name"]),
         },
+    )
+
+
+def corefile(plan: Plan) -> Path:
+    return plan.layout.run / "Corefile"
+
+
+def coredns(plan: Plan, network: ClusterNetwork) -> Component:
+    """The cluster's DNS on the node's address, in the cluster's namespace (ferry_local.dns);
+    healthy once its kubernetes plugin has read the API server."""
+    return Component(
+        "coredns",
+        [str(plan.toolchain.binary("coredns")), "-conf", str(corefile(plan))],
+        f"http://{network.node_address}:{dns.READY_PORT}/ready",
+        netns=network.netns,
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,20 +63,29 @@ CLIENTS: dict[str, tuple[str, str | None]] = {
     "kube-controller-manager": ("system:kube-controller-manager", None),
     "kube-scheduler": ("system:kube-scheduler", None),
     "kwok": ("ferry-kwok", "system:masters"),
+    # Bound to the system:node-proxier role by the API server's default policy.
+    "kube-proxy": ("system:kube-proxy", None),
+    # Bound by ferry_local.dns to what CoreDNS's kubernetes plugin reads.
+    "coredns": ("system:coredns", None),
 }
 
 FRONT_PROXY_CA = "front-proxy-ca"
 FRONT_PROXY_CLIENT = "front-proxy-client"
 
 
-def ensure_credentials(directory: Path) -> Credentials:
-    """Create what is missing; existing files are kept, so kubeconfigs stay valid across runs."""
+def ensure_credentials(directory: Path, serving_ips: Sequence[str] = ()) -> Credentials:
+    """Create what is missing; existing files are kept, so kubeconfigs stay valid across runs.
+
+    `serving_ips`: addresses besides 127.0.0.1 the API server is reached at (the host's end of
+    the cluster network's link, which may change from one `up` to the next): a serving
+    certificate that lacks one is issued anew by the same CA, so no client notices."""
     creds = Credentials(directory)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     ca_cert, ca_key = _ensure_ca(creds, "ca", "ferry-local-ca")
-    if not creds.cert("apiserver").exists():
+    ips = (*SERVING_IPS, *serving_ips)
+    if not creds.cert("apiserver").exists() or not _serves(creds.cert("apiserver"), ips):
         key = _new_key()
-        _write_pair(creds, "apiserver", _serving_certificate(key, ca_cert, ca_key), key)
+        _write_pair(creds, "apiserver", _serving_certificate(key, ca_cert, ca_key, ips), key)
     for name, (common_name, organisation) in CLIENTS.items():
         if not creds.cert(name).exists():
             key = _new_key()
@@ -190,11 +200,21 @@ def _leaf(
     )
 
 
+def _serves(path: Path, ips: Sequence[str]) -> bool:
+    cert = x509.load_pem_x509_certificate(path.read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    held = {str(address) for address in names.get_values_for_type(x509.IPAddress)}
+    return set(ips) <= held
+
+
 def _serving_certificate(
-    key: ec.EllipticCurvePrivateKey, ca_cert: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey
+    key: ec.EllipticCurvePrivateKey,
+    ca_cert: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    ips: Sequence[str],
 ) -> x509.Certificate:
     names: list[x509.GeneralName] = [x509.DNSName(n) for n in SERVING_NAMES]
-    names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in SERVING_IPS]
+    names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
     builder = _builder(_name("kube-apiserver"), ca_cert.subject, key).add_extension(
         x509.SubjectAlternativeName(names), critical=False
     )

@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 from types import FrameType
@@ -29,7 +30,7 @@ from typing import Any
 import yaml
 
 from ferry.spec.schema import ADMISSION_FILE, CRD_FILE
-from ferry_local import components, crds, processes
+from ferry_local import components, crds, dns, netns, network, processes
 from ferry_local.agent.backoff import BackOff, BackOffPolicy
 from ferry_local.health import client_tls, healthy, loopback_tls
 from ferry_local.kubeconfig import kubeconfig, write_kubeconfig
@@ -86,7 +87,17 @@ class Supervised:
 
     def spawn(self) -> subprocess.Popen[bytes]:
         env = dict(self.component.env) if self.component.env is not None else None
-        self.process = processes.spawn(self.component.argv, self.log, env=env)
+        namespace = netns.opened(self.component.netns) if self.component.netns else None
+        try:
+            self.process = processes.spawn(
+                self.component.argv,
+                self.log,
+                env=env,
+                before_exec=netns.entering(namespace) if namespace is not None else None,
+            )
+        finally:
+            if namespace is not None:
+                os.close(namespace)
         self.started = time.monotonic()
         return self.process
 
@@ -123,13 +134,23 @@ class Supervisor:
 
     def start(self) -> None:
         toolchain = locate()
-        creds = ensure_credentials(self.layout.pki)
+        ports = components.Ports.free()
+        cluster_network = None
+        if self.with_operator:
+            # The node agent's pods get namespaces on it; recorded in run/ for `down`.
+            cluster_network = network.create(
+                self.layout.root, self.layout.run, (ports.apiserver, ports.moto)
+            )
+            self.write_state(network=asdict(cluster_network))
+        serving = [cluster_network.host_address] if cluster_network is not None else []
+        creds = ensure_credentials(self.layout.pki, serving)
         plan = components.Plan(
-            self.layout, toolchain, creds, components.Ports.free(), self.with_operator
+            self.layout, toolchain, creds, ports, self.with_operator, cluster_network
         )
         for client in CLIENTS:
             path = self.layout.kubeconfig if client == "admin" else plan.kubeconfig_for(client)
-            write_kubeconfig(path, kubeconfig(plan.apiserver_url, self.layout.name, creds, client))
+            server = plan.apiserver_url_for(client)
+            write_kubeconfig(path, kubeconfig(server, self.layout.name, creds, client))
         self.write_state(
             apiserver=plan.apiserver_url, bin=str(toolchain.bin_dir), versions=toolchain.versions
         )
@@ -152,8 +173,25 @@ class Supervisor:
             resources.as_file(spec.joinpath(ADMISSION_FILE)) as policy,
         ):
             crds.install(functools.partial(self._kubectl, plan), [crd, policy])
-        for component in (components.node_agent(plan), components.operator(plan)):
+        started = [components.node_agent(plan)]
+        if plan.network is not None:
+            started.append(components.kube_proxy(plan, plan.network))
+            started.append(self._cluster_dns(plan, plan.network))
+        started.append(components.operator(plan))
+        for component in started:
             self._start(component, lambda c=component: healthy(c.health_url))
+
+    def _cluster_dns(
+        self, plan: components.Plan, cluster_network: network.ClusterNetwork
+    ) -> components.Component:
+        """CoreDNS's Corefile, its RBAC and the kube-dns Service; CoreDNS itself to start."""
+        kubeconfig_file = plan.kubeconfig_for("coredns")
+        components.corefile(plan).write_text(dns.corefile(cluster_network, kubeconfig_file))
+        manifest = yaml.safe_dump_all(dns.manifests(cluster_network))
+        self._kubectl(
+            plan, "apply", "--server-side", "--field-manager=ferry-local", "-f", "-", stdin=manifest
+        )
+        return components.coredns(plan, cluster_network)
 
     def _start(self, component: components.Component, check: Any) -> None:
         log = self.layout.logs / f"{component.name}.log"

@@ -1,8 +1,10 @@
 """The control plane's binaries, built from their official Go modules and cached by version.
 
-The Go module in tools/kubernetes pins every component. Its go.mod, go.sum, the sources of its
-own small commands and the Go toolchain's version make the cache key, so a second start reuses
-the binaries and a changed pin builds a new set beside the old one.
+Two Go modules under tools/ pin every component: tools/kubernetes the control plane, kube-proxy,
+etcd, helm and kwok (one dependency graph), tools/coredns the cluster's DNS server (a graph of its
+own). Their go.mod and go.sum, the sources of their own small commands and the Go toolchain's
+version make the cache key, so a second start reuses the binaries and a changed pin builds a new
+set beside the old one.
 """
 
 from __future__ import annotations
@@ -20,24 +22,49 @@ from pathlib import Path
 
 from ferry_local.layout import cache_root
 
-# Binary name -> Go package; `go build -o DIR/` names each binary after its package's last element.
-COMMANDS: dict[str, str] = {
-    "etcd": "./cmd/etcd",
-    "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
-    "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
-    "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
-    "kubectl": "k8s.io/kubernetes/cmd/kubectl",
-    "helm": "helm.sh/helm/v4/cmd/helm",
-    "kwok": "sigs.k8s.io/kwok/cmd/kwok",
-    "kwok-stages": "./cmd/kwok-stages",
-}
 
-PINNED_MODULES = {
-    "kubernetes": "k8s.io/kubernetes",
-    "etcd": "go.etcd.io/etcd/server/v3",
-    "helm": "helm.sh/helm/v4",
-    "kwok": "sigs.k8s.io/kwok",
-}
+@dataclass(frozen=True)
+class GoModule:
+    """A folder of tools/: the commands built from it and the components it pins."""
+
+    folder: str
+    # Binary name -> Go package; `go build -o DIR/` names each binary after its package's last
+    # element.
+    commands: dict[str, str]
+    # Component -> the module whose require line pins it.
+    pins: dict[str, str]
+    # Whether ldflags() stamps the release versions in (CoreDNS carries its own in its source).
+    stamped: bool = False
+
+
+KUBERNETES = GoModule(
+    "kubernetes",
+    {
+        "etcd": "./cmd/etcd",
+        "kube-apiserver": "k8s.io/kubernetes/cmd/kube-apiserver",
+        "kube-controller-manager": "k8s.io/kubernetes/cmd/kube-controller-manager",
+        "kube-scheduler": "k8s.io/kubernetes/cmd/kube-scheduler",
+        "kube-proxy": "k8s.io/kubernetes/cmd/kube-proxy",
+        "kubectl": "k8s.io/kubernetes/cmd/kubectl",
+        "helm": "helm.sh/helm/v4/cmd/helm",
+        "kwok": "sigs.k8s.io/kwok/cmd/kwok",
+        "kwok-stages": "./cmd/kwok-stages",
+    },
+    {
+        "kubernetes": "k8s.io/kubernetes",
+        "etcd": "go.etcd.io/etcd/server/v3",
+        "helm": "helm.sh/helm/v4",
+        "kwok": "sigs.k8s.io/kwok",
+    },
+    stamped=True,
+)
+COREDNS = GoModule(
+    "coredns",
+    {"coredns": "github.com/coredns/coredns"},
+    {"coredns": "github.com/coredns/coredns"},
+)
+MODULES = (KUBERNETES, COREDNS)
+COMMANDS = {name: package for module in MODULES for name, package in module.commands.items()}
 
 KWOK_STAGES = "kwok-stages.yaml"
 _COMPLETE = ".complete"
@@ -66,29 +93,37 @@ class Toolchain:
         return self.root / KWOK_STAGES
 
 
-def module_dir() -> Path:
-    if explicit := os.environ.get("FERRY_TOOLS_MODULE"):
+def tools_dir() -> Path:
+    if explicit := os.environ.get("FERRY_TOOLS_DIR"):
         return Path(explicit)
-    return Path(__file__).resolve().parents[2] / "tools" / "kubernetes"
+    return Path(__file__).resolve().parents[2] / "tools"
 
 
-def module_versions(go_mod: str) -> dict[str, str]:
-    """The pinned version of each component, read from the require lines of go.mod."""
+def module_versions(module: GoModule, go_mod: str) -> dict[str, str]:
+    """The pinned version of each of the module's components, read from go.mod's require lines."""
     versions: dict[str, str] = {}
-    for label, module in PINNED_MODULES.items():
-        match = re.search(rf"^\s*(?:require\s+)?{re.escape(module)}\s+(v\S+)", go_mod, re.M)
+    for label, path in module.pins.items():
+        match = re.search(rf"^\s*(?:require\s+)?{re.escape(path)}\s+(v\S+)", go_mod, re.M)
         if match is None:
-            raise ToolchainError(f"go.mod does not pin {module}")
+            raise ToolchainError(f"tools/{module.folder}/go.mod does not pin {path}")
         versions[label] = match.group(1)
     return versions
 
 
-def cache_key(module: Path, go_version: str) -> str:
+def all_versions(tools: Path) -> dict[str, str]:
+    versions: dict[str, str] = {}
+    for module in MODULES:
+        versions |= module_versions(module, (tools / module.folder / "go.mod").read_text())
+    return versions
+
+
+def cache_key(tools: Path, go_version: str) -> str:
     digest = hashlib.sha256(go_version.encode())
-    sources = [module / "go.mod", module / "go.sum", *sorted(module.glob("cmd/**/*.go"))]
-    for path in sources:
-        digest.update(path.relative_to(module).as_posix().encode())
-        digest.update(path.read_bytes())
+    for module in MODULES:
+        folder = tools / module.folder
+        for path in [folder / "go.mod", folder / "go.sum", *sorted(folder.glob("cmd/**/*.go"))]:
+            digest.update(path.relative_to(tools).as_posix().encode())
+            digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -137,9 +172,9 @@ def _build_lock(directory: Path) -> Iterator[None]:
 
 def locate() -> Toolchain:
     """Where this checkout's binaries are (or will be) cached, without building anything."""
-    module = module_dir()
-    versions = module_versions((module / "go.mod").read_text())
-    key = cache_key(module, _go_version())
+    tools = tools_dir()
+    versions = all_versions(tools)
+    key = cache_key(tools, _go_version())
     return Toolchain(cache_root() / "toolchain" / f"k8s-{versions['kubernetes']}-{key}", versions)
 
 
@@ -153,40 +188,26 @@ def ensure_built(progress: Progress | None = None) -> Toolchain:
         return toolchain
     with _build_lock(toolchain.root.parent):
         if not is_built(toolchain):  # another process may have built it while we waited
-            _build(toolchain, module_dir(), progress)
+            _build(toolchain, tools_dir(), progress)
     return toolchain
 
 
-def _build(toolchain: Toolchain, module: Path, progress: Progress | None) -> None:
+def _build(toolchain: Toolchain, tools: Path, progress: Progress | None) -> None:
     staging = toolchain.root.with_name(toolchain.root.name + f".building-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     (staging / "bin").mkdir(parents=True)
-    packages = list(COMMANDS.values())
-    total = _count_packages(module, packages)
-    command = [
-        "go",
-        "build",
-        "-v",
-        f"-ldflags={ldflags(toolchain.versions)}",
-        "-o",
-        f"{staging / 'bin'}/",
-        *packages,
-    ]
-    output: list[str] = []
-    with subprocess.Popen(
-        command, cwd=module, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
-    ) as build:
-        assert build.stderr is not None
-        done = 0
-        for line in build.stderr:
-            output.append(line.rstrip())
-            if not line.startswith(("#", " ", "\t")) and " " not in line.strip():
-                done += 1
-                if progress is not None:
-                    progress(min(done, total), total)
-    if build.returncode != 0:
-        tail = "\n".join(output[-40:])
-        raise ToolchainError(f"go build failed in {module} (exit {build.returncode}):\n{tail}")
+    total = sum(_count_packages(tools / m.folder, list(m.commands.values())) for m in MODULES)
+    done = 0
+
+    def built_one() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(min(done, total), total)
+
+    for module in MODULES:
+        flags = ldflags(toolchain.versions) if module.stamped else "-s -w"
+        _go_build(tools / module.folder, module, flags, staging / "bin", built_one)
     stages = subprocess.run(
         [staging / "bin" / "kwok-stages"], check=True, capture_output=True, text=True
     ).stdout
@@ -196,6 +217,28 @@ def _build(toolchain: Toolchain, module: Path, progress: Progress | None) -> Non
     staging.rename(toolchain.root)
     if progress is not None:
         progress(total, total)
+
+
+def _go_build(
+    folder: Path, module: GoModule, flags: str, bin_dir: Path, built_one: Callable[[], None]
+) -> None:
+    command = ["go", "build", "-v", f"-ldflags={flags}", "-o", f"{bin_dir}/"]
+    output: list[str] = []
+    with subprocess.Popen(
+        [*command, *module.commands.values()],
+        cwd=folder,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+    ) as build:
+        assert build.stderr is not None
+        for line in build.stderr:
+            output.append(line.rstrip())
+            if not line.startswith(("#", " ", "\t")) and " " not in line.strip():
+                built_one()
+    if build.returncode != 0:
+        tail = "\n".join(output[-40:])
+        raise ToolchainError(f"go build failed in {folder} (exit {build.returncode}):\n{tail}")
 
 
 def _count_packages(module: Path, packages: list[str]) -> int:

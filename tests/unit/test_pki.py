@@ -73,3 +73,20 @@ def test_private_keys_are_readable_by_the_owner_only(tmp_path: Path) -> None:
     for key in tmp_path.glob("*.key"):
         assert key.stat().st_mode & 0o077 == 0, key
     assert creds.service_account_pub.exists()
+
+
+def test_a_serving_certificate_without_a_new_address_is_issued_anew_by_the_same_ca(
+    tmp_path: Path,
+) -> None:
+    first = ensure_credentials(tmp_path / "pki")
+    ca = first.ca.read_bytes()
+    admin = first.cert("admin").read_bytes()
+    again = ensure_credentials(tmp_path / "pki", ["10.200.255.253"])
+    cert = x509.load_pem_x509_certificate(again.cert("apiserver").read_bytes())
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert ipaddress.ip_address("10.200.255.253") in names.get_values_for_type(x509.IPAddress)
+    assert again.ca.read_bytes() == ca
+    assert again.cert("admin").read_bytes() == admin
+    served = again.cert("apiserver").read_bytes()
+    ensure_credentials(tmp_path / "pki", ["10.200.255.253"])
+    assert again.cert("apiserver").read_bytes() == served

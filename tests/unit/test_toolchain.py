@@ -9,23 +9,32 @@ import pytest
 
 from ferry_local.toolchain import (
     COMMANDS,
+    COREDNS,
+    KUBERNETES,
+    MODULES,
+    GoModule,
     ToolchainError,
+    all_versions,
     cache_key,
     ldflags,
-    module_dir,
     module_versions,
+    tools_dir,
 )
 
 
 def test_the_repository_pins_every_component() -> None:
-    versions = module_versions((module_dir() / "go.mod").read_text())
-    assert set(versions) == {"kubernetes", "etcd", "helm", "kwok"}
+    versions = all_versions(tools_dir())
+    assert set(versions) == {"kubernetes", "etcd", "helm", "kwok", "coredns"}
     assert all(v.startswith("v") for v in versions.values())
 
 
+def test_coredns_is_pinned_to_a_1_15_release() -> None:
+    assert all_versions(tools_dir())["coredns"].startswith("v1.15.")
+
+
 def test_every_staging_module_is_replaced_with_its_published_release() -> None:
-    go_mod = (module_dir() / "go.mod").read_text()
-    kube = module_versions(go_mod)["kubernetes"]
+    go_mod = (tools_dir() / "kubernetes" / "go.mod").read_text()
+    kube = module_versions(KUBERNETES, go_mod)["kubernetes"]
     staging = f"v0.{kube.split('.', 1)[1]}"
     replaced = [line for line in go_mod.splitlines() if "=>" in line]
     assert len(replaced) >= 30
@@ -33,18 +42,25 @@ def test_every_staging_module_is_replaced_with_its_published_release() -> None:
 
 
 def test_a_missing_pin_is_an_error() -> None:
-    with pytest.raises(ToolchainError, match=r"does not pin go\.etcd\.io/etcd/server/v3"):
-        module_versions("module x\n\nrequire (\n\tk8s.io/kubernetes v1.2.3\n)\n")
+    with pytest.raises(
+        ToolchainError, match=r"tools/kubernetes/go\.mod does not pin go\.etcd\.io/etcd/server/v3"
+    ):
+        module_versions(KUBERNETES, "module x\n\nrequire (\n\tk8s.io/kubernetes v1.2.3\n)\n")
 
 
-def test_the_cache_key_follows_the_pins_and_the_go_version(tmp_path: Path) -> None:
-    module = tmp_path / "module"
-    shutil.copytree(module_dir(), module)
-    first = cache_key(module, "go1.26.8 linux amd64")
-    assert cache_key(module, "go1.26.8 linux amd64") == first
-    assert cache_key(module, "go1.27.0 linux amd64") != first
-    (module / "go.sum").write_text((module / "go.sum").read_text() + "\n")
-    assert cache_key(module, "go1.26.8 linux amd64") != first
+@pytest.mark.parametrize("module", MODULES, ids=lambda module: module.folder)
+def test_the_cache_key_follows_each_modules_pins_and_the_go_version(
+    tmp_path: Path, module: GoModule
+) -> None:
+    tools = tmp_path / "tools"
+    for each in MODULES:
+        shutil.copytree(tools_dir() / each.folder, tools / each.folder)
+    first = cache_key(tools, "go1.26.8 linux amd64")
+    assert cache_key(tools, "go1.26.8 linux amd64") == first
+    assert cache_key(tools, "go1.27.0 linux amd64") != first
+    go_sum = tools / module.folder / "go.sum"
+    go_sum.write_text(go_sum.read_text() + "\n")
+    assert cache_key(tools, "go1.26.8 linux amd64") != first
 
 
 def test_binaries_are_stamped_with_their_release_versions() -> None:
@@ -60,9 +76,24 @@ def test_the_binaries_needed_by_the_local_environment_are_all_built() -> None:
         "kube-apiserver",
         "kube-controller-manager",
         "kube-scheduler",
+        "kube-proxy",
         "kubectl",
         "helm",
         "kwok",
+        "coredns",
     } <= set(COMMANDS)
     for name, package in COMMANDS.items():
         assert package.rsplit("/", 1)[-1] == name  # `go build -o DIR/` names binaries so
+
+
+def test_each_command_is_imported_by_its_modules_tools_file_so_go_sum_covers_it() -> None:
+    for module in MODULES:
+        imports = (tools_dir() / module.folder / "tools.go").read_text()
+        for package in module.commands.values():
+            assert package.startswith("./") or f'"{package}"' in imports, package
+
+
+def test_coredns_is_built_from_a_module_of_its_own_without_the_kubernetes_stamps() -> None:
+    assert COREDNS.folder != KUBERNETES.folder
+    assert KUBERNETES.stamped
+    assert not COREDNS.stamped

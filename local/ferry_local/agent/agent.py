@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
@@ -16,7 +18,7 @@ from ferry_local.agent.env import ContainerConfigError, object_data
 from ferry_local.agent.events import WARNING, EventRecorder, involved_node
 from ferry_local.agent.images import ImageTable, tables_from_env
 from ferry_local.agent.memory import choose
-from ferry_local.agent.network import AddressPool
+from ferry_local.agent.network import AddressPool, PodNetwork
 from ferry_local.agent.node import NodeRegistration
 from ferry_local.agent.pods import NodeServices, PodWorker
 from ferry_local.agent.serviceaccount import ApiAccess
@@ -59,12 +61,33 @@ class Agent:
             base_env=base_env(settings, os.environ),
             lookup=self.lookup,
             backoff=settings.backoff,
-            access=ApiAccess(str(kube.api.configuration.host), self.issue_token),
+            access=ApiAccess(self._api_server_for_pods(), self.issue_token),
             events=EventRecorder(kube, settings.node_name),
             memory=self.memory,
+            host_ip=settings.node_ip,
         )
         self.workers: dict[str, PodWorker] = {}
         self.ready = asyncio.Event()
+
+    def _api_server_for_pods(self) -> str:
+        """The API server as pods reach it: with a cluster network, at the host's end of the
+        link, which forwards its port to the API server on 127.0.0.1."""
+        server = str(self.kube.api.configuration.host)
+        if self.settings.network is None:
+            return server
+        parts = urlsplit(server)
+        netloc = f"{self.settings.network.host_address}:{parts.port or 443}"
+        return urlunsplit(parts._replace(netloc=netloc))
+
+    async def _network(self) -> None:
+        """With a cluster network: the node's bridge, and pod addresses from its pod CIDR."""
+        if self.settings.network is None:
+            return
+        cidr = await self.node.pod_cidr()
+        network = PodNetwork(self.settings.network, self.settings.node_name, cidr)
+        await asyncio.to_thread(network.prepare)
+        log.info("pods of node %s get addresses of %s", self.settings.node_name, cidr)
+        self.services = dataclasses.replace(self.services, pool=network.pool(), network=network)
 
     async def lookup(self, kind: str, namespace: str, name: str) -> dict[str, str] | None:
         obj = await self.kube.get(f"/api/v1/namespaces/{namespace}/{_PLURALS[kind]}/{name}")
@@ -98,6 +121,7 @@ class Agent:
     async def run(self) -> None:
         """Register, then run what is bound to the node until cancelled."""
         await self.node.register()
+        await self._network()
         if not self.memory.kernel:
             involved = involved_node(self.settings.node_name, self.node.uid)
             self.services.events.record(involved, WARNING, self.memory.reason, self.memory.message)

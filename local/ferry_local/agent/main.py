@@ -29,6 +29,7 @@ from ferry_local.agent.cgroups import CgroupError
 from ferry_local.agent.memory import AUTO, MODES
 from ferry_local.agent.network import DEFAULT_POD_CIDR, HOST_IP
 from ferry_local.agent.settings import NODE_GROUP, AgentSettings
+from ferry_local.network import ClusterNetwork
 
 log = logging.getLogger("ferry_local.agent")
 
@@ -61,6 +62,12 @@ def parse(argv: Sequence[str] | None = None) -> AgentSettings:
     add("--pods", type=int, default=110, help="the Node's pod capacity")
     add("--node-group", default=NODE_GROUP, help="ferry.dev/node-group label and taint value")
     add("--pod-cidr", default=DEFAULT_POD_CIDR, help="block of 127.0.0.0/8 for pod addresses")
+    add(
+        "--network",
+        type=Path,
+        help="the cluster network's record (network.json): each pod gets a network namespace "
+        "and an address from the node's pod CIDR, instead of a loopback address",
+    )
     add(
         "--images",
         type=Path,
@@ -101,6 +108,7 @@ def parse(argv: Sequence[str] | None = None) -> AgentSettings:
         pods=args.pods,
         node_group=args.node_group,
         pod_cidr=args.pod_cidr,
+        network=ClusterNetwork.from_json(args.network.read_text()) if args.network else None,
         image_tables=tuple(path.resolve() for path in args.images),
         backoff=BackOffPolicy(args.backoff_base, args.backoff_max, args.backoff_reset),
         pass_env=tuple(args.pass_env),

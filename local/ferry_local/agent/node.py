@@ -19,7 +19,6 @@ from ferry import __version__
 from ferry.adapters.kube import Kube, KubeError
 from ferry_local.agent.memory import CONDITION as MEMORY_CONDITION
 from ferry_local.agent.memory import Enforcement
-from ferry_local.agent.network import HOST_IP
 from ferry_local.agent.settings import AgentSettings
 from ferry_local.agent.status import timestamp
 from ferry_local.nodes import NODE_KIND_LABEL
@@ -32,6 +31,9 @@ NODE_KIND = "agent"
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_SECONDS = 40
 STATUS_EVERY = 60.0
+# How often the Node is read until the controller-manager has given it a pod CIDR (within a
+# second of its registration, on an idle control plane).
+POD_CIDR_POLL = 0.2
 _PRESSURES = (
     ("MemoryPressure", "KubeletHasSufficientMemory"),
     ("DiskPressure", "KubeletHasNoDiskPressure"),
@@ -105,7 +107,7 @@ def node_status(
         "allocatable": resources,
         "conditions": conditions,
         "addresses": [
-            {"type": "InternalIP", "address": HOST_IP},
+            {"type": "InternalIP", "address": settings.node_ip},
             {"type": "Hostname", "address": settings.node_name},
         ],
         "daemonEndpoints": {"kubeletEndpoint": {"Port": 0}},
@@ -184,6 +186,18 @@ class NodeRegistration:
         self.conditions = (node.get("status") or {}).get("conditions") or []
         await self.post_status(ready=True)
         await self.renew_lease()
+
+    async def pod_cidr(self) -> str:
+        """The Node's pod CIDR, once the controller-manager has allocated it."""
+        while True:
+            try:
+                node = await self.kube.get(self.path)
+            except KubeError as error:
+                log.warning("node %s not read yet: %s", self.settings.node_name, error)
+                node = None
+            if cidr := ((node or {}).get("spec") or {}).get("podCIDR"):
+                return str(cidr)
+            await asyncio.sleep(POD_CIDR_POLL)
 
     async def renew_lease(self) -> None:
         name = self.settings.node_name

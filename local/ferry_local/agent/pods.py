@@ -25,11 +25,12 @@ import aiohttp
 from ferry.adapters.kube import ConflictError, Kube, KubeError, RejectedError
 from ferry_local.agent import volumes
 from ferry_local.agent.backoff import BackOffPolicy
+from ferry_local.agent.dns import resolv_conf
 from ferry_local.agent.env import ContainerConfigError, Lookup
 from ferry_local.agent.events import WARNING, EventRecorder, involved_pod
 from ferry_local.agent.images import ImageTable
 from ferry_local.agent.memory import Enforcement
-from ferry_local.agent.network import HOST_IP, AddressPool
+from ferry_local.agent.network import HOST_IP, AddressPool, PodNetwork
 from ferry_local.agent.runner import ContainerRunner, PodContext, now
 from ferry_local.agent.serviceaccount import ApiAccess, fill_projected
 from ferry_local.agent.status import (
@@ -40,6 +41,7 @@ from ferry_local.agent.status import (
     carried_over,
     pod_status,
 )
+from ferry_local.netns import NetworkError
 
 log = logging.getLogger("ferry_local.agent")
 
@@ -65,6 +67,10 @@ class NodeServices:
     access: ApiAccess
     events: EventRecorder
     memory: Enforcement
+    host_ip: str = HOST_IP
+    """The node's address: its pods' hostIP, and the podIP of a hostNetwork pod."""
+    network: PodNetwork | None = None
+    """With a cluster network: the node's bridge, where each pod gets a namespace of its own."""
 
 
 def pod_path(pod: Mapping[str, Any]) -> str:
@@ -148,13 +154,14 @@ class PodWorker:
         # A pod that already ended under an earlier agent is not run again, only cleaned up.
         self.dormant = status.get("phase") in (SUCCEEDED, FAILED)
         self.final = False
-        self.pod_ip = HOST_IP if pod["spec"].get("hostNetwork") else self._address(status)
+        self.host_network = bool(pod["spec"].get("hostNetwork"))
+        self.pod_ip = services.host_ip if self.host_network else self._address(status)
         self.start_time = now()
         self.publisher = StatusPublisher(services.kube, pod, self.view)
         self.context = PodContext(
             pod=pod,
             pod_ip=self.pod_ip,
-            host_ip=HOST_IP,
+            host_ip=services.host_ip,
             folder=volumes.PodFolder.of(services.state_dir, pod),
             table=services.table,
             base_env=services.base_env,
@@ -210,7 +217,7 @@ class PodWorker:
             containers=[r.record for r in self.runners],
             restart_policy=self.context.pod["spec"].get("restartPolicy", "Always"),
             pod_ip=self.pod_ip,
-            host_ip=HOST_IP,
+            host_ip=self.services.host_ip,
             start_time=self.start_time,
             final=self.final,
         )
@@ -263,7 +270,8 @@ class PodWorker:
         finally:
             live.cancel()
             publisher.cancel()
-            if self.pod_ip != HOST_IP:
+            if not self.host_network:
+                await self._leave_network()
                 self.services.pool.release(self.pod_ip)
             self.on_done(self.uid)
 
@@ -272,7 +280,7 @@ class PodWorker:
             return
         log.info("%s: starting on %s", self.context.label, self.pod_ip)
         self.publisher.changed()
-        if not await self._volumes_ready():
+        if not await self._sandbox_ready() or not await self._volumes_ready():
             return
         for runner in self.init_runners:
             runner.record.state = Waiting("PodInitializing")
@@ -283,6 +291,50 @@ class PodWorker:
             runner.record.state = Waiting("ContainerCreating")
         self.publisher.changed()
         await asyncio.gather(*(runner.run() for runner in self.runners))
+
+    async def _sandbox_ready(self) -> bool:
+        """With a cluster network, the pod's network namespace, which every container joins;
+        until it can be made the pod waits, saying why, and it is tried again after the
+        back-off base. False when the pod stops first."""
+        network, context = self.services.network, self.context
+        if network is None:
+            return True
+        if (text := resolv_conf(context.pod, network.cluster.dns_address)) is not None:
+            context.resolv_conf = context.folder.root / "etc" / "resolv.conf"
+            context.resolv_conf.parent.mkdir(parents=True, exist_ok=True)
+            context.resolv_conf.write_text(text)
+        if self.host_network:
+            context.netns = network.cluster.netns
+            return True
+        while not context.stopping.is_set():
+            try:
+                context.netns = await asyncio.to_thread(network.attach, self.uid, self.pod_ip)
+            except NetworkError as error:
+                self._failed_sandbox(str(error))
+                await context.pause(context.backoff.base)
+            else:
+                return True
+        return False
+
+    def _failed_sandbox(self, message: str) -> None:
+        log.warning("%s: no network namespace: %s", self.context.label, message)
+        for runner in [*self.init_runners, *self.runners]:
+            runner.record.state = Waiting("CreatePodSandboxError", message)
+        self.publisher.changed()
+        self.services.events.record(
+            involved_pod(self.context.pod),
+            WARNING,
+            "FailedCreatePodSandBox",
+            f"Failed to create pod sandbox: {message}",
+        )
+
+    async def _leave_network(self) -> None:
+        if (network := self.services.network) is None:
+            return
+        try:
+            await asyncio.to_thread(network.detach, self.uid)
+        except NetworkError:
+            log.exception("%s: its network namespace was not removed", self.context.label)
 
     async def _volumes_ready(self) -> bool:
         context = self.context

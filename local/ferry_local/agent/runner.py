@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 
 from ferry.capacity.quantity import format_bytes
-from ferry_local import processes
+from ferry_local import netns, processes
 from ferry_local.agent import images, probes, volumes
 from ferry_local.agent.backoff import BackOff, BackOffPolicy
 from ferry_local.agent.cgroups import CgroupError
@@ -143,6 +143,10 @@ class PodContext:
     changed: Callable[[], None]
     warn: Warn
     stopping: asyncio.Event
+    netns: str | None = None
+    """The network namespace every process of the pod joins; None: the agent's own."""
+    resolv_conf: Path | None = None
+    """The pod's resolv.conf, seen by its processes as /etc/resolv.conf (with a netns only)."""
 
     @property
     def label(self) -> str:
@@ -237,13 +241,18 @@ class ContainerRunner:
 
     def _spawn(self, prepared: Prepared) -> subprocess.Popen[bytes] | Terminated:
         log_file = self.pod.folder.log(self.name)
+        namespace: int | None = None
+        before_exec = self.guard.enter if self.guard is not None else None
         try:
+            if self.pod.netns is not None:
+                namespace = netns.opened(self.pod.netns)
+                before_exec = netns.entering(namespace, before_exec, self.pod.resolv_conf)
             return processes.spawn(
                 prepared.argv,
                 log_file,
                 env=prepared.env,
                 cwd=prepared.cwd,
-                before_exec=self.guard.enter if self.guard is not None else None,
+                before_exec=before_exec,
             )
         # OSError: exec's own refusal. ValueError: what Popen refuses before it forks, which
         # check_startable keeps from a container but an exec probe or hook may still hold.
@@ -254,6 +263,9 @@ class ContainerRunner:
             with log_file.open("a") as out:
                 out.write(message + "\n")
             return Terminated(START_ERROR_EXIT_CODE, "StartError", now(), now(), message=message)
+        finally:
+            if namespace is not None:
+                os.close(namespace)
 
     async def run(self) -> bool:
         """Run, restarting per the pod's policy, until done or the pod stops; True on exit 0."""

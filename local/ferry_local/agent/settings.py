@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ferry_local.agent.backoff import BackOffPolicy
 from ferry_local.agent.memory import AUTO
-from ferry_local.agent.network import DEFAULT_POD_CIDR
+from ferry_local.agent.network import DEFAULT_POD_CIDR, HOST_IP
+from ferry_local.network import ClusterNetwork
 
 NODE_GROUP = "local"
 
@@ -24,6 +25,10 @@ class AgentSettings:
     node_group: str = NODE_GROUP
     """Value of the ferry.dev/node-group label and of the NoSchedule taint of the same key."""
     pod_cidr: str = DEFAULT_POD_CIDR
+    """Loopback block of pod addresses when there is no cluster network."""
+    network: ClusterNetwork | None = None
+    """The cluster's network: each pod gets a namespace of its own and an address from the
+    node's pod CIDR (the controller-manager's), the node the cluster's node address."""
     image_tables: tuple[Path, ...] = ()
     """Image tables consulted before the built-in one."""
     backoff: BackOffPolicy = field(default_factory=BackOffPolicy)
@@ -39,3 +44,8 @@ class AgentSettings:
     healthz_port: int | None = None
     """127.0.0.1 port of /healthz, which answers 200 once the node is registered and pods are
     being watched; none when unset."""
+
+    @property
+    def node_ip(self) -> str:
+        """The Node's InternalIP, and the hostIP of its pods."""
+        return self.network.node_address if self.network is not None else HOST_IP
