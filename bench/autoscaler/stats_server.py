@@ -2,7 +2,7 @@
 
     python stats_server.py PORT DEMAND IP [IP ...]
 
-Serves GET /stats on every IP:PORT with the document ferry.proxy.stats.Stats.snapshot writes,
+Serves GET /stats on every IP:PORT with a document in ferry-proxy's format (ferry.wire.stats),
 every window averaging DEMAND queued + in-flight requests, with requests received and served at
 the rates that make the offered load DEMAND too (so the decision stays steady), and keeps each
 connection open for the next request as the proxy's admin port does. One process stands for
@@ -13,9 +13,10 @@ thousand proxies.
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
 import time
+
+from ferry.wire.stats import VERSION, StatsDocument, WindowDocument, encode
 
 # A mean service time for the rates: in-flight / served per second, by Little's law.
 SERVICE_SECONDS = 0.25
@@ -24,32 +25,34 @@ SERVICE_SECONDS = 0.25
 def document(demand: float) -> bytes:
     in_flight = min(demand, 4.0)
     windows = [
-        {
-            "seconds": seconds,
-            "samples": seconds,
-            "inFlight": in_flight,
-            "queued": demand - in_flight,
+        WindowDocument(
+            seconds=seconds,
+            samples=seconds,
+            inFlight=in_flight,
+            queued=demand - in_flight,
             # Offered load = received x in-flight / served = demand.
-            "received": demand / SERVICE_SECONDS,
-            "served": in_flight / SERVICE_SECONDS,
-        }
+            received=demand / SERVICE_SECONDS,
+            served=in_flight / SERVICE_SECONDS,
+        )
         for seconds in (60, 6)
     ]
-    body = {
-        "version": 1,
-        "startTime": round(time.time(), 3),
-        "uptimeSeconds": 60.0,
-        "draining": False,
-        "maxConcurrency": 4,
-        "maxQueueLength": 100,
-        "inFlight": round(in_flight),
-        "queued": round(demand - in_flight),
-        "requestsTotal": 1000,
-        "rejectedTotal": 0,
-        "servedTotal": 1000,
-        "windows": windows,
-    }
-    return json.dumps(body, separators=(",", ":")).encode()
+    return encode(
+        StatsDocument(
+            version=VERSION,
+            startTime=round(time.time(), 3),
+            uptimeSeconds=60.0,
+            draining=False,
+            maxConcurrency=4,
+            maxQueueLength=100,
+            inFlight=round(in_flight),
+            queued=round(demand - in_flight),
+            requestsTotal=1000,
+            rejectedTotal=0,
+            servedTotal=1000,
+            bufferedBytes=0,
+            windows=windows,
+        )
+    )
 
 
 async def serve(port: int, demand: float, ips: list[str]) -> None:

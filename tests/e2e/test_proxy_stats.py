@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 
 from ferry.adapters.stats import pod_figures
+from ferry.wire.stats import decode, encode
 from ferry_local.wait import eventually
 from tests.e2e.conftest import StartProxy, Upstream, get_json, post
 
@@ -42,7 +43,7 @@ async def test_stats_and_metrics_match_the_load(
     assert stats["servedTotal"] == 0
     assert stats["windows"][0]["served"] == 0.0
     # Nothing has been served, so no service time is known: the demand stands in.
-    assert pod_figures(stats).offered == 6.0
+    assert pod_figures(decode(encode(stats))).offered == 6.0
     assert stats["windows"][1]["seconds"] == 60
     assert 0 < stats["windows"][1]["inFlight"] <= 4
     assert stats["uptimeSeconds"] > before["uptimeSeconds"]

@@ -6,6 +6,7 @@ from bench.autoscaling.cluster import Metrics
 from ferry.autoscaling import (
     AutoscalingPolicy,
     DemandHistory,
+    PodFigures,
     Sample,
     ScalerState,
     decide,
@@ -34,27 +35,19 @@ class FerryAutoscaler:
         # window as long as the tick (--windows=2,...), and all of them answer here.
         ready = metrics.ready[-1]
         recent = metrics.pods[-self.interval :]
-        demands: list[float | None] = []
-        offered: list[float | None] = []
-        in_flight: list[float | None] = []
-        served: list[float | None] = []
+        pods: list[PodFigures] = []
         for pod in metrics.pods[-1]:
             seconds = [second[pod] for second in recent if pod in second]
             n = len(seconds)
             demand = sum(s.demand for s in seconds) / n
+            if not self.offered:
+                pods.append(PodFigures(demand))
+                continue
             busy = sum(s.in_flight for s in seconds) / n
             finished = sum(s.served for s in seconds) / n
-            demands.append(demand)
-            in_flight.append(busy)
-            served.append(finished)
-            offered.append(
-                offered_load(sum(s.received for s in seconds) / n, finished, busy, demand)
-            )
-        sample = (
-            Sample.from_pods(now, demands, offered, in_flight=in_flight, served=served)
-            if self.offered
-            else Sample.from_pods(now, demands)
-        )
+            offered = offered_load(sum(s.received for s in seconds) / n, finished, busy, demand)
+            pods.append(PodFigures(demand, offered, busy, finished))
+        sample = Sample.from_pods(now, pods)
         assert sample.answered == ready
         self.history = self.history.record(sample)
         decision = decide(

@@ -1,146 +1,66 @@
-"""Reading each ready pod's demand and offered load from its proxy's /stats (ferry.proxy.admin).
+"""Reading each ready pod's figures from its proxy's /stats (ferry.wire.stats).
 
-`pod_figures` is pure: the JSON in; queued + in-flight requests, the offered load, and
-requests in service and served per second out. `StatsScraper` does the HTTP for every API:
-one kept-open connection per pod, a short timeout per pod, and one semaphore that caps scrapes
-in flight across all APIs, so a thousand APIs ticking together cannot open thousands of
-sockets at once. A pod that does not answer, or answers nonsense, is None: its demand is
-unknown, which is not the same as zero.
+`pod_figures` is pure: a decoded /stats in; the pod's record for the autoscaler out
+(ferry.autoscaling.PodFigures: queued + in-flight requests, the offered load, and requests in
+service and served per second). `StatsScraper` does the HTTP for every API: one kept-open
+connection per pod, a short timeout per pod, and one semaphore that caps scrapes in flight
+across all APIs, so a thousand APIs ticking together cannot open thousands of sockets at once.
+A pod that does not answer, or answers nonsense, has no figures: its demand is unknown, which is
+not the same as zero.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from http import HTTPStatus
-from typing import Any, cast
+from typing import cast
 
 from ferry import names
-from ferry.autoscaling import offered_load
-from ferry.proxy.http import (
-    BODY_LENGTH,
-    MAX_HEAD_BYTES,
-    BadResponseError,
-    ResponseHead,
-    parse_response_head,
+from ferry.autoscaling import PodFigures, offered_load
+from ferry.wire.stats import (
+    AnswerReader,
+    Averages,
+    Counts,
+    StatsHttpError,
+    decode,
+    request,
 )
 
 _KEEP_ALIVE = 15.0
 """Seconds a pod's connection is kept idle between scrapes; the proxy keeps it 30 s."""
-_MAX_BODY = 64 * 1024
-
-STATS_FORMAT_VERSION = 1
-"""The /stats format this parser reads (ferry.proxy.stats.FORMAT_VERSION)."""
 
 
-class StatsFormatError(ValueError):
-    """The body is not the proxy's /stats in a format this operator reads."""
-
-
-def _count(value: Any, field: str) -> float:
-    # Python's json reads NaN and Infinity, which no count is.
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:
-        raise StatsFormatError(f"{field} is not a count: {value!r}")
-    return float(value)
-
-
-def _sampled_window(stats: Any, tick: float) -> Mapping[str, Any] | None:
-    """The averaging window with samples closest in length to `tick` (the shorter of two as
-    close), or None before the proxy's first sample; anything but the proxy's /stats is a
-    StatsFormatError.
-
-    It is the proxy's average of its one-second samples over about the time since the previous
-    tick: every second is seen once, and none is seen late.
-    """
-    if not isinstance(stats, Mapping):
-        raise StatsFormatError(f"expected a JSON object, got {type(stats).__name__}")
-    if stats.get("version") != STATS_FORMAT_VERSION:
-        raise StatsFormatError(f"unknown stats version {stats.get('version')!r}")
-    windows = stats.get("windows")
-    if not isinstance(windows, list) or not all(isinstance(w, Mapping) for w in windows):
-        raise StatsFormatError("windows is not a list of objects")
-    sampled: list[Mapping[str, Any]] = [
-        w for w in windows if _count(w.get("samples"), "windows[].samples") > 0
-    ]
-    if not sampled:
-        return None
-
-    def fit(window: Mapping[str, Any]) -> tuple[float, float]:
-        seconds = _count(window.get("seconds"), "windows[].seconds")
-        return abs(seconds - tick), seconds
-
-    return min(sampled, key=fit)
-
-
-@dataclass(frozen=True)
-class PodFigures:
-    """What one pod's /stats says, averaged over the window closest to the operator's tick."""
-
-    demand: float
-    """Queued + in-flight requests."""
-    offered: float | None
-    """The offered load (ferry.autoscaling.offered_load); None from a proxy that does not count
-    requests served."""
-    service: tuple[float, float] | None
-    """Requests in service and requests served per second, from which the service time follows
-    by Little's law; None before the proxy's first sample, and as for `offered`."""
-
-
-def pod_figures(stats: Any, tick: float = 0.0) -> PodFigures:
-    """One pod's figures from its /stats document, averaged over the window with samples
-    closest to `tick` seconds, the operator's interval between ticks (0: the shortest).
+def pod_figures(load: Averages | Counts) -> PodFigures:
+    """One pod's figures from its /stats, read over the window closest to the operator's tick
+    (ferry.wire.stats.decode).
 
     A proxy that has not taken a sample yet (its first second) has only its current counts,
     which stand in for its demand; it has served nothing it could have timed, so its demand
     also stands in for its offered load, as offered_load() has it for a window in which
     nothing was served.
     """
-    window = _sampled_window(stats, tick)
-    if window is None:
-        demand = _count(stats.get("inFlight"), "inFlight") + _count(stats.get("queued"), "queued")
-        if "servedTotal" not in stats:
-            return PodFigures(demand, None, None)
-        _count(stats["servedTotal"], "servedTotal")
-        return PodFigures(demand, demand, None)
-    in_flight = _count(window.get("inFlight"), "windows[].inFlight")
-    demand = in_flight + _count(window.get("queued"), "windows[].queued")
-    if "received" not in window and "served" not in window:
-        return PodFigures(demand, None, None)
-    served = _count(window.get("served"), "windows[].served")
-    offered = offered_load(
-        _count(window.get("received"), "windows[].received"), served, in_flight, demand
-    )
-    return PodFigures(demand, offered, (in_flight, served))
+    demand = load.in_flight + load.queued
+    if isinstance(load, Counts):
+        return PodFigures(demand, None if load.served_total is None else demand)
+    if load.received is None or load.served is None:
+        return PodFigures(demand)
+    offered = offered_load(load.received, load.served, load.in_flight, demand)
+    return PodFigures(demand, offered, load.in_flight, load.served)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PodAnswer:
     pod: str
-    demand: float | None
+    figures: PodFigures | None
     """None: the pod did not answer in time, or not with stats; see `error`."""
     error: str | None = None
-    offered: float | None = None
-    """None: not known (no answer, or a proxy that does not count requests served)."""
-    service: tuple[float, float] | None = None
-    """(in flight, served per second), as PodFigures.service; None when not known."""
-
-
-class StatsHttpError(ValueError):
-    """The proxy's answer is not a 200 with a Content-Length body, as its admin port sends."""
 
 
 class _Connection(asyncio.Protocol):
-    """One kept-open connection to one proxy's admin port: one GET at a time.
-
-    The admin port answers every request with a status line, a few fields and a
-    Content-Length body (ferry.proxy.admin); that is all this client reads. A general client's
-    request building and response objects cost more per scrape than the answer itself, and a
-    thousand APIs ticking every second make a thousand scrapes a second.
-    """
+    """One kept-open connection to one proxy's admin port: one GET at a time, its answer read
+    by a ferry.wire.stats.AnswerReader."""
 
     transport: asyncio.Transport
     """Set on connecting, before create_connection() hands the connection over."""
@@ -148,8 +68,7 @@ class _Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self.closed = False
         self.idle_since = 0.0
-        self._buffer = bytearray()
-        self._head: ResponseHead | None = None
+        self._reader = AnswerReader()
         self._answer: asyncio.Future[bytes] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -165,45 +84,21 @@ class _Connection(asyncio.Protocol):
             # Bytes nobody asked for: what follows on this connection cannot be trusted.
             self.close()
             return
-        self._buffer += data
         try:
-            body = self._body()
-        except (BadResponseError, StatsHttpError) as error:
-            self._answer.set_exception(StatsHttpError(str(error)))
+            body = self._reader.feed(data)
+        except StatsHttpError as error:
+            self._answer.set_exception(error)
             self.close()
             return
         if body is not None:
+            if not self._reader.keep_alive:
+                self.close()
             self._answer.set_result(body)
 
-    def _body(self) -> bytes | None:
-        """The body once the whole response is in; None until then."""
-        buffer = self._buffer
-        if self._head is None:
-            end = buffer.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buffer) > MAX_HEAD_BYTES:
-                    raise StatsHttpError("response head too long")
-                return None
-            head = parse_response_head(bytes(buffer[:end]), b"GET")
-            if head.status != HTTPStatus.OK:
-                raise StatsHttpError(f"HTTP {head.status}")
-            if head.framing != BODY_LENGTH or head.length > _MAX_BODY:
-                raise StatsHttpError("not a body with a Content-Length of at most 64 KiB")
-            del buffer[: end + 4]
-            self._head = head
-        if len(buffer) < self._head.length:
-            return None
-        if len(buffer) > self._head.length:
-            raise StatsHttpError("more bytes than the Content-Length")
-        if not self._head.keep_alive:
-            self.close()
-        return bytes(buffer)
-
-    async def get(self, request: bytes) -> bytes:
-        self._buffer.clear()
-        self._head = None
+    async def get(self, message: bytes) -> bytes:
+        self._reader = AnswerReader()
         self._answer = asyncio.get_running_loop().create_future()
-        self.transport.write(request)
+        self.transport.write(message)
         return await self._answer
 
     def close(self) -> None:
@@ -238,7 +133,7 @@ class StatsScraper:
         self._idle.clear()
 
     async def scrape(self, pods: Sequence[tuple[str, str]]) -> list[PodAnswer]:
-        """Each (pod name, pod IP)'s demand, concurrently, in the order given."""
+        """Each (pod name, pod IP)'s figures, concurrently, in the order given."""
         self._sweep(time.monotonic())
         if len(pods) == 1:
             # An API at its minimum of one pod would pay more for a task and a gather than for
@@ -256,10 +151,7 @@ class StatsScraper:
             try:
                 async with asyncio.timeout(self._timeout):
                     body = await self._get(ip)
-                figures = pod_figures(json.loads(body), self._tick)
-                return PodAnswer(
-                    pod, figures.demand, offered=figures.offered, service=figures.service
-                )
+                return PodAnswer(pod, pod_figures(decode(body, self._tick)))
             except TimeoutError:
                 return PodAnswer(pod, None, f"no answer within {self._timeout:g}s")
             except (OSError, ValueError) as error:
@@ -271,11 +163,8 @@ class StatsScraper:
             _, connection = await asyncio.get_running_loop().create_connection(
                 _Connection, ip, self._port
             )
-        host = f"[{ip}]" if ":" in ip else ip
         try:
-            body = await connection.get(
-                f"GET /stats HTTP/1.1\r\nHost: {host}:{self._port}\r\n\r\n".encode()
-            )
+            body = await connection.get(request(ip, self._port))
         except BaseException:
             connection.close()
             raise

@@ -1,12 +1,14 @@
 """Recent demand: time-stamped samples of queued + in-flight requests and their window averages.
 
-A sample may also carry the offered load: requests received per second x mean service time, the
-requests in flight there would be if no request had to queue (Little's law). Demand counts a
-backlog of queued requests, which drains once enough replicas are up; offered load does not, so
-it says how many replicas the traffic needs even while replicas are saturated. A sample may also
-carry the requests in service (queued ones excluded) and served per second: demand less the
-first is the backlog queued, and the first over the second the mean service time (Little's law),
-which is what the queues' arithmetic (ferry.autoscaling.queues) needs.
+A sample sums the figures of the ready pods that answered, one PodFigures each: the record the
+scraper makes of a pod's /stats (ferry.adapters.stats). It may also carry the offered load:
+requests received per second x mean service time, the requests in flight there would be if no
+request had to queue (Little's law). Demand counts a backlog of queued requests, which drains
+once enough replicas are up; offered load does not, so it says how many replicas the traffic
+needs even while replicas are saturated. A sample may also carry the requests in service
+(queued ones excluded) and served per second: demand less the first is the backlog queued, and
+the first over the second the mean service time (Little's law), which is what the queues'
+arithmetic (ferry.autoscaling.queues) needs.
 
 A sample says how many pods answered and how many were asked. A pod that did not answer is not
 zero demand: its share is unknown, so the sample's demand is only a lower bound. Lower bounds
@@ -32,6 +34,23 @@ def offered_load(received: float, served: float, in_flight: float, demand: float
     if served <= 0:
         return demand
     return received * in_flight / served
+
+
+@dataclass(frozen=True, slots=True)
+class PodFigures:
+    """One ready pod's figures at one tick, from its proxy's averages over about the time since
+    the previous tick (ferry.adapters.stats.pod_figures)."""
+
+    demand: float
+    """Queued + in-flight requests."""
+    offered: float | None = None
+    """The offered load (offered_load()); None from a proxy that does not count requests
+    served."""
+    in_flight: float | None = None
+    """Requests in service (queued ones excluded); None before the proxy's first sample, and
+    as for `offered`."""
+    served: float | None = None
+    """Requests per second that finished their service; None as for `in_flight`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,36 +86,17 @@ class Sample:
             raise ValueError(f"impossible sample: {self}")
 
     @classmethod
-    def from_pods(
-        cls,
-        time: float,
-        demands: Iterable[float | None],
-        offered: Iterable[float | None] | None = None,
-        *,
-        in_flight: Iterable[float | None] | None = None,
-        served: Iterable[float | None] | None = None,
-    ) -> Sample:
-        """A sample from each ready pod's demand, None for a pod that did not answer, and
-        optionally each pod's offered load, requests in service and requests served per second,
-        in the same order (None: not reported)."""
-        answers = list(demands)
-        heard = {index: demand for index, demand in enumerate(answers) if demand is not None}
-
-        def total(figures: Iterable[float | None] | None, name: str) -> float | None:
-            values = list(figures) if figures is not None else [None] * len(answers)
-            if len(values) != len(answers):
-                raise ValueError(f"one {name} per pod, in the order of the demands")
-            reported = [value for i, value in enumerate(values) if i in heard and value is not None]
-            return sum(reported) if heard and len(reported) == len(heard) else None
-
+    def from_pods(cls, time: float, pods: Sequence[PodFigures | None]) -> Sample:
+        """A sample from each ready pod's figures, None for a pod that did not answer."""
+        heard = [pod for pod in pods if pod is not None]
         return cls(
             time=time,
-            demand=sum(heard.values()),
+            demand=sum(pod.demand for pod in heard),
             answered=len(heard),
-            expected=len(answers),
-            offered=total(offered, "offered load"),
-            in_flight=total(in_flight, "in-flight count"),
-            served=total(served, "served rate"),
+            expected=len(pods),
+            offered=_total([pod.offered for pod in heard]),
+            in_flight=_total([pod.in_flight for pod in heard]),
+            served=_total([pod.served for pod in heard]),
         )
 
     @property
@@ -107,6 +107,12 @@ class Sample:
     def informative(self) -> bool:
         """False when no pod answered: nothing is known, not even a lower bound worth using."""
         return self.answered > 0
+
+
+def _total(figures: list[float | None]) -> float | None:
+    """The sum of a figure over the pods that answered; None unless every one reported it."""
+    reported = [figure for figure in figures if figure is not None]
+    return sum(reported) if figures and len(reported) == len(figures) else None
 
 
 @dataclass(frozen=True)

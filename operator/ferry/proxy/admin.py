@@ -15,6 +15,7 @@ from ferry.proxy.http import BadRequestError, error_body, parse_request_head, si
 from ferry.proxy.metrics import registry_for, render
 from ferry.proxy.server import Proxy
 from ferry.proxy.upstream import upstream_ready
+from ferry.wire.stats import encode
 
 _PROBE_TIMEOUT = 1.0
 # How long a kept-open connection may wait for its next request: longer than the operator's
@@ -70,8 +71,7 @@ class Admin:
     async def _route(self, path: bytes, *, close: bool) -> bytes:
         proxy = self._proxy
         if path == b"/stats":
-            snapshot = proxy.stats.snapshot(draining=proxy.draining)
-            body = json.dumps(snapshot, separators=(",", ":")).encode()
+            body = encode(proxy.stats.snapshot(draining=proxy.draining))
             return simple_response(200, body, close=close)
         if path == b"/metrics":
             return simple_response(

@@ -1,7 +1,8 @@
 """What the proxy counts, and the windowed averages the autoscaler scrapes.
 
-Per request the proxy only bumps plain integers here; everything else (averages, JSON,
-Prometheus families) is computed when someone asks, which is once a second at most.
+Per request the proxy only bumps plain integers here; everything else (averages, the /stats
+document of ferry.wire.stats, Prometheus families) is computed when someone asks, which is once
+a second at most.
 """
 
 from __future__ import annotations
@@ -10,11 +11,10 @@ import bisect
 import time
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
 
 from ferry.proxy.admission import Gate
+from ferry.wire.stats import VERSION, StatsDocument, WindowDocument
 
-FORMAT_VERSION = 1
 # Seconds; from a fast in-memory predictor up to the slow end of model inference.
 LATENCY_BOUNDS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -32,7 +32,7 @@ class Window:
     def add(self, in_flight: float, queued: float, received: int, served: int) -> None:
         self._samples.append((in_flight, queued, received, served))
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> WindowDocument:
         count = len(self._samples)
         means = [round(sum(field) / count, 4) for field in zip(*self._samples, strict=True)]
         in_flight, queued, received, served = means or [0.0] * 4
@@ -102,10 +102,10 @@ class Stats:
         for window in self.windows:
             window.add(in_flight, queued, received, served)
 
-    def snapshot(self, *, draining: bool, now: float | None = None) -> dict[str, Any]:
+    def snapshot(self, *, draining: bool, now: float | None = None) -> StatsDocument:
         now = time.time() if now is None else now
         return {
-            "version": FORMAT_VERSION,
+            "version": VERSION,
             "startTime": round(self.started, 3),
             "uptimeSeconds": round(now - self.started, 3),
             "draining": draining,

@@ -182,15 +182,7 @@ async def _scale(
     namespace, name = meta["namespace"], meta["name"]
     answers = await scraper.scrape(pods)
     _report_silent(namespace, name, answers)
-    history = memory.history.record(
-        Sample.from_pods(
-            now,
-            [a.demand for a in answers],
-            [a.offered for a in answers],
-            in_flight=[a.service[0] if a.service else None for a in answers],
-            served=[a.service[1] if a.service else None for a in answers],
-        )
-    )
+    history = memory.history.record(Sample.from_pods(now, [a.figures for a in answers]))
     decision = decide(
         history,
         policy,
@@ -241,7 +233,7 @@ async def _write_replicas(kube: Kube, namespace: str, name: str, replicas: int) 
 
 
 def _report_silent(namespace: str, name: str, answers: Sequence[PodAnswer]) -> None:
-    silent = [answer for answer in answers if answer.demand is None]
+    silent = [answer for answer in answers if answer.figures is None]
     if silent:
         metrics.SCRAPE_FAILURES.labels(namespace, name).inc(len(silent))
         log.info(

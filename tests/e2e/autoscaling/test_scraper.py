@@ -10,7 +10,8 @@ from pathlib import Path
 
 import aiohttp
 
-from ferry.adapters.stats import StatsScraper
+from ferry.adapters.stats import PodAnswer, StatsScraper
+from ferry.wire.stats import VERSION, StatsDocument, encode
 from ferry_local.wait import eventually
 from tests.e2e.conftest import LOOPBACK, StartProxy, Upstream
 
@@ -32,7 +33,7 @@ async def test_a_pod_that_does_not_answer_is_unknown_not_zero(
                 answers = await scraper.scrape(
                     [("live", "127.0.0.1"), ("refused", "127.64.0.250"), ("mute", "127.0.0.2")]
                 )
-                demands = [answer.demand for answer in answers]
+                demands = [demand(answer) for answer in answers]
                 return demands if demands[0] == 3.0 else None
 
             started = time.monotonic()
@@ -88,11 +89,15 @@ async def test_the_scraper_reuses_its_connection_to_a_pod_from_tick_to_tick(
     try:
         for _ in range(3):
             (answer,) = await scraper.scrape([("live", LOOPBACK)])
-            assert answer.demand == 0.0
+            assert demand(answer) == 0.0
         # One connection the whole time: a new one per scrape would leave three open.
         assert established_on(proxy.admin_port) == 1
     finally:
         await scraper.close()
+
+
+def demand(answer: PodAnswer) -> float | None:
+    return None if answer.figures is None else answer.figures.demand
 
 
 def established_on(port: int) -> int:
@@ -102,9 +107,24 @@ def established_on(port: int) -> int:
     return sum(1 for f in fields if int(f[1].rsplit(":", 1)[1], 16) == port and f[3] == "01")
 
 
-STATS = json.dumps(
-    {"version": 1, "inFlight": 2, "queued": 1, "servedTotal": 0, "windows": []}
-).encode()
+# A proxy in its first second, before any sample: 2 in flight and 1 queued.
+STATS = encode(
+    StatsDocument(
+        version=VERSION,
+        startTime=1700000000.0,
+        uptimeSeconds=0.5,
+        draining=False,
+        maxConcurrency=4,
+        maxQueueLength=100,
+        inFlight=2,
+        queued=1,
+        requestsTotal=3,
+        rejectedTotal=0,
+        servedTotal=0,
+        bufferedBytes=0,
+        windows=[],
+    )
+)
 
 
 def answer(status: str = "200 OK", fields: str = "", body: bytes = STATS) -> bytes:
@@ -149,7 +169,7 @@ async def test_the_scraper_takes_only_what_an_admin_port_sends_and_reconnects_af
         seen = []
         for _ in range(7):
             (result,) = await scraper.scrape([("pod", LOOPBACK)])
-            seen.append(result.demand if result.error is None else result.error)
+            seen.append(demand(result) if result.error is None else result.error)
         assert seen == [
             3.0,  # kept open
             3.0,  # the same connection; the server closes it after answering

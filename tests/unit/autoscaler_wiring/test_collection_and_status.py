@@ -7,13 +7,8 @@ from typing import Any
 import pytest
 
 from ferry import metrics
-from ferry.adapters.stats import (
-    PodAnswer,
-    StatsFormatError,
-    StatsScraper,
-    pod_figures,
-)
-from ferry.autoscaling import DemandHistory, Sample, ScalerState
+from ferry.adapters.stats import PodAnswer, StatsScraper, pod_figures
+from ferry.autoscaling import DemandHistory, PodFigures, Sample, ScalerState
 from ferry.handlers.autoscaler import next_tick
 from ferry.services.autoscale import (
     Memory,
@@ -28,41 +23,51 @@ from ferry.settings import Settings, SettingsError
 from ferry.spec.model import InvalidSpecError
 from ferry.spec.schema import with_defaults
 from ferry.status.pods import PodState
+from ferry.wire.stats import (
+    VERSION,
+    StatsDocument,
+    StatsFormatError,
+    WindowDocument,
+    decode,
+    encode,
+)
 
 
-def stats(windows: list[dict[str, Any]], in_flight: int = 0, queued: int = 0) -> dict[str, Any]:
-    """A /stats document as ferry.proxy.stats.Stats.snapshot writes it."""
-    return {
-        "version": 1,
-        "startTime": 1700000000.0,
-        "uptimeSeconds": 12.5,
-        "draining": False,
-        "maxConcurrency": 4,
-        "maxQueueLength": 100,
-        "inFlight": in_flight,
-        "queued": queued,
-        "requestsTotal": 40,
-        "rejectedTotal": 0,
-        "windows": windows,
-    }
+def stats(windows: list[WindowDocument], in_flight: int = 0, queued: int = 0) -> StatsDocument:
+    """A /stats document of a proxy that does not count requests served: the fields added
+    within the version (servedTotal, bufferedBytes) as a test adds them."""
+    return StatsDocument(
+        version=VERSION,
+        startTime=1700000000.0,
+        uptimeSeconds=12.5,
+        draining=False,
+        maxConcurrency=4,
+        maxQueueLength=100,
+        inFlight=in_flight,
+        queued=queued,
+        requestsTotal=40,
+        rejectedTotal=0,
+        windows=windows,
+    )
 
 
 def window(
     seconds: int, samples: int, in_flight: float, queued: float, **rates: Any
-) -> dict[str, Any]:
+) -> WindowDocument:
     """A window; `received` and `served` as a proxy that counts them adds."""
-    return {
-        "seconds": seconds,
-        "samples": samples,
-        "inFlight": in_flight,
-        "queued": queued,
-        **rates,
-    }
+    return WindowDocument(
+        seconds=seconds, samples=samples, inFlight=in_flight, queued=queued, **rates
+    )
+
+
+def figures(document: Any, tick: float = 0.0) -> PodFigures:
+    """A pod's figures from a /stats document, as the scraper reads its body."""
+    return pod_figures(decode(encode(document), tick))
 
 
 def test_demand_is_in_flight_plus_queued_over_the_shortest_window() -> None:
     doc = stats([window(60, 60, 1.0, 0.0), window(6, 6, 3.5, 2.25)], in_flight=9, queued=9)
-    assert pod_figures(doc).demand == 5.75
+    assert figures(doc).demand == 5.75
 
 
 @pytest.mark.parametrize(
@@ -72,18 +77,18 @@ def test_the_window_read_is_the_one_closest_to_the_tick(tick: float, seconds: in
     # Each window's demand is its length: which one was read shows in the result.
     lengths = (60, 6, 2, 1)
     doc = stats([window(n, n, float(n), 0.0, received=n, served=n) for n in lengths])
-    assert pod_figures(doc, tick).demand == seconds
-    assert pod_figures(doc, tick).offered == seconds
-    assert pod_figures(doc, tick).service == (seconds, seconds)
+    read = figures(doc, tick)
+    assert (read.demand, read.offered) == (seconds, seconds)
+    assert (read.in_flight, read.served) == (seconds, seconds)
 
 
 def test_a_window_without_samples_yet_is_passed_over() -> None:
     doc = stats([window(60, 3, 2.0, 1.0), window(1, 0, 0.0, 0.0)])
-    assert pod_figures(doc).demand == 3.0
+    assert figures(doc).demand == 3.0
 
 
 def test_a_proxy_in_its_first_second_gives_its_current_counts() -> None:
-    assert pod_figures(stats([window(60, 0, 0.0, 0.0)], in_flight=2, queued=5)).demand == 7.0
+    assert figures(stats([window(60, 0, 0.0, 0.0)], in_flight=2, queued=5)).demand == 7.0
 
 
 def test_a_real_snapshot_of_the_proxy_parses() -> None:
@@ -92,7 +97,7 @@ def test_a_real_snapshot_of_the_proxy_parses() -> None:
 
     proxy_stats = Stats(Gate(capacity=4, queue_limit=10), windows=(60, 6))
     proxy_stats.tick()
-    assert pod_figures(proxy_stats.snapshot(draining=False)).demand == 0.0
+    assert figures(proxy_stats.snapshot(draining=False)).demand == 0.0
 
 
 @pytest.mark.parametrize(
@@ -113,7 +118,7 @@ def test_a_real_snapshot_of_the_proxy_parses() -> None:
 )
 def test_anything_but_the_proxys_stats_is_refused_not_read_as_zero(doc: Any) -> None:
     with pytest.raises(StatsFormatError):
-        pod_figures(doc)
+        figures(doc)
 
 
 def test_offered_load_comes_from_the_window_demand_is_read_from() -> None:
@@ -124,23 +129,23 @@ def test_offered_load_comes_from_the_window_demand_is_read_from() -> None:
         ]
     )
     # 20 received/s x 3 in flight / 10 served/s: the 5 queued are backlog, not traffic.
-    assert (pod_figures(doc).demand, pod_figures(doc).offered) == (8.0, 6.0)
+    assert (figures(doc).demand, figures(doc).offered) == (8.0, 6.0)
 
 
 def test_a_window_in_which_nothing_was_served_offers_its_demand() -> None:
     doc = stats([window(2, 2, 4.0, 3.0, received=6.0, served=0.0)])
-    assert pod_figures(doc).offered == 7.0
+    assert figures(doc).offered == 7.0
 
 
 def test_a_proxy_that_does_not_count_served_requests_offers_nothing_but_its_demand_stands() -> None:
     doc = stats([window(60, 60, 1.0, 0.0), window(6, 6, 3.5, 2.25)])
-    assert (pod_figures(doc).demand, pod_figures(doc).offered) == (5.75, None)
-    assert pod_figures(stats([window(60, 0, 0.0, 0.0)], in_flight=2, queued=5)).offered is None
+    assert (figures(doc).demand, figures(doc).offered) == (5.75, None)
+    assert figures(stats([window(60, 0, 0.0, 0.0)], in_flight=2, queued=5)).offered is None
 
 
 def test_a_proxy_in_its_first_second_offers_its_current_demand_if_it_counts_served() -> None:
     doc = {**stats([window(2, 0, 0.0, 0.0)], in_flight=2, queued=5), "servedTotal": 0}
-    assert pod_figures(doc).offered == 7.0
+    assert figures(doc).offered == 7.0
 
 
 def test_a_real_snapshot_of_a_loaded_proxy_gives_its_offered_load() -> None:
@@ -171,19 +176,19 @@ def test_a_real_snapshot_of_a_loaded_proxy_gives_its_offered_load() -> None:
         "served": 4.0,
     }
     # 8 received/s at 1 s each (4 in flight / 4 served/s): 8 requests' worth of traffic.
-    assert (pod_figures(doc).demand, pod_figures(doc).offered) == (8.0, 8.0)
-    assert pod_figures(doc).service == (4.0, 4.0)
+    assert (figures(doc).demand, figures(doc).offered) == (8.0, 8.0)
+    assert (figures(doc).in_flight, figures(doc).served) == (4.0, 4.0)
 
 
 def test_a_sample_carries_the_offered_load_only_when_every_pod_that_answered_reports_it() -> None:
     new = stats([window(2, 2, 2.0, 0.0, received=4.0, served=4.0)])
     old = stats([window(2, 2, 2.0, 0.0)])
 
-    def answer(name: str, doc: dict[str, Any]) -> PodAnswer:
-        return PodAnswer(name, pod_figures(doc).demand, offered=pod_figures(doc).offered)
+    def answer(name: str, doc: StatsDocument) -> PodAnswer:
+        return PodAnswer(name, figures(doc))
 
     def sample(*answers: PodAnswer) -> Sample:
-        return Sample.from_pods(5.0, [a.demand for a in answers], [a.offered for a in answers])
+        return Sample.from_pods(5.0, [a.figures for a in answers])
 
     silent = PodAnswer("c", None, "no answer within 1s")
     assert sample(answer("a", new), answer("b", new), silent).offered == 4.0
@@ -204,7 +209,7 @@ def test_a_sample_carries_the_offered_load_only_when_every_pod_that_answered_rep
 )
 def test_a_malformed_offered_load_refuses_the_whole_answer(doc: Any) -> None:
     with pytest.raises(StatsFormatError):
-        pod_figures(doc)
+        figures(doc)
 
 
 def test_in_flight_and_served_come_from_the_window_demand_is_read_from() -> None:
@@ -214,12 +219,14 @@ def test_in_flight_and_served_come_from_the_window_demand_is_read_from() -> None
             window(2, 2, 4.0, 6.0, received=20.0, served=16.0),
         ]
     )
-    assert pod_figures(doc).service == (4.0, 16.0)
+    assert (figures(doc).in_flight, figures(doc).served) == (4.0, 16.0)
     # Before the first sample and from a proxy that does not count served requests: unknown.
-    assert pod_figures({**stats([window(2, 0, 0.0, 0.0)]), "servedTotal": 0}).service is None
-    assert pod_figures(stats([window(2, 2, 4.0, 6.0)])).service is None
+    first = figures({**stats([window(2, 0, 0.0, 0.0)]), "servedTotal": 0})
+    assert (first.in_flight, first.served) == (None, None)
+    older = figures(stats([window(2, 2, 4.0, 6.0)]))
+    assert (older.in_flight, older.served) == (None, None)
     with pytest.raises(StatsFormatError):
-        pod_figures(stats([window(2, 2, 4.0, 6.0, received=20.0, served=-1.0)]))
+        figures(stats([window(2, 2, 4.0, 6.0, received=20.0, served=-1.0)]))
 
 
 def pod(name: str, ip: str | None, ready: str = "True", **meta: Any) -> dict[str, Any]:
@@ -333,7 +340,7 @@ async def test_a_tick_in_flight_at_shutdown_gets_unknown_demand_not_an_error() -
     scraper = StatsScraper(concurrency=4, timeout=0.5)
     await scraper.close()
     (answer,) = await scraper.scrape([("pod-a", "127.0.0.1")])
-    assert (answer.demand, answer.error) == (None, "the operator is stopping")
+    assert (answer.figures, answer.error) == (None, "the operator is stopping")
 
 
 def test_ticks_are_sharp_and_a_late_tick_skips_those_it_missed() -> None:

@@ -6,22 +6,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ferry.autoscaling import DemandHistory, Sample, WindowAverage, offered_load
+from ferry.autoscaling import DemandHistory, PodFigures, Sample, WindowAverage, offered_load
 
 
 def test_a_sample_sums_the_pods_that_answered_and_counts_those_that_did_not() -> None:
-    sample = Sample.from_pods(10.0, [3.0, None, 1.5, None])
+    sample = Sample.from_pods(10.0, [PodFigures(3.0), None, PodFigures(1.5), None])
     assert (sample.demand, sample.answered, sample.expected) == (4.5, 2, 4)
     assert sample.partial
     assert sample.informative
 
 
 def test_a_sample_sums_the_offered_load_only_when_every_pod_that_answered_reports_it() -> None:
-    assert Sample.from_pods(10.0, [3.0, None, 1.0], [2.0, None, 0.5]).offered == 2.5
-    assert Sample.from_pods(10.0, [3.0, 1.0], [2.0, None]).offered is None
-    assert Sample.from_pods(10.0, [3.0, 1.0]).offered is None
-    with pytest.raises(ValueError, match="one offered load per pod"):
-        Sample.from_pods(10.0, [3.0, 1.0], [2.0])
+    pods = [PodFigures(3.0, offered=2.0), None, PodFigures(1.0, offered=0.5)]
+    assert Sample.from_pods(10.0, pods).offered == 2.5
+    assert Sample.from_pods(10.0, [PodFigures(3.0, offered=2.0), PodFigures(1.0)]).offered is None
+    assert Sample.from_pods(10.0, [PodFigures(3.0), PodFigures(1.0)]).offered is None
 
 
 def test_the_window_averages_the_offered_load_and_keeps_its_peak() -> None:
@@ -40,14 +39,16 @@ def test_the_window_averages_the_offered_load_and_keeps_its_peak() -> None:
 def test_a_sample_sums_in_flight_and_served_only_when_every_pod_that_answered_reports_them() -> (
     None
 ):
-    sample = Sample.from_pods(
-        10.0, [6.0, None, 2.0], in_flight=[4.0, None, 2.0], served=[16.0, 9.0, 8.0]
-    )
+    pods = [
+        PodFigures(6.0, in_flight=4.0, served=16.0),
+        None,
+        PodFigures(2.0, in_flight=2.0, served=8.0),
+    ]
+    sample = Sample.from_pods(10.0, pods)
     assert (sample.in_flight, sample.served) == (6.0, 24.0)
-    partly = Sample.from_pods(10.0, [6.0, 2.0], in_flight=[4.0, None], served=[16.0, 8.0])
+    pods = [PodFigures(6.0, in_flight=4.0, served=16.0), PodFigures(2.0, served=8.0)]
+    partly = Sample.from_pods(10.0, pods)
     assert (partly.in_flight, partly.served) == (None, 24.0)
-    with pytest.raises(ValueError, match="one served rate per pod"):
-        Sample.from_pods(10.0, [6.0, 2.0], served=[16.0])
 
 
 def test_the_window_gives_the_backlog_and_the_service_time_by_littles_law() -> None:
@@ -98,8 +99,8 @@ def test_the_average_covers_only_the_window() -> None:
 
 def test_a_window_with_a_silent_pod_is_marked_partial() -> None:
     history = DemandHistory(horizon=60.0)
-    history = history.record(Sample.from_pods(1.0, [2.0, 2.0]))
-    history = history.record(Sample.from_pods(2.0, [2.0, None]))
+    history = history.record(Sample.from_pods(1.0, [PodFigures(2.0), PodFigures(2.0)]))
+    history = history.record(Sample.from_pods(2.0, [PodFigures(2.0), None]))
     window = history.average(now=2.0, window=60.0)
     assert window is not None
     assert window.partial
