@@ -17,7 +17,7 @@ from ferry import names
 from ferry.adapters.aws import Aws, AwsError, AwsTemporaryError
 from ferry.adapters.kube import Kube, RejectedError, TemporaryKubeError
 from ferry.artifacts.versions import ModelCheck, ModelReason
-from ferry.render.children import ApiRef, node_group_for, render_deployment, render_service
+from ferry.render.children import node_group_for, render_deployment, render_service
 from ferry.services.events import Recorder
 from ferry.services.logs import ensure_log_group, log_group_name
 from ferry.services.model import check_failed, check_model, checking
@@ -33,6 +33,7 @@ from ferry.services.status import (
 )
 from ferry.settings import Settings
 from ferry.spec.model import InvalidSpecError, RealtimeAPISpec, parse_spec
+from ferry.spec.resource import ApiRef
 from ferry.status.compute import (
     REJECTED,
     Blocked,
