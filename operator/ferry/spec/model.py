@@ -157,6 +157,13 @@ def _seconds(field: str, text: str) -> float:
         raise DurationError(f"{field}: {error}") from None
 
 
+def _target_in_flight(scaling: Mapping[str, Any], max_concurrency: int) -> float:
+    """The spec's target, or the default when it has none: a target of zero is the user's, and
+    the policy refuses it (the CRD does too, but not for an API stored before it did)."""
+    target = scaling.get("targetInFlight")
+    return default_target_in_flight(max_concurrency) if target is None else float(target)
+
+
 def _quantity(value: int | str) -> str:
     return str(value)
 
@@ -194,10 +201,7 @@ def parse_spec(raw: Mapping[str, Any]) -> RealtimeAPISpec:
                 enabled=bool(scaling["enabled"]),
                 min_replicas=int(scaling["minReplicas"]),
                 max_replicas=int(scaling["maxReplicas"]),
-                target_in_flight=float(
-                    scaling.get("targetInFlight")
-                    or default_target_in_flight(int(serving["maxConcurrency"]))
-                ),
+                target_in_flight=_target_in_flight(scaling, int(serving["maxConcurrency"])),
                 window=scaling["window"],
                 panic_window=scaling["panicWindow"],
                 panic_threshold=float(scaling["panicThreshold"]),

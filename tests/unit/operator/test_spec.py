@@ -152,3 +152,9 @@ def test_a_parsed_spec_becomes_a_policy_in_seconds() -> None:
     assert (policy.min_replicas, policy.max_replicas, policy.panic_threshold) == (2, 9, 2.5)
     # The queues' arithmetic needs the serving limits the proxies enforce.
     assert (policy.max_concurrency, policy.max_queue_length) == (8, 20)
+
+
+def test_a_target_of_zero_is_the_users_and_refused_not_taken_for_the_default() -> None:
+    assert parse_spec(spec()).autoscaling.target_in_flight == pytest.approx(2.8)
+    with pytest.raises(InvalidSpecError, match="targetInFlight must be above zero"):
+        parse_spec(spec(autoscaling={"targetInFlight": 0}))
