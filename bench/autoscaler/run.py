@@ -19,8 +19,9 @@ Measured:
   asked for, and its own histogram of per-API tick latency (`ferry_autoscaler_tick_seconds` on
   its metrics port).
 - One tick across all N APIs run in this process, with the operator stopped: the autoscaler
-  service (`ferry.services.autoscale.tick`: pick the ready pods, scrape every pod's /stats,
-  decide, write status when it changed) for all N APIs at once against the same API server and
+  service (each API parsed as the operator's daemon parses it, then
+  `ferry.services.autoscale.tick`: pick the ready pods, scrape every pod's /stats, decide,
+  write status when it changed) for all N APIs at once against the same API server and
   stats servers; wall time (goal < 1 s) and this process's CPU. The pods and replicas it is
   handed are listed before each tick, outside the timing, as the operator's indexes
   (ferry.handlers.indexes) keep them in memory.
@@ -49,7 +50,9 @@ from ferry.adapters.kube import Kube, path_of
 from ferry.adapters.stats import StatsScraper
 from ferry.services import autoscale
 from ferry.services.events import Recorder
+from ferry.services.status_writer import StatusWriter
 from ferry.settings import Settings
+from ferry.spec.resource import RealtimeAPI, parse_api
 from ferry.status.pods import PodState
 from ferry_local import processes
 from ferry_local.cluster import ClusterInfo, local_cluster
@@ -205,6 +208,8 @@ async def tick_in_process(
 
     recorder: Recorder = record
     memories: dict[str, autoscale.Memory | None] = {}
+    known: dict[str, RealtimeAPI] = {}
+    writer = StatusWriter(kube)
     results = []
     try:
         for _ in range(rounds):
@@ -224,21 +229,25 @@ async def tick_in_process(
                 )
             }
             cpu0, wall0 = time.process_time(), time.perf_counter()
+            # Each parsed as the operator's daemon parses it: again only at a new generation.
+            parsed = [parse_api(body, known.get(body["metadata"]["name"])) for body in apis]
             ticked = await asyncio.gather(
                 *(
                     autoscale.tick(
                         kube,
+                        writer,
                         scraper,
-                        body,
-                        memories.get(body["metadata"]["name"]),
-                        recorder,
-                        replicas=replicas.get(body["metadata"]["name"]),
-                        pods=pods.get(body["metadata"]["name"], ()),
+                        api,
+                        memories.get(api.ref.name),
+                        record=recorder,
+                        replicas=replicas.get(api.ref.name),
+                        pods=pods.get(api.ref.name, ()),
                     )
-                    for body in apis
+                    for api in parsed
                 )
             )
             wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
+            known = {api.ref.name: api for api in parsed}
             memories = {body["metadata"]["name"]: m for body, m in zip(apis, ticked, strict=True)}
             heard = sum(
                 1

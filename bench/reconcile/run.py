@@ -27,9 +27,10 @@ from typing import Any
 from kubernetes_asyncio import client, config, watch
 from kubernetes_asyncio.client import ApiClient
 
-from ferry.render.children import ApiRef, render_deployment
+from ferry.render.children import render_deployment
 from ferry.settings import Settings
 from ferry.spec.model import parse_spec
+from ferry.spec.resource import ApiRef
 from ferry.spec.schema import with_defaults
 from ferry_local.cluster import local_cluster
 from ferry_local.layout import ClusterLayout

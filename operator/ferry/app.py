@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import gc
 import os
 import sys
 
 import kopf
 
-from ferry import allocator
+from ferry import allocator, handlers, metrics
+from ferry.handlers.context import OperatorContext
+from ferry.handlers.lifecycle import operator_settings
 from ferry.settings import Settings, SettingsError
 
 
@@ -36,29 +40,34 @@ def main(argv: list[str] | None = None) -> int:
         quiet=settings.log_level in ("WARNING", "ERROR"),
         log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.PLAIN,
     )
-    # Importing the handler modules registers them with kopf.
-    import ferry.handlers.autoscaler  # noqa: PLC0415
-    import ferry.handlers.capacity  # noqa: PLC0415
-    import ferry.handlers.indexes  # noqa: PLC0415
-    import ferry.handlers.lifecycle  # noqa: PLC0415
-    import ferry.handlers.realtimeapi  # noqa: PLC0415
-
-    # The timer's interval is a setting, so it is registered once the settings are read.
-    ferry.handlers.autoscaler.register(settings)
-    ferry.handlers.capacity.register(settings)
-
-    # What is loaded by now lives as long as the process: frozen, it is no longer walked by
-    # every whole-heap collection, which at 1,000 APIs ticking every second stalls the loop.
-    gc.collect()
-    gc.freeze()
-    kopf.run(
-        standalone=True,
-        clusterwide=not settings.namespaces,
-        namespaces=settings.namespaces,
-        liveness_endpoint=f"http://0.0.0.0:{settings.liveness_port}/healthz",
-        memo=kopf.Memo(settings=settings),
-    )
+    # kopf.run's own way to run the operator, with the clients made before it and closed after.
+    with contextlib.suppress(asyncio.CancelledError):
+        asyncio.run(operate(settings))
     return 0
+
+
+async def operate(settings: Settings) -> None:
+    """Run the operator until it is stopped: the clients first, then kopf with every handler
+    registered in a written order (ferry.handlers.register), then the clients closed."""
+    context = await OperatorContext.connect(settings)
+    try:
+        registry = kopf.OperatorRegistry()
+        handlers.register(registry, context)
+        metrics.serve(settings.metrics_port)
+        # What is loaded by now lives as long as the process: frozen, it is no longer walked by
+        # every whole-heap collection, which at 1,000 APIs ticking every second stalls the loop.
+        gc.collect()
+        gc.freeze()
+        await kopf.operator(
+            registry=registry,
+            settings=operator_settings(settings),
+            standalone=True,
+            clusterwide=not settings.namespaces,
+            namespaces=settings.namespaces,
+            liveness_endpoint=f"http://0.0.0.0:{settings.liveness_port}/healthz",
+        )
+    finally:
+        await context.close()
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ import pytest
 from ferry.adapters.kube import Kube
 from ferry.adapters.stats import StatsScraper
 from ferry.services import autoscale
-from ferry.services.status import api_path
+from ferry.services.status_writer import StatusWriter, api_path
+from ferry.spec.resource import parse_api
 from ferry_local.cluster import ClusterInfo
 from tests.support.ferry_operator import kubectl
 
@@ -55,14 +56,17 @@ async def test_a_tick_does_not_write_again_what_it_wrote(
         "spec": {"predictor": {"image": "example.com/model:1"}},
     }
     kubectl(cluster, "create", "-f", "-", stdin=json.dumps(manifest))
-    stale: dict[str, Any] | None = await kube.get(api_path(namespace, "stale"))
-    assert stale is not None and "status" not in stale
+    read: dict[str, Any] | None = await kube.get(api_path(namespace, "stale"))
+    assert read is not None and "status" not in read
+    stale = parse_api(read)
+    writer = StatusWriter(kube)
     scraper = StatsScraper(concurrency=4, timeout=0.5)
     try:
 
         async def tick(memory: autoscale.Memory | None) -> autoscale.Memory | None:
-            assert stale is not None
-            return await autoscale.tick(kube, scraper, stale, memory, ignore, replicas=1, pods=())
+            return await autoscale.tick(
+                kube, writer, scraper, stale, memory, record=ignore, replicas=1, pods=()
+            )
 
         before = status_patches(cluster)
         memory = await tick(None)

@@ -14,9 +14,10 @@ from typing import Any
 import pytest
 import yaml
 
-from ferry.render.children import ApiRef, render_deployment
+from ferry.render.children import render_deployment
 from ferry.settings import DEFAULT_IMAGE, Settings, SettingsError
 from ferry.spec.model import parse_spec
+from ferry.spec.resource import ApiRef
 from ferry.spec.schema import with_defaults
 from ferry_local.cluster import ClusterInfo
 from tests.support.ferry_operator import REPO, kubectl

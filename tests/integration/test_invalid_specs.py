@@ -566,15 +566,17 @@ async def test_an_unknown_node_group_is_invalid_while_other_apis_carry_on(
 
 
 @asynccontextmanager
-async def crd_without_window_rules(cluster: ClusterInfo, api: ApiClient) -> AsyncIterator[None]:
-    """The CRD as it was before it refused zero windows, until the block ends; then crds/ again,
-    in force once the API server refuses a zero window once more."""
+async def crd_without_rules(
+    cluster: ClusterInfo, api: ApiClient, autoscaling: dict[str, Any]
+) -> AsyncIterator[None]:
+    """The CRD as it was before it refused these autoscaling fields, until the block ends; then
+    crds/ again, in force once the API server refuses them once more."""
     crd = yaml.safe_load((REPO / "crds" / f"{PLURAL}.{GROUP}.yaml").read_text())
-    autoscaling = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"][
+    fields = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"][
         "properties"
     ]["autoscaling"]["properties"]
-    for window in ("window", "panicWindow"):
-        del autoscaling[window]["x-kubernetes-validations"]
+    for field in autoscaling:
+        del fields[field]["x-kubernetes-validations"]
     kubectl(
         cluster,
         *("apply", "--server-side", "--field-manager=ferry-local", "-f", "-"),
@@ -588,7 +590,7 @@ async def crd_without_window_rules(cluster: ClusterInfo, api: ApiClient) -> Asyn
             "apiVersion": f"{GROUP}/{VERSION}",
             "kind": "RealtimeAPI",
             "metadata": {"name": "probe"},
-            "spec": {**with_predictor(), "autoscaling": {"window": "0s", "panicWindow": "0s"}},
+            "spec": {**with_predictor(), "autoscaling": autoscaling},
         }
 
         async def refused() -> bool:
@@ -600,16 +602,15 @@ async def crd_without_window_rules(cluster: ClusterInfo, api: ApiClient) -> Asyn
                 return error.status == 422
             return False
 
-        await eventually(refused, timeout=30, what="the CRD to refuse zero windows again")
+        await eventually(refused, timeout=30, what=f"the CRD to refuse {autoscaling} again")
 
 
-@pytest.mark.chaos("hostile specs")
-async def test_an_api_stored_before_the_crd_refused_zero_windows_is_invalid_with_an_event(
-    api: ApiClient, namespace: str, cluster: ClusterInfo, operator: Operator, chaos: Case
+async def stored_under_an_older_crd(
+    api: ApiClient, cluster: ClusterInfo, namespace: str, autoscaling: dict[str, Any]
 ) -> None:
-    # Such an API stays stored when the CRD is upgraded, and only the operator sees it: its
-    # autoscaler could never scale it, which it used to log at debug level while it showed Ready.
-    stale = realtime_api("stale", autoscaling={"window": "0s", "panicWindow": "0s"})
+    """API 'stale' with autoscaling fields the CRD refuses now, as one created before it did:
+    such an API stays stored when the CRD is upgraded, and only the operator sees it."""
+    stale = realtime_api("stale", autoscaling=autoscaling)
 
     async def admitted() -> bool:
         try:
@@ -620,24 +621,56 @@ async def test_an_api_stored_before_the_crd_refused_zero_windows_is_invalid_with
             return False
         return True
 
-    async with crd_without_window_rules(cluster, api):
-        await eventually(admitted, timeout=30, what="the zero windows admitted")
+    async with crd_without_rules(cluster, api, autoscaling):
+        await eventually(admitted, timeout=30, what=f"{autoscaling} admitted")
 
-    async def refused_by_operator() -> dict[str, Any] | None:
+
+async def refused_by_the_operator(api: ApiClient, namespace: str, message: str) -> None:
+    """'stale' Failed with Ready=False, reason InvalidSpec and `message`, and one Warning Event."""
+
+    async def refused() -> dict[str, Any] | None:
         obj = await get_api(api, namespace, "stale")
         return obj if condition(obj, "Ready").get("reason") == "InvalidSpec" else None
 
-    refused = await eventually(refused_by_operator, timeout=60, what="InvalidSpec on 'stale'")
-    assert refused["status"]["phase"] == "Failed"
-    assert condition(refused, "Ready")["message"] == (
-        "spec.autoscaling: window must be longer than zero; panicWindow must be longer than zero"
-    )
+    obj = await eventually(refused, timeout=60, what="InvalidSpec on 'stale'")
+    assert obj["status"]["phase"] == "Failed"
+    assert condition(obj, "Ready")["message"] == message
     core = client.CoreV1Api(api)
     events = await core.list_namespaced_event(namespace, field_selector="involvedObject.name=stale")
     assert [e.type for e in events.items if e.reason == "InvalidSpec"] == ["Warning"]
 
+
+@pytest.mark.chaos("hostile specs")
+async def test_an_api_stored_before_the_crd_refused_zero_windows_is_invalid_with_an_event(
+    api: ApiClient, namespace: str, cluster: ClusterInfo, operator: Operator, chaos: Case
+) -> None:
+    # Its autoscaler could never scale it, which it used to log at debug level while it showed
+    # Ready.
+    await stored_under_an_older_crd(api, cluster, namespace, {"window": "0s", "panicWindow": "0s"})
+    await refused_by_the_operator(
+        api,
+        namespace,
+        "spec.autoscaling: window must be longer than zero; panicWindow must be longer than zero",
+    )
+
     await patch_api(
         api, namespace, "stale", {"spec": {"autoscaling": {"window": "30s", "panicWindow": "3s"}}}
     )
+    await wait_ready(api, namespace, "stale")
+    chaos.handled()
+
+
+@pytest.mark.chaos("hostile specs")
+async def test_an_api_stored_before_the_crd_refused_a_zero_target_is_invalid_with_an_event(
+    api: ApiClient, namespace: str, cluster: ClusterInfo, operator: Operator, chaos: Case
+) -> None:
+    # A target of zero in flight is no target the autoscaler can follow; read as "left out", it
+    # was served with the default (70 % of maxConcurrency), a target the user never wrote.
+    await stored_under_an_older_crd(api, cluster, namespace, {"targetInFlight": 0})
+    await refused_by_the_operator(
+        api, namespace, "spec.autoscaling: targetInFlight must be above zero"
+    )
+
+    await patch_api(api, namespace, "stale", {"spec": {"autoscaling": {"targetInFlight": 2}}})
     await wait_ready(api, namespace, "stale")
     chaos.handled()

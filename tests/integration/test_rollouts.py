@@ -10,12 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client import ApiClient
 
-from ferry.adapters.kube import ConflictError, Kube
-from ferry.services.status import api_path, write_status
 from ferry_local.cluster import ClusterInfo
 from ferry_local.wait import eventually
 from tests.integration.test_operator import (
@@ -186,21 +183,3 @@ async def test_without_auto_rollback_a_stalled_rollout_degrades_and_the_old_repl
     deployment = await client.AppsV1Api(api).read_namespaced_deployment("iris", namespace)
     assert deployment.spec.template.spec.containers[0].resources.requests["cpu"] == "64"
     await event(api, namespace, "ProgressDeadlineExceeded", "Insufficient cpu")
-
-
-async def test_a_status_write_from_a_stale_read_is_refused_so_no_history_is_lost(
-    api: ApiClient, namespace: str, crd: None
-) -> None:
-    await create(api, namespace, realtime_api("iris"))
-    kube = Kube(api)
-    stale = await kube.get(api_path(namespace, "iris"))
-    assert stale is not None
-    # Another writer (the autoscaler, say) writes in between.
-    await write_status(kube, stale, {"inFlight": 1.5})
-    with pytest.raises(ConflictError):
-        await write_status(kube, stale, {"revisions": []}, guarded=True)
-    fresh = await kube.get(api_path(namespace, "iris"))
-    assert fresh is not None
-    await write_status(kube, fresh, {"phase": "Pending"}, guarded=True)
-    written = await get_api(api, namespace, "iris")
-    assert (written["status"]["inFlight"], written["status"]["phase"]) == (1.5, "Pending")

@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from ferry.spec.model import Autoscaling, Serving
 
 _DURATION = re.compile(r"(?:[0-9]+(?:\.[0-9]+)?(?:ms|s|m|h))+")
 _PART = re.compile(r"([0-9]+)(?:\.([0-9]+))?(ms|s|m|h)")
@@ -163,32 +159,3 @@ class AutoscalingPolicy:
         only ever averaged over `window` (the panic window is no longer), so no more of them
         are kept."""
         return max(self.window, self.upscale_stabilization, self.downscale_stabilization)
-
-    @classmethod
-    def from_spec(cls, spec: Autoscaling, serving: Serving) -> AutoscalingPolicy:
-        """The policy of a parsed spec's autoscaling and serving; DurationError or PolicyError
-        if the user must fix it."""
-        return cls(
-            target_in_flight=spec.target_in_flight,
-            min_replicas=spec.min_replicas,
-            max_replicas=spec.max_replicas,
-            window=_seconds("window", spec.window),
-            panic_window=_seconds("panicWindow", spec.panic_window),
-            panic_threshold=spec.panic_threshold,
-            upscale_stabilization=_seconds("upscaleStabilization", spec.upscale_stabilization),
-            downscale_stabilization=_seconds(
-                "downscaleStabilization", spec.downscale_stabilization
-            ),
-            max_upscale_factor=spec.max_upscale_factor,
-            max_downscale_factor=spec.max_downscale_factor,
-            tolerance=spec.tolerance,
-            max_concurrency=serving.max_concurrency,
-            max_queue_length=serving.max_queue_length,
-        )
-
-
-def _seconds(field: str, text: str) -> float:
-    try:
-        return parse_duration(text)
-    except DurationError as error:
-        raise DurationError(f"{field}: {error}") from None

@@ -20,9 +20,10 @@ from typing import Any
 
 import yaml
 
-from ferry.render.children import ApiRef, render_deployment, render_service
+from ferry.render.children import render_deployment, render_service
 from ferry.settings import Settings, SettingsError
 from ferry.spec.model import InvalidSpecError, parse_spec
+from ferry.spec.resource import ApiRef
 from ferry.spec.schema import GROUP, KIND, VERSION, openapi_schema, with_defaults
 
 API_VERSION = f"{GROUP}/{VERSION}"

@@ -13,28 +13,28 @@ from typing import Any
 
 import kopf
 
+from ferry.handlers.context import OperatorContext
 from ferry.services import capacity as service
-from ferry.settings import Settings
 
 
-async def start(memo: kopf.Memo, **_: Any) -> None:
-    memo.capacity = asyncio.create_task(
-        service.run(memo.kube, memo.aws, memo.settings), name="capacity loop"
-    )
+def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
+    """The loop's start and stop, if there is a node group to look after."""
+    if not service.managed_groups(context.settings):
+        return
+    task: asyncio.Task[None] | None = None
 
+    async def start(**_: Any) -> None:
+        nonlocal task
+        task = asyncio.create_task(
+            service.run(context.kube, context.aws, context.settings), name="capacity loop"
+        )
 
-# At import, so that it runs before the cleanup that closes the clients the loop uses.
-@kopf.on.cleanup()
-async def stop(memo: kopf.Memo, **_: Any) -> None:
-    task: asyncio.Task[None] | None = memo.get("capacity")
-    if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    async def stop(**_: Any) -> None:
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
-
-def register(settings: Settings) -> None:
-    # Registered after the startup handler that connects the clients (kopf runs them in
-    # order), and only if there is a group to look after.
-    if service.managed_groups(settings):
-        kopf.on.startup()(start)
+    # kopf tells activities apart by id: two of the same id run as one.
+    kopf.on.startup(id="start-capacity-loop", registry=registry)(start)
+    kopf.on.cleanup(id="stop-capacity-loop", registry=registry)(stop)

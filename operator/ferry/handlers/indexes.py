@@ -8,6 +8,7 @@ their readers need, as small frozen values, keyed by (namespace, API name).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -25,7 +26,6 @@ ApiKey = tuple[str, str]
 _FERRYS = {"app.kubernetes.io/managed-by": names.MANAGED_BY}
 
 
-@kopf.index("v1", "pods", labels={**_FERRYS, names.API_LABEL: kopf.PRESENT})
 def api_pods(
     body: kopf.Body, namespace: str | None, labels: kopf.Labels, **_: Any
 ) -> dict[ApiKey, PodState]:
@@ -33,7 +33,6 @@ def api_pods(
     return {(str(namespace), labels[names.API_LABEL]): PodState.of(body)}
 
 
-@kopf.index("apps", "v1", "deployments", labels=_FERRYS)
 def api_replicas(
     body: kopf.Body, namespace: str | None, name: str, **_: Any
 ) -> dict[ApiKey, tuple[str, int]]:
@@ -45,3 +44,10 @@ def api_replicas(
         return {}  # (not None, which would keep what the Deployment was indexed under before)
     # The reconciler names an API's Deployment after the API.
     return {(str(namespace), name): (str(controller.get("uid")), deployment_replicas(body))}
+
+
+def register(registry: kopf.OperatorRegistry) -> None:
+    # kopf passes each index to handlers as a keyword named after its id (the function's name).
+    pods: Mapping[str, Any] = {**_FERRYS, names.API_LABEL: kopf.PRESENT}
+    kopf.index("v1", "pods", labels=pods, registry=registry)(api_pods)
+    kopf.index("apps", "v1", "deployments", labels=_FERRYS, registry=registry)(api_replicas)

@@ -1,21 +1,30 @@
-"""Handlers of RealtimeAPIs and of the Deployments and pods Ferry made for them."""
+"""Handlers of RealtimeAPIs and of the Deployments and pods Ferry made for them.
+
+Each parses the API once, here, into a RealtimeAPI (ferry.spec.resource): a spec the operator
+cannot follow is refused where it is met (Ready=False, reason InvalidSpec, and an Event), and the
+services are handed only what was parsed.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping
 from typing import Any, cast
 
 import kopf
 
 from ferry import names
-from ferry.adapters.kube import Kube
+from ferry.handlers.context import OperatorContext
 from ferry.handlers.errors import guarded
 from ferry.handlers.indexes import ApiKey
 from ferry.services import reconcile as service
 from ferry.services.events import Recorder
 from ferry.services.logs import delete_log_group, log_group_name
-from ferry.services.status import api_path, deployment_path
+from ferry.services.status import deployment_path
+from ferry.services.status_writer import api_path
+from ferry.spec.model import InvalidSpecError
+from ferry.spec.resource import RealtimeAPI, parse_api, stored_api
 from ferry.spec.schema import GROUP, PLURAL, VERSION
 from ferry.status.pods import PodState, unschedulable
 
@@ -40,85 +49,142 @@ def pods_of(kwargs: Mapping[str, Any], namespace: str, api: str) -> tuple[PodSta
     return tuple(index.get((namespace, api), ()))
 
 
-@kopf.on.resume(GROUP, VERSION, PLURAL)
-@kopf.on.create(GROUP, VERSION, PLURAL)
-@kopf.on.update(GROUP, VERSION, PLURAL, field="spec")
-async def reconcile(body: kopf.Body, memo: kopf.Memo, retry: int, **kwargs: Any) -> None:
+async def _parsed(
+    context: OperatorContext, body: Mapping[str, Any], record: Recorder
+) -> RealtimeAPI | None:
+    """The API, its spec parsed and checked; None once a spec the user must fix is refused."""
+    try:
+        return parse_api(body)
+    except InvalidSpecError as error:
+        await service.refuse(context.status, stored_api(body), str(error), record)
+        return None
+
+
+async def _reconcile(
+    context: OperatorContext,
+    body: kopf.Body,
+    *,
+    record: Recorder,
+    pods: tuple[PodState, ...],
+    attempt: int,
+) -> None:
+    api = await _parsed(context, body, record)
+    if api is not None:
+        await service.reconcile(
+            context.kube,
+            context.aws,
+            context.settings,
+            context.status,
+            api,
+            record=record,
+            pods=pods,
+            attempt=attempt,
+        )
+
+
+async def reconcile(body: kopf.Body, retry: int, context: OperatorContext, **kwargs: Any) -> None:
     pods = pods_of(kwargs, str(body.metadata.namespace), str(body.metadata.name))
     await guarded(
         body,
         retry,
-        service.reconcile(
-            memo.kube, memo.aws, memo.settings, body, recorder(body), pods=pods, attempt=retry
-        ),
+        _reconcile(context, body, record=recorder(body), pods=pods, attempt=retry),
     )
 
 
-async def _live_api(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
+async def _live_api(context: OperatorContext, namespace: str, name: str) -> dict[str, Any] | None:
     """The API as it is now; None if it is gone or being deleted."""
-    api = await kube.get(api_path(namespace, name))
+    api = await context.kube.get(api_path(namespace, name))
     if api is None or "deletionTimestamp" in api["metadata"]:
         return None
     return api
 
 
-@kopf.on.event("apps", "v1", "deployments", labels=_FERRYS)
 async def deployment_changed(
-    event: kopf.RawEvent, body: kopf.Body, memo: kopf.Memo, **kwargs: Any
+    event: kopf.RawEvent, body: kopf.Body, context: OperatorContext, **kwargs: Any
 ) -> None:
     """Keep the API's status current, roll a failed rollout back; put back a Deployment
     someone deleted; tell of one that is no longer the API's."""
     # Ferry names an API's Deployment after the API.
     namespace, name = str(body.metadata.namespace), str(body.metadata.name)
-    api = await _live_api(memo.kube, namespace, name)
+    live = await _live_api(context, namespace, name)
+    if live is None:
+        return
+    record = api_recorder(live)
+    api = await _parsed(context, live, record)
     if api is None:
         return
     pods = pods_of(kwargs, namespace, name)
+    clients = (context.kube, context.aws, context.settings, context.status)
     if event["type"] == "DELETED":
-        await service.put_back(
-            memo.kube, memo.aws, memo.settings, api, record=api_recorder(api), pods=pods
-        )
+        await service.put_back(*clients, api, record=record, pods=pods)
     else:
-        await service.follow(
-            memo.kube, memo.aws, memo.settings, api, body, record=api_recorder(api), pods=pods
-        )
+        await service.follow(*clients, api, deployment=body, record=record, pods=pods)
 
 
 def _unschedulable(body: kopf.Body, **_: Any) -> bool:
     return unschedulable(body) is not None
 
 
-# The Deployment does not change when the scheduler finds no node for one of its pods: only
-# the pod says so, and the rollout is then reported short of capacity rather than in progress.
-@kopf.on.event("v1", "pods", labels={**_FERRYS, names.API_LABEL: kopf.PRESENT}, when=_unschedulable)
 async def pod_unschedulable(
-    body: kopf.Body, namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **kwargs: Any
+    namespace: str | None, labels: kopf.Labels, context: OperatorContext, **kwargs: Any
 ) -> None:
+    """The Deployment does not change when the scheduler finds no node for one of its pods:
+    only the pod says so, and the rollout is then reported short of capacity rather than in
+    progress."""
     name, namespace = labels[names.API_LABEL], str(namespace)
-    api, deployment = await asyncio.gather(
-        _live_api(memo.kube, namespace, name),
-        memo.kube.get(deployment_path(namespace, name)),
+    live, deployment = await asyncio.gather(
+        _live_api(context, namespace, name),
+        context.kube.get(deployment_path(namespace, name)),
     )
-    if api is None or deployment is None:
+    if live is None or deployment is None:
+        return
+    record = api_recorder(live)
+    api = await _parsed(context, live, record)
+    if api is None:
         return
     await service.follow(
-        memo.kube,
-        memo.aws,
-        memo.settings,
+        context.kube,
+        context.aws,
+        context.settings,
+        context.status,
         api,
-        deployment,
-        record=api_recorder(api),
+        deployment=deployment,
+        record=record,
         pods=pods_of(kwargs, namespace, name),
     )
 
 
-# Optional: never a reason for a finalizer of its own. It runs while the autoscaler's timer holds
-# kopf's finalizer; when the operator keeps log groups (the default) it does nothing.
-@kopf.on.delete(GROUP, VERSION, PLURAL, optional=True)
-async def cleanup(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    if memo.settings.delete_log_groups:
+async def cleanup(body: kopf.Body, context: OperatorContext, **_: Any) -> None:
+    """When the operator deletes log groups (it keeps them by default), the API's."""
+    settings = context.settings
+    if settings.delete_log_groups:
         group = log_group_name(
-            str(body.metadata.namespace), str(body.metadata.name), memo.settings.log_group_prefix
+            str(body.metadata.namespace), str(body.metadata.name), settings.log_group_prefix
         )
-        if await delete_log_group(memo.aws, group):
+        if await delete_log_group(context.aws, group):
             kopf.info(body, reason="LogGroupDeleted", message=group)
+
+
+def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
+    # kopf's id of each is its function's name, which its progress on the API is kept under.
+    # Create, resume and update share one object: kopf runs it once for an API created while
+    # no operator ran, which is both new and found at start.
+    on_api = functools.partial(reconcile, context=context)
+    kopf.on.resume(GROUP, VERSION, PLURAL, registry=registry)(on_api)
+    kopf.on.create(GROUP, VERSION, PLURAL, registry=registry)(on_api)
+    kopf.on.update(GROUP, VERSION, PLURAL, field="spec", registry=registry)(on_api)
+    kopf.on.event("apps", "v1", "deployments", labels=_FERRYS, registry=registry)(
+        functools.partial(deployment_changed, context=context)
+    )
+    kopf.on.event(
+        "v1",
+        "pods",
+        labels={**_FERRYS, names.API_LABEL: kopf.PRESENT},
+        when=_unschedulable,
+        registry=registry,
+    )(functools.partial(pod_unschedulable, context=context))
+    # Optional: never a reason for a finalizer of its own. It runs while the autoscaler's daemon
+    # holds kopf's finalizer; when the operator keeps log groups (the default) it does nothing.
+    kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, registry=registry)(
+        functools.partial(cleanup, context=context)
+    )

@@ -23,6 +23,7 @@ from ferry import names
 from ferry.capacity.node_group import NodeGroup
 from ferry.settings import Settings
 from ferry.spec.model import InvalidSpecError, RealtimeAPISpec
+from ferry.spec.resource import ApiRef
 from ferry.spec.schema import GROUP, KIND, VERSION
 
 # Seconds a terminating proxy keeps accepting requests: endpoint updates take a moment to reach
@@ -39,14 +40,6 @@ CONTAINER_SECURITY = {
     "capabilities": {"drop": ["ALL"]},
     "seccompProfile": {"type": "RuntimeDefault"},
 }
-
-
-@dataclass(frozen=True)
-class ApiRef:
-    name: str
-    namespace: str
-    uid: str
-    generation: int
 
 
 @dataclass(frozen=True)
@@ -198,14 +191,6 @@ def render_deployment(
 
 # The label the Deployment controller adds to each ReplicaSet's copy of the pod template.
 POD_TEMPLATE_HASH_LABEL = "pod-template-hash"
-
-
-def template_hash_of(owner: Mapping[str, Any]) -> str | None:
-    """The template hash a Deployment's or ReplicaSet's pod template carries."""
-    template = (owner.get("spec") or {}).get("template") or {}
-    annotations = (template.get("metadata") or {}).get("annotations") or {}
-    digest = annotations.get(names.TEMPLATE_HASH_ANNOTATION)
-    return str(digest) if digest else None
 
 
 def reusable_template(template: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,14 +6,15 @@ them (`PodState`, `deployment_replicas`): a thousand APIs ticking every second w
 otherwise be two reads of the API server each, most of their cost in decoding whole objects.
 
 The tick owns `spec.replicas` of the Deployment under its own field manager; the reconciler
-never writes it. It keeps what the next tick needs (the demand history and the decision's state)
-in a `Memory` the caller holds per API. A Kubernetes error abandons the tick, keeps the memory
-as it was, and leaves the retry to the next tick: a tick never raises one.
+never writes it. It is handed the API parsed (its spec and policy checked by the caller, which
+parses again only when the generation changes), and keeps what the next tick needs (the demand
+history and the decision's state) in a `Memory` the caller holds per API. A Kubernetes error
+abandons the tick, keeps the memory as it was, and leaves the retry to the next tick: a tick
+never raises one.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from collections.abc import Iterable, Mapping, Sequence
@@ -32,33 +33,15 @@ from ferry.autoscaling import (
     decide,
 )
 from ferry.services.events import Recorder
-from ferry.services.status import deployment_path, now_iso, write_status
-from ferry.spec.model import InvalidSpecError, RealtimeAPISpec, parse_spec
+from ferry.services.status import deployment_path, now_iso
+from ferry.services.status_writer import StatusWriter
+from ferry.spec.resource import RealtimeAPI
 from ferry.status.pods import PodState
 
 log = logging.getLogger("ferry.autoscaler")
 
 FIXED_REPLICAS = "FixedReplicas"
 """lastScaleReason when autoscaling is off and spec.replicas set the count."""
-
-
-@dataclass(frozen=True)
-class ReadSpec:
-    """A spec as the tick read it: parsing it and checking its policy cost more than the rest of
-    a tick's arithmetic, so they are done again only when the spec changes."""
-
-    raw: Mapping[str, Any]
-    """A copy of the spec read, to compare the next tick's with."""
-    spec: RealtimeAPISpec
-    """The spec parsed, its autoscaling policy checked (spec.policy)."""
-
-    @classmethod
-    def of(cls, raw: Mapping[str, Any], known: ReadSpec | None) -> ReadSpec:
-        """`known` if `raw` is still its spec, else `raw` read afresh; InvalidSpecError if the
-        user must fix it."""
-        if known is not None and known.raw == raw:
-            return known
-        return cls(copy.deepcopy(dict(raw)), parse_spec(raw))
 
 
 @dataclass(frozen=True)
@@ -71,8 +54,6 @@ class Memory:
     """The status fields this autoscaler last wrote. The API a tick is handed shows them only
     once the watch has delivered the write; judging by it alone, a busy operator would write
     the same fields again, and each write it waits on makes it busier still."""
-    read: ReadSpec | None = None
-    """The spec the last tick scaled by."""
 
 
 def ready_pods(pods: Iterable[PodState]) -> list[tuple[str, str]]:
@@ -103,24 +84,25 @@ def scaler_status(
     return status
 
 
-def remembered(memory: Memory | None, read: ReadSpec) -> Memory:
-    """The memory to decide with; a changed spec keeps the samples but not more of them."""
-    horizon = read.spec.policy.window
+def remembered(memory: Memory | None, policy: AutoscalingPolicy) -> Memory:
+    """The memory to decide with; a changed policy keeps the samples but not more of them."""
+    horizon = policy.window
     if memory is None:
-        return Memory(DemandHistory(horizon), read=read)
+        return Memory(DemandHistory(horizon))
     history = memory.history
     if history.horizon != horizon:
         history = DemandHistory(horizon, history.samples)
-    return Memory(history, memory.state, memory.published, read)
+    return Memory(history, memory.state, memory.published)
 
 
 async def tick(
     kube: Kube,
+    writer: StatusWriter,
     scraper: StatsScraper,
-    api: Mapping[str, Any],
+    api: RealtimeAPI,
     memory: Memory | None,
-    record: Recorder,
     *,
+    record: Recorder,
     replicas: int | None,
     pods: Iterable[PodState],
 ) -> Memory | None:
@@ -128,31 +110,24 @@ async def tick(
 
     `replicas` is the Deployment's (None: the reconciler has not made it yet), `pods` the API's.
     """
-    meta = api["metadata"]
-    namespace, name = meta["namespace"], meta["name"]
+    namespace, name = api.ref.namespace, api.ref.name
     started = time.monotonic()
     try:
-        read = ReadSpec.of(api["spec"], memory.read if memory else None)
-    except InvalidSpecError as error:
-        # The reconciler reads the spec with the same parse_spec and reports what the user must
-        # fix (Ready=False, reason InvalidSpec, and an Event); scaling waits for a good one.
-        log.debug("%s/%s: not scaling: %s", namespace, name, error)
-        return memory
-    try:
-        if not read.spec.autoscaling.enabled:
+        if not api.spec.autoscaling.enabled:
             if replicas is not None:
-                await _fixed(kube, api, read.spec, replicas, record)
+                await _fixed(kube, writer, api, replicas, record)
             return None
         if replicas is None:
             return memory
         return await _scale(
             kube,
+            writer=writer,
             scraper=scraper,
             api=api,
             current=replicas,
             pods=ready_pods(pods),
-            policy=read.spec.policy,
-            memory=remembered(memory, read),
+            policy=api.spec.policy,
+            memory=remembered(memory, api.spec.policy),
             record=record,
             now=started,
         )
@@ -169,8 +144,9 @@ async def tick(
 async def _scale(
     kube: Kube,
     *,
+    writer: StatusWriter,
     scraper: StatsScraper,
-    api: Mapping[str, Any],
+    api: RealtimeAPI,
     current: int,
     pods: Sequence[tuple[str, str]],
     policy: AutoscalingPolicy,
@@ -178,8 +154,7 @@ async def _scale(
     record: Recorder,
     now: float,
 ) -> Memory:
-    meta = api["metadata"]
-    namespace, name = meta["namespace"], meta["name"]
+    namespace, name = api.ref.namespace, api.ref.name
     answers = await scraper.scrape(pods)
     _report_silent(namespace, name, answers)
     history = memory.history.record(Sample.from_pods(now, [a.figures for a in answers]))
@@ -201,18 +176,16 @@ async def _scale(
         scaled = (now_iso(), decision.reason.value)
     status = scaler_status(decision.replicas, decision.stable_demand, scaled)
     # Only this autoscaler writes these fields, so what it wrote last is what the API holds.
-    seen = {**(api.get("status") or {}), **memory.published}
-    await write_status(kube, {**api, "status": seen}, status)
-    return Memory(history, decision.state, {**memory.published, **status}, memory.read)
+    await writer.write_scaled(api, status, last_written=memory.published)
+    return Memory(history, decision.state, {**memory.published, **status})
 
 
 async def _fixed(
-    kube: Kube, api: Mapping[str, Any], spec: RealtimeAPISpec, current: int, record: Recorder
+    kube: Kube, writer: StatusWriter, api: RealtimeAPI, current: int, record: Recorder
 ) -> None:
     """Autoscaling off: spec.replicas (what `kubectl scale rtapi` writes) is the count; without
     it, replicas stay where they are."""
-    meta = api["metadata"]
-    namespace, name = meta["namespace"], meta["name"]
+    namespace, name, spec = api.ref.namespace, api.ref.name, api.spec
     wanted = current if spec.replicas is None else spec.replicas
     scaled = None
     if wanted != current:
@@ -221,7 +194,7 @@ async def _fixed(
         record("Normal", "ScaledUp" if wanted > current else "ScaledDown", message)
         log.info("%s/%s: %s", namespace, name, message)
         scaled = (now_iso(), FIXED_REPLICAS)
-    await write_status(kube, api, scaler_status(wanted, None, scaled))
+    await writer.write_scaled(api, scaler_status(wanted, None, scaled))
 
 
 async def _write_replicas(kube: Kube, namespace: str, name: str, replicas: int) -> None:

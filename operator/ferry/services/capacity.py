@@ -36,7 +36,8 @@ from ferry.capacity.plan import (
     plan,
 )
 from ferry.services.node_groups import observe, pods_on
-from ferry.services.status import api_path, now_iso
+from ferry.services.status import now_iso
+from ferry.services.status_writer import api_path
 from ferry.settings import Settings
 
 log = logging.getLogger("ferry.capacity")

@@ -17,22 +17,17 @@ from ferry import names
 from ferry.adapters.aws import Aws, AwsError, AwsTemporaryError
 from ferry.adapters.kube import Kube, RejectedError, TemporaryKubeError
 from ferry.artifacts.versions import ModelCheck, ModelReason
-from ferry.render.children import ApiRef, node_group_for, render_deployment, render_service
+from ferry.render.children import node_group_for, render_deployment, render_service
 from ferry.services.events import Recorder
 from ferry.services.logs import ensure_log_group, log_group_name
 from ferry.services.model import check_failed, check_model, checking
 from ferry.services.retry import RetryLaterError, backoff
 from ferry.services.rollout import restored_template
-from ferry.services.status import (
-    api_path,
-    deployment_path,
-    now_iso,
-    publish,
-    service_path,
-    write_status,
-)
+from ferry.services.status import deployment_path, now_iso, publish, service_path
+from ferry.services.status_writer import StatusWriter, api_path
 from ferry.settings import Settings
-from ferry.spec.model import InvalidSpecError, RealtimeAPISpec, parse_spec
+from ferry.spec.model import InvalidSpecError, RealtimeAPISpec
+from ferry.spec.resource import ApiRef, RealtimeAPI, StoredAPI, parse_api
 from ferry.status.compute import (
     REJECTED,
     Blocked,
@@ -46,18 +41,14 @@ from ferry.status.ownership import name_in_use, owned_by
 from ferry.status.pods import PodState
 
 
-def api_ref(body: Mapping[str, Any]) -> ApiRef:
-    meta = body["metadata"]
-    return ApiRef(meta["name"], meta["namespace"], meta["uid"], int(meta["generation"]))
-
-
 async def reconcile(
     kube: Kube,
     aws: Aws,
     settings: Settings,
-    body: Mapping[str, Any],
-    record: Recorder,
+    writer: StatusWriter,
+    api: RealtimeAPI,
     *,
+    record: Recorder,
     pods: Iterable[PodState] = (),
     attempt: int = 0,
 ) -> dict[str, Any]:
@@ -70,24 +61,27 @@ async def reconcile(
     checked, while an object of the API's names is someone else's, or when the API server
     refuses what was applied.
     """
-    api = api_ref(body)
+    ref, spec = api.ref, api.spec
     try:
-        spec = parse_spec(body["spec"])
+        # The one check of the spec against the operator's own settings rather than the spec
+        # alone: the autoscaler goes on scaling what serves meanwhile.
         node_group_for(spec, settings)
     except InvalidSpecError as error:
-        return await refuse(kube, body, str(error), record)
+        return await refuse(writer, api, str(error), record)
 
+    recorded = model_verdict(spec.model, api.status, ref.generation)
     # The children are read while the model is checked: what exists decides what may be applied.
     model, children = await asyncio.gather(
-        _model(aws, body, spec, attempt), _children(kube, api, body, spec, record=record, pods=pods)
+        _model(aws, spec, recorded, attempt),
+        _children(kube, writer, api, record=record, pods=pods),
     )
     existing = children.deployment
     waiting = model if model is not None and not model.available else None
-    if waiting is not None and _news(body, waiting):
+    if waiting is not None and (recorded is None or recorded.reason != waiting.reason):
         record("Warning", waiting.reason.value, waiting.message)
     if children.blocked is not None or waiting is not None:
         await _publish_fresh(
-            kube, api, existing, model, blocked=children.blocked, record=record, pods=pods
+            kube, writer, api, existing, model, blocked=children.blocked, record=record, pods=pods
         )
     # Looked at again with back-off from 1 s (the garbage collector may be deleting what an
     # earlier API of the name left; S3 may answer again), or from 4 s for a model that is not
@@ -99,9 +93,9 @@ async def reconcile(
         raise RetryLaterError(waiting.message, backoff(attempt + later))
 
     deployment = render_deployment(
-        api, spec, settings, model_version=model.version if model else None, replicas=None
+        ref, spec, settings, model_version=model.version if model else None, replicas=None
     )
-    restored = await _restored(kube, api, body, existing, record)
+    restored = await _restored(kube, writer, api, existing, record)
     if restored is not None:
         deployment["spec"]["template"] = restored
     try:
@@ -109,30 +103,30 @@ async def reconcile(
         # for the API server, and the Deployment's pods are what the API waits for.
         applied, created = await _apply(kube, deployment)
         if created:  # before the Service, which a later attempt may be the one to create
-            applied = await _set_initial_replicas(kube, api, spec, applied)
+            applied = await _set_initial_replicas(kube, ref, spec, applied)
         existing = applied
-        await _apply(kube, render_service(api))
+        await _apply(kube, render_service(ref))
     except _RefusedError as refused:
         # What was applied before stays as it is and serves; the refusal may be lifted without
         # a new generation (a policy, a quota), so it is tried again with back-off.
         await _publish_fresh(
-            kube, api, existing, model, blocked=refused.blocked, record=record, pods=pods
+            kube, writer, api, existing, model, blocked=refused.blocked, record=record, pods=pods
         )
         raise RetryLaterError(refused.blocked.message, backoff(attempt)) from refused
     if created:
-        record("Normal", "Created", f"created Deployment and Service {api.name}")
+        record("Normal", "Created", f"created Deployment and Service {ref.name}")
     elif (
         children.deployment is not None
         and applied["metadata"]["generation"] != children.deployment["metadata"]["generation"]
     ):
         record(
-            "Normal", "Updated", f"updated Deployment {api.name} for generation {api.generation}"
+            "Normal", "Updated", f"updated Deployment {ref.name} for generation {ref.generation}"
         )
     published = await _publish_fresh(
-        kube, api, applied, model, blocked=None, record=record, pods=pods
+        kube, writer, api, applied, model, blocked=None, record=record, pods=pods
     )
     # Last, so that a slow or absent AWS never delays serving or the status.
-    await _log_group(aws, settings, api, spec, record)
+    await _log_group(aws, settings, ref, spec, record)
     return published
 
 
@@ -146,24 +140,24 @@ class _Children:
 
 async def _children(
     kube: Kube,
-    api: ApiRef,
-    body: Mapping[str, Any],
-    spec: RealtimeAPISpec,
+    writer: StatusWriter,
+    api: RealtimeAPI,
     *,
     record: Recorder,
     pods: Iterable[PodState],
 ) -> _Children:
     """The API's Deployment and Service as they are. When this generation's model has not been
     checked yet, the status says it is being checked, while it is: S3 may take long to answer."""
+    ref, model = api.ref, api.spec.model
     deployment, service = await asyncio.gather(
-        kube.get(deployment_path(api.namespace, api.name)),
-        kube.get(service_path(api.namespace, api.name)),
+        kube.get(deployment_path(ref.namespace, ref.name)),
+        kube.get(service_path(ref.namespace, ref.name)),
     )
-    blocked = name_in_use(api, {"Deployment": deployment, "Service": service})
-    ours = deployment if deployment is not None and owned_by(deployment, api.uid) else None
-    if spec.model is not None and not model_check_told(body.get("status") or {}, api.generation):
+    blocked = name_in_use(ref, {"Deployment": deployment, "Service": service})
+    ours = deployment if deployment is not None and owned_by(deployment, ref.uid) else None
+    if model is not None and not model_check_told(api.status, ref.generation):
         await _publish_fresh(
-            kube, api, ours, checking(spec.model), blocked=blocked, record=record, pods=pods
+            kube, writer, api, ours, checking(model), blocked=blocked, record=record, pods=pods
         )
     return _Children(ours, blocked)
 
@@ -195,9 +189,10 @@ async def follow(
     kube: Kube,
     aws: Aws,
     settings: Settings,
-    body: Mapping[str, Any],
-    deployment: Mapping[str, Any],
+    writer: StatusWriter,
+    api: RealtimeAPI,
     *,
+    deployment: Mapping[str, Any],
     record: Recorder,
     pods: Iterable[PodState] = (),
 ) -> None:
@@ -205,16 +200,16 @@ async def follow(
     failed and was rolled back, apply the last good revision's template. A Deployment of the
     API's name that is not the API's (its owner reference removed, or an earlier API's) is the
     reconciler's to tell of; the watch brings its next change, or its deletion."""
-    if not owned_by(deployment, str(body["metadata"]["uid"])):
+    if not owned_by(deployment, api.ref.uid):
         with contextlib.suppress(RetryLaterError):  # told in the status
-            await reconcile(kube, aws, settings, body, record, pods=pods)
+            await reconcile(kube, aws, settings, writer, api, record=record, pods=pods)
         return
-    published = await publish(kube, body, deployment, pods=pods, record=record)
+    published = await publish(kube, writer, api, deployment, pods=pods, record=record)
     if not published.restore:
         return
     for delay in RESTORE_RETRY_DELAYS:
         try:
-            await reconcile(kube, aws, settings, published.api, record, pods=pods)
+            await reconcile(kube, aws, settings, writer, published.api, record=record, pods=pods)
         except TemporaryKubeError as error:
             record("Warning", "Retrying", f"rolling back: {error}; retrying in {delay:g}s")
             await asyncio.sleep(delay)
@@ -228,7 +223,8 @@ async def put_back(
     kube: Kube,
     aws: Aws,
     settings: Settings,
-    api: Mapping[str, Any],
+    writer: StatusWriter,
+    api: RealtimeAPI,
     *,
     record: Recorder,
     pods: Iterable[PodState] = (),
@@ -236,10 +232,12 @@ async def put_back(
     """The API's Deployment was deleted: reconcile until it is back. A watch event is not
     retried by kopf, so this retries, with back-off, for as long as the API is this generation
     (a newer one is reconciled by its own handler)."""
-    meta = api["metadata"]
+    ref = api.ref
     for attempt in itertools.count():
         try:
-            await reconcile(kube, aws, settings, api, record, pods=pods, attempt=attempt)
+            await reconcile(
+                kube, aws, settings, writer, api, record=record, pods=pods, attempt=attempt
+            )
         except TemporaryKubeError as error:
             delay = backoff(attempt)
             record("Warning", "Retrying", f"{error}; retrying in {delay:g}s")
@@ -248,40 +246,40 @@ async def put_back(
         else:
             return
         await asyncio.sleep(delay)
-        current = await kube.get(api_path(meta["namespace"], meta["name"]))
+        current = await kube.get(api_path(ref.namespace, ref.name))
         if (
             current is None
-            or current["metadata"]["uid"] != meta["uid"]
-            or current["metadata"]["generation"] != meta["generation"]
+            or current["metadata"]["uid"] != ref.uid
+            or current["metadata"]["generation"] != ref.generation
             or "deletionTimestamp" in current["metadata"]
         ):
             return
-        api = current
+        api = parse_api(current, known=api)  # the same generation: the spec as parsed
 
 
 async def _restored(
     kube: Kube,
-    api: ApiRef,
-    body: Mapping[str, Any],
+    writer: StatusWriter,
+    api: RealtimeAPI,
     existing: Mapping[str, Any] | None,
     record: Recorder,
 ) -> dict[str, Any] | None:
     """The pod template a rolled-back generation runs instead of its own: the last good
     revision's. None when the generation was not rolled back, or that template is gone."""
-    restore = restore_target(body.get("status") or {}, api.generation)
+    ref = api.ref
+    restore = restore_target(api.status, ref.generation)
     if restore is None:
         return None
     template = await restored_template(
-        kube, api.namespace, api.name, existing, restore.template_hash
+        kube, ref.namespace, ref.name, existing, restore.template_hash
     )
     if template is not None:
         return template
     why = f"no ReplicaSet holds the template of {restore.describe()} any more"
+    now = now_iso()
     # Recorded before the spec's own template goes out, so the history never claims a restore
     # that did not happen.
-    await write_status(
-        kube, body, abandoned_status(body.get("status") or {}, why, now_iso()), guarded=True
-    )
+    await writer.write_reconciled(api, lambda read: abandoned_status(read.status, why, now))
     record("Warning", "RollbackFailed", f"{why}; rolling out the spec again")
     return None
 
@@ -303,7 +301,8 @@ async def _log_group(
 
 async def _publish_fresh(
     kube: Kube,
-    api: ApiRef,
+    writer: StatusWriter,
+    api: RealtimeAPI,
     deployment: dict[str, Any] | None,
     model: ModelCheck | None,
     *,
@@ -313,37 +312,30 @@ async def _publish_fresh(
 ) -> dict[str, Any]:
     """Publish against the API as it is now, not as the event that started this reconcile saw
     it: the Deployment watcher may have written since, and a newer generation is not ours."""
-    current = await kube.get(api_path(api.namespace, api.name))
-    if current is None or int(current["metadata"]["generation"]) != api.generation:
+    current = await writer.current(api)
+    if current is None:
         return {}
     published = await publish(
-        kube, current, deployment, model, blocked=blocked, pods=pods, record=record
+        kube, writer, current, deployment, model, blocked=blocked, pods=pods, record=record
     )
     return published.changes
 
 
 async def _model(
-    aws: Aws, body: Mapping[str, Any], spec: RealtimeAPISpec, attempt: int
+    aws: Aws, spec: RealtimeAPISpec, recorded: ModelCheck | None, attempt: int
 ) -> ModelCheck | None:
-    """The verdict on spec.model for this generation. "latest" is resolved once per change: a
-    verdict already recorded for this generation stands, so a resume never rolls out a version
-    that was pushed since. An AWS fault a retry may fix is no verdict: CheckFailed says what
-    failed, and when the next attempt comes."""
+    """The verdict on spec.model for this generation, given the one `recorded` in the status.
+    "latest" is resolved once per change: a verdict already recorded for this generation stands,
+    so a resume never rolls out a version that was pushed since. An AWS fault a retry may fix is
+    no verdict: CheckFailed says what failed, and when the next attempt comes."""
     if spec.model is None:
         return None
-    recorded = model_verdict(body["spec"], body.get("status") or {}, api_ref(body).generation)
     if recorded is not None and recorded.available:
         return recorded  # resolved once per generation
     try:
         return await check_model(aws, spec.model)
     except AwsTemporaryError as error:
         return check_failed(error, attempt + 1, backoff(attempt))
-
-
-def _news(body: Mapping[str, Any], model: ModelCheck) -> bool:
-    status = body.get("status") or {}
-    verdict = model_verdict(body["spec"], status, api_ref(body).generation)
-    return verdict is None or verdict.reason != model.reason
 
 
 async def _set_initial_replicas(
@@ -362,19 +354,18 @@ async def _set_initial_replicas(
 
 
 async def refuse(
-    kube: Kube, body: Mapping[str, Any], message: str, record: Recorder
+    writer: StatusWriter, api: StoredAPI, message: str, record: Recorder
 ) -> dict[str, Any]:
-    """Ready=False with reason InvalidSpec: the user has to change the spec."""
-    changes = await write_status(
-        kube,
-        body,
-        invalid_status(
-            generation=int(body["metadata"]["generation"]),
-            previous=body.get("status") or {},
-            message=message,
-            now=now_iso(),
+    """Ready=False with reason InvalidSpec, and an Event the first time: the user has to change
+    the spec. Returns the status fields written."""
+    now = now_iso()
+    written = await writer.write_reconciled(
+        api,
+        lambda read: invalid_status(
+            generation=read.ref.generation, previous=read.status, message=message, now=now
         ),
     )
+    changes = written.changes if written is not None else {}
     if changes:
         record("Warning", "InvalidSpec", message)
     return changes

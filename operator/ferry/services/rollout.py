@@ -13,7 +13,8 @@ from typing import Any
 
 from ferry import names
 from ferry.adapters.kube import Kube
-from ferry.render.children import reusable_template, template_hash_of
+from ferry.render.children import reusable_template
+from ferry.status.rollout import template_hash_of
 
 
 def replica_sets_path(namespace: str) -> str:

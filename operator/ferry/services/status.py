@@ -1,4 +1,4 @@
-"""Publishing a RealtimeAPI's status from its Deployment, writing only what changed."""
+"""Publishing a RealtimeAPI's status from its Deployment, through the status writer."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ferry import names
-from ferry.adapters.kube import ConflictError, Kube, TemporaryKubeError, path_of
+from ferry.adapters.kube import Kube, path_of
 from ferry.artifacts.versions import ModelCheck
 from ferry.services.events import Recorder
 from ferry.services.rollout import restorable_templates
-from ferry.spec.schema import GROUP, KIND, VERSION
+from ferry.services.status_writer import StatusWriter
+from ferry.spec.resource import RealtimeAPI
 from ferry.status.compute import (
     NOT_RECORDED,
     Blocked,
@@ -20,7 +20,6 @@ from ferry.status.compute import (
     model_verdict,
     needs_restore,
     recorded_block,
-    status_changes,
 )
 from ferry.status.news import blocked_news, rollout_news
 from ferry.status.pods import PodState
@@ -36,14 +35,6 @@ def now_iso() -> str:
     )
 
 
-def api_path(namespace: str, name: str) -> str:
-    return path_of(f"{GROUP}/{VERSION}", KIND, namespace, name)
-
-
-def status_path(namespace: str, name: str) -> str:
-    return api_path(namespace, name) + "/status"
-
-
 def deployment_path(namespace: str, name: str) -> str:
     return path_of("apps/v1", "Deployment", namespace, name)
 
@@ -52,36 +43,11 @@ def service_path(namespace: str, name: str) -> str:
     return path_of("v1", "Service", namespace, name)
 
 
-async def write_status(
-    kube: Kube, api: Mapping[str, Any], computed: Mapping[str, Any], *, guarded: bool = False
-) -> dict[str, Any]:
-    """Patch the fields that changed; each patch costs a write and a watch event, so skip none.
-
-    `guarded` makes the write conditional on the API being as it was read (ConflictError
-    otherwise): for a status that carries history, which a write from a stale read would lose.
-    """
-    meta = api["metadata"]
-    changes = status_changes(api.get("status") or {}, computed)
-    if changes:
-        patch: dict[str, Any] = {"status": changes}
-        if guarded:
-            patch["metadata"] = {"resourceVersion": meta["resourceVersion"]}
-        await kube.patch_merge(
-            status_path(meta["namespace"], meta["name"]), patch, names.FIELD_MANAGER
-        )
-    return changes
-
-
-# Writers of an API's status race (the reconciler, the Deployment and pod watchers, the
-# autoscaler): a guarded write that loses reads again and recomputes, this many times.
-CONFLICT_RETRIES = 8
-
-
 @dataclass(frozen=True)
 class Published:
     changes: dict[str, Any]
     """The status fields written."""
-    api: Mapping[str, Any]
+    api: RealtimeAPI
     """The API as last read, with the status as written."""
     restore: bool = False
     """The status says this generation was rolled back, but the Deployment still has the failed
@@ -90,7 +56,8 @@ class Published:
 
 async def publish(
     kube: Kube,
-    api: Mapping[str, Any],
+    writer: StatusWriter,
+    api: RealtimeAPI,
     deployment: Mapping[str, Any] | None,
     model: ModelCheck | Literal["recorded"] | None = "recorded",
     *,
@@ -102,28 +69,27 @@ async def publish(
     already in the status (a Deployment event carries no news about the model); `blocked` the
     same for why the generation cannot be applied (None: nothing blocks it). `pods` are the
     API's pods as the operator's watch has them; `record` posts what the change has to tell."""
-    meta = api["metadata"]
-    namespace, name, generation = meta["namespace"], meta["name"], int(meta["generation"])
-    auto_rollback = bool((api.get("spec", {}).get("rollout") or {}).get("autoRollback", True))
+    ref = api.ref
+    auto_rollback = api.spec.rollout.auto_rollback
     restorable: Collection[str] = ()
     if deployment is not None and auto_rollback:
-        rollout = rollout_of(deployment, generation)
+        rollout = rollout_of(deployment, ref.generation)
         if rollout.current and rollout.deadline_exceeded:
-            restorable = await restorable_templates(kube, namespace, name)
+            restorable = await restorable_templates(kube, ref.namespace, ref.name)
     pods = tuple(pods)
-    for _ in range(CONFLICT_RETRIES):
+
+    def compute(read: RealtimeAPI) -> Mapping[str, Any] | None:
         verdict = model
         if verdict == "recorded":
-            verdict = model_verdict(api.get("spec", {}), api.get("status") or {}, generation)
+            verdict = model_verdict(read.spec.model, read.status, ref.generation)
             if verdict is NOT_RECORDED:
-                return Published({}, api)  # the reconciler is still checking; it publishes first
-        previous = api.get("status") or {}
-        block = recorded_block(previous, generation) if blocked == "recorded" else blocked
-        computed = compute_status(
-            api=name,
-            namespace=namespace,
-            generation=generation,
-            previous=previous,
+                return None  # the reconciler is still checking; it publishes first
+        block = recorded_block(read.status, ref.generation) if blocked == "recorded" else blocked
+        return compute_status(
+            api=ref.name,
+            namespace=ref.namespace,
+            generation=ref.generation,
+            previous=read.status,
             deployment=deployment,
             model=verdict,
             now=now_iso(),
@@ -132,17 +98,12 @@ async def publish(
             restorable=restorable,
             blocked=block,
         )
-        try:
-            changes = await write_status(kube, api, computed, guarded=True)
-        except ConflictError:
-            fresh = await kube.get(api_path(namespace, name))
-            if fresh is None or int(fresh["metadata"]["generation"]) != generation:
-                return Published({}, api)  # gone, or a newer generation: not ours to publish
-            api = fresh
-            continue
-        if record is not None:
-            for news in [*rollout_news(previous, computed), *blocked_news(previous, computed)]:
-                record(news.kind, news.reason, news.message)
-        written = {**api, "status": {**previous, **changes}}
-        return Published(changes, written, needs_restore(computed, deployment))
-    raise TemporaryKubeError(f"the status of {namespace}/{name} kept changing while written")
+
+    written = await writer.write_reconciled(api, compute)
+    if written is None:
+        return Published({}, api)
+    if record is not None:
+        previous, computed = written.previous, written.computed
+        for news in [*rollout_news(previous, computed), *blocked_news(previous, computed)]:
+            record(news.kind, news.reason, news.message)
+    return Published(written.changes, written.api, needs_restore(written.computed, deployment))

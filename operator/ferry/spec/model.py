@@ -16,6 +16,7 @@ from ferry.autoscaling.policy import (
     DurationError,
     PolicyError,
     default_target_in_flight,
+    parse_duration,
 )
 
 
@@ -114,7 +115,7 @@ class RealtimeAPISpec:
 
     def __post_init__(self) -> None:
         try:
-            policy = AutoscalingPolicy.from_spec(self.autoscaling, self.serving)
+            policy = autoscaling_policy(self.autoscaling, self.serving)
         except (DurationError, PolicyError) as error:
             raise InvalidSpecError("autoscaling", str(error)) from None
         object.__setattr__(self, "policy", policy)
@@ -125,6 +126,42 @@ class RealtimeAPISpec:
         if not self.autoscaling.enabled and self.replicas is not None:
             return self.replicas
         return self.autoscaling.min_replicas
+
+
+def autoscaling_policy(autoscaling: Autoscaling, serving: Serving) -> AutoscalingPolicy:
+    """The policy of a spec's autoscaling and serving, times in seconds; DurationError or
+    PolicyError if the user must fix it."""
+    return AutoscalingPolicy(
+        target_in_flight=autoscaling.target_in_flight,
+        min_replicas=autoscaling.min_replicas,
+        max_replicas=autoscaling.max_replicas,
+        window=_seconds("window", autoscaling.window),
+        panic_window=_seconds("panicWindow", autoscaling.panic_window),
+        panic_threshold=autoscaling.panic_threshold,
+        upscale_stabilization=_seconds("upscaleStabilization", autoscaling.upscale_stabilization),
+        downscale_stabilization=_seconds(
+            "downscaleStabilization", autoscaling.downscale_stabilization
+        ),
+        max_upscale_factor=autoscaling.max_upscale_factor,
+        max_downscale_factor=autoscaling.max_downscale_factor,
+        tolerance=autoscaling.tolerance,
+        max_concurrency=serving.max_concurrency,
+        max_queue_length=serving.max_queue_length,
+    )
+
+
+def _seconds(field: str, text: str) -> float:
+    try:
+        return parse_duration(text)
+    except DurationError as error:
+        raise DurationError(f"{field}: {error}") from None
+
+
+def _target_in_flight(scaling: Mapping[str, Any], max_concurrency: int) -> float:
+    """The spec's target, or the default when it has none: a target of zero is the user's, and
+    the policy refuses it (the CRD does too, but not for an API stored before it did)."""
+    target = scaling.get("targetInFlight")
+    return default_target_in_flight(max_concurrency) if target is None else float(target)
 
 
 def _quantity(value: int | str) -> str:
@@ -164,10 +201,7 @@ def parse_spec(raw: Mapping[str, Any]) -> RealtimeAPISpec:
                 enabled=bool(scaling["enabled"]),
                 min_replicas=int(scaling["minReplicas"]),
                 max_replicas=int(scaling["maxReplicas"]),
-                target_in_flight=float(
-                    scaling.get("targetInFlight")
-                    or default_target_in_flight(int(serving["maxConcurrency"]))
-                ),
+                target_in_flight=_target_in_flight(scaling, int(serving["maxConcurrency"])),
                 window=scaling["window"],
                 panic_window=scaling["panicWindow"],
                 panic_threshold=float(scaling["panicThreshold"]),

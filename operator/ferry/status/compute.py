@@ -16,6 +16,7 @@ from typing import Any
 
 from ferry import names
 from ferry.artifacts.versions import ModelCheck, ModelReason
+from ferry.spec.model import ModelSource
 from ferry.status.conditions import FALSE, TRUE, UNKNOWN, Condition, condition, merge_conditions
 from ferry.status.pods import NO_TROUBLE, PodState, Trouble, trouble
 from ferry.status.revisions import (
@@ -327,11 +328,11 @@ NOT_RECORDED = ModelCheck(ModelReason.CHECKING, "the model of this generation is
 
 
 def model_verdict(
-    spec: Mapping[str, Any], status: Mapping[str, Any], generation: int
+    model: ModelSource | None, status: Mapping[str, Any], generation: int
 ) -> ModelCheck | None:
-    """The reconciler's verdict on the model recorded for this generation; NOT_RECORDED if there
-    is none yet, None if the API has no model."""
-    if not spec.get("model"):
+    """The reconciler's verdict on the spec's model recorded for this generation; NOT_RECORDED
+    if there is none yet, None if the API has no model."""
+    if model is None:
         return None
     verdict = condition(status, "ModelAvailable")
     if (

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ferry.render.children import ApiRef
+from ferry.spec.resource import ApiRef
 from ferry.spec.schema import GROUP, KIND
 from ferry.status.compute import NAME_IN_USE, Blocked, Phase
 

@@ -8,7 +8,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ferry import names
-from ferry.render.children import template_hash_of
 from ferry.status.conditions import condition
 from ferry.status.revisions import Template
 
@@ -50,6 +49,15 @@ class Rollout:
     @property
     def complete(self) -> bool:
         return self.current and self.rolled_out
+
+
+def template_hash_of(owner: Mapping[str, Any]) -> str | None:
+    """The template hash a Deployment's or ReplicaSet's pod template carries (the renderer
+    puts it there: ferry.render.children.template_hash)."""
+    template = (owner.get("spec") or {}).get("template") or {}
+    annotations = (template.get("metadata") or {}).get("annotations") or {}
+    digest = annotations.get(names.TEMPLATE_HASH_ANNOTATION)
+    return str(digest) if digest else None
 
 
 def template_of(deployment: Mapping[str, Any]) -> Template | None:

@@ -12,7 +12,6 @@ from ferry.autoscaling import DemandHistory, PodFigures, Sample, ScalerState
 from ferry.handlers.autoscaler import next_tick
 from ferry.services.autoscale import (
     Memory,
-    ReadSpec,
     deployment_replicas,
     ready_pods,
     remembered,
@@ -21,6 +20,7 @@ from ferry.services.autoscale import (
 )
 from ferry.settings import Settings, SettingsError
 from ferry.spec.model import InvalidSpecError
+from ferry.spec.resource import RealtimeAPI, parse_api
 from ferry.spec.schema import with_defaults
 from ferry.status.pods import PodState
 from ferry.wire.stats import (
@@ -284,40 +284,57 @@ def test_status_names_the_last_scaling_only_when_there_was_one() -> None:
     }
 
 
-def read(**autoscaling: Any) -> ReadSpec:
-    raw = with_defaults({"predictor": {"image": "example.com/m:1"}, "autoscaling": autoscaling})
-    return ReadSpec.of(raw, None)
+def body(generation: int = 1, uid: str = "uid-1", **autoscaling: Any) -> dict[str, Any]:
+    """An API as the API server hands it over: defaulted, with the metadata it adds."""
+    return {
+        "metadata": {
+            "name": "iris",
+            "namespace": "ml",
+            "uid": uid,
+            "generation": generation,
+            "resourceVersion": str(100 + generation),
+        },
+        "spec": with_defaults(
+            {"predictor": {"image": "example.com/m:1"}, "autoscaling": autoscaling}
+        ),
+    }
+
+
+def read(**autoscaling: Any) -> RealtimeAPI:
+    return parse_api(body(**autoscaling))
 
 
 def test_a_new_api_keeps_the_samples_of_its_longest_averaging_window() -> None:
-    spec = read(window="90s", downscaleStabilization="150s")
-    memory = remembered(None, spec)
+    api = read(window="90s", downscaleStabilization="150s")
+    memory = remembered(None, api.spec.policy)
     assert memory.history == DemandHistory(90)
     assert memory.state == ScalerState()
-    assert memory.read is spec
 
 
 def test_a_changed_policy_keeps_the_samples_and_the_state() -> None:
     samples = (Sample(1.0, 4.0, 1, 1), Sample(3.0, 6.0, 1, 1))
     state = ScalerState(since=1.0)
-    memory = Memory(DemandHistory(60, samples), state, read=read())
+    memory = Memory(DemandHistory(60, samples), state)
     shorter = read(window="30s")
-    assert remembered(memory, shorter) == Memory(DemandHistory(30, samples), state, read=shorter)
+    assert remembered(memory, shorter.spec.policy) == Memory(DemandHistory(30, samples), state)
 
 
-def test_a_spec_is_read_again_only_when_it_changes() -> None:
-    known = read(maxReplicas=5)
-    raw = {**known.raw, "autoscaling": {**known.raw["autoscaling"]}}
-    assert ReadSpec.of(raw, known) is known
-    raw["autoscaling"]["maxReplicas"] = 7
-    changed = ReadSpec.of(raw, known)
+def test_a_spec_is_parsed_again_only_when_its_generation_changes() -> None:
+    known = parse_api(body(maxReplicas=5))
+    # The same object at the same generation has the same spec: the one parsed is kept.
+    again = body(maxReplicas=5)
+    again["status"] = {"desiredReplicas": 3}
+    kept = parse_api(again, known)
+    assert kept.spec is known.spec
+    assert kept.status == {"desiredReplicas": 3}
+    changed = parse_api(body(generation=2, maxReplicas=7), known)
     assert changed.spec.policy.max_replicas == 7
-    # The copy kept is the spec as read, not a view of one that changes later.
-    assert known.raw["autoscaling"]["maxReplicas"] == 5
-    raw["autoscaling"]["maxReplicas"] = 9
-    assert changed.raw["autoscaling"]["maxReplicas"] == 7
+    # Another object of the same name, or one whose spec the user must fix, is parsed afresh.
+    assert parse_api(body(uid="uid-2", maxReplicas=9), changed).spec.policy.max_replicas == 9
+    broken = body(generation=3)
+    del broken["spec"]["serving"]
     with pytest.raises(InvalidSpecError):
-        ReadSpec.of({"predictor": {"image": "example.com/m:1"}}, changed)
+        parse_api(broken, changed)
 
 
 def test_autoscaler_settings_have_defaults_and_refuse_nonsense() -> None:

@@ -14,7 +14,6 @@ from ferry.autoscaling import (
     default_target_in_flight,
     parse_duration,
 )
-from ferry.spec.model import Autoscaling, Serving
 
 
 @pytest.mark.parametrize(
@@ -81,49 +80,6 @@ def test_the_defaults_make_a_valid_policy() -> None:
 def test_contradictory_fields_are_refused_by_name(change: dict[str, Any], complaint: str) -> None:
     with pytest.raises(PolicyError, match=complaint):
         dataclasses.replace(AutoscalingPolicy(target_in_flight=4.0), **change)
-
-
-def test_a_malformed_duration_in_a_spec_names_its_field() -> None:
-    spec = Autoscaling(
-        enabled=True,
-        min_replicas=1,
-        max_replicas=9,
-        target_in_flight=3.0,
-        window="1m",
-        panic_window="6s",
-        panic_threshold=2.0,
-        upscale_stabilization="now",
-        downscale_stabilization="2m30s",
-        max_upscale_factor=4.0,
-        max_downscale_factor=0.5,
-        tolerance=0.1,
-    )
-    serving = Serving(max_concurrency=8, max_queue_length=20, timeout_seconds=30)
-    with pytest.raises(DurationError, match=r"^upscaleStabilization: 'now' is not a duration"):
-        AutoscalingPolicy.from_spec(spec, serving)
-
-
-def test_a_parsed_spec_becomes_a_policy_in_seconds() -> None:
-    spec = Autoscaling(
-        enabled=True,
-        min_replicas=2,
-        max_replicas=9,
-        target_in_flight=3.0,
-        window="1m",
-        panic_window="6s",
-        panic_threshold=2.5,
-        upscale_stabilization="0s",
-        downscale_stabilization="2m30s",
-        max_upscale_factor=4.0,
-        max_downscale_factor=0.5,
-        tolerance=0.1,
-    )
-    serving = Serving(max_concurrency=8, max_queue_length=20, timeout_seconds=30)
-    policy = AutoscalingPolicy.from_spec(spec, serving)
-    assert (policy.window, policy.panic_window, policy.downscale_stabilization) == (60, 6, 150)
-    assert (policy.min_replicas, policy.max_replicas, policy.panic_threshold) == (2, 9, 2.5)
-    # The queues' arithmetic needs the serving limits the proxies enforce.
-    assert (policy.max_concurrency, policy.max_queue_length) == (8, 20)
 
 
 def test_the_default_target_leaves_a_replica_headroom() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ferry.render.children import ApiRef
+from ferry.spec.resource import ApiRef
 from ferry.status.compute import NAME_IN_USE, Phase
 from ferry.status.ownership import name_in_use, owned_by
 

@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 
 from ferry import names
 from ferry.capacity.node_group import NodeGroup, Taint
-from ferry.render.children import ApiRef, render_deployment, render_service
+from ferry.render.children import render_deployment, render_service
 from ferry.settings import Settings
 from ferry.spec.model import InvalidSpecError, parse_spec
+from ferry.spec.resource import ApiRef
 from ferry.spec.schema import with_defaults
 
 API = ApiRef("iris", "ml", "8d6e-uid", 3)

@@ -6,7 +6,14 @@ from typing import Any
 
 import pytest
 
-from ferry.spec.model import InvalidSpecError, parse_spec
+from ferry.autoscaling import DurationError
+from ferry.spec.model import (
+    Autoscaling,
+    InvalidSpecError,
+    Serving,
+    autoscaling_policy,
+    parse_spec,
+)
 from ferry.spec.schema import with_defaults
 
 
@@ -102,3 +109,52 @@ def test_a_policy_the_autoscaler_could_not_follow_is_an_invalid_spec(
         parse_spec(spec(autoscaling=autoscaling))
     assert str(refused.value).startswith(complaint)
     assert refused.value.field == "autoscaling"
+
+
+def test_a_malformed_duration_in_a_spec_names_its_field() -> None:
+    spec = Autoscaling(
+        enabled=True,
+        min_replicas=1,
+        max_replicas=9,
+        target_in_flight=3.0,
+        window="1m",
+        panic_window="6s",
+        panic_threshold=2.0,
+        upscale_stabilization="now",
+        downscale_stabilization="2m30s",
+        max_upscale_factor=4.0,
+        max_downscale_factor=0.5,
+        tolerance=0.1,
+    )
+    serving = Serving(max_concurrency=8, max_queue_length=20, timeout_seconds=30)
+    with pytest.raises(DurationError, match=r"^upscaleStabilization: 'now' is not a duration"):
+        autoscaling_policy(spec, serving)
+
+
+def test_a_parsed_spec_becomes_a_policy_in_seconds() -> None:
+    spec = Autoscaling(
+        enabled=True,
+        min_replicas=2,
+        max_replicas=9,
+        target_in_flight=3.0,
+        window="1m",
+        panic_window="6s",
+        panic_threshold=2.5,
+        upscale_stabilization="0s",
+        downscale_stabilization="2m30s",
+        max_upscale_factor=4.0,
+        max_downscale_factor=0.5,
+        tolerance=0.1,
+    )
+    serving = Serving(max_concurrency=8, max_queue_length=20, timeout_seconds=30)
+    policy = autoscaling_policy(spec, serving)
+    assert (policy.window, policy.panic_window, policy.downscale_stabilization) == (60, 6, 150)
+    assert (policy.min_replicas, policy.max_replicas, policy.panic_threshold) == (2, 9, 2.5)
+    # The queues' arithmetic needs the serving limits the proxies enforce.
+    assert (policy.max_concurrency, policy.max_queue_length) == (8, 20)
+
+
+def test_a_target_of_zero_is_the_users_and_refused_not_taken_for_the_default() -> None:
+    assert parse_spec(spec()).autoscaling.target_in_flight == pytest.approx(2.8)
+    with pytest.raises(InvalidSpecError, match="targetInFlight must be above zero"):
+        parse_spec(spec(autoscaling={"targetInFlight": 0}))

@@ -8,6 +8,7 @@ import pytest
 
 from ferry import names
 from ferry.artifacts.versions import ModelCheck, ModelReason
+from ferry.spec.model import ModelSource
 from ferry.status.compute import (
     INVALID_SPEC,
     NAME_IN_USE,
@@ -177,13 +178,13 @@ def test_a_resolved_version_is_recorded_and_read_back_for_the_same_generation() 
     found = ModelCheck(ModelReason.AVAILABLE, "version 7", "7")
     computed = status(deployment(), model=found)
     assert computed["modelVersion"] == "7"
-    spec = {"model": {"uri": "s3://acme/iris", "version": "latest"}}
+    spec = ModelSource("s3://acme/iris", "latest")
     assert model_verdict(spec, computed, generation=2) == ModelCheck(
         ModelReason.AVAILABLE, "version 7", "7"
     )
     # A newer generation has not been checked yet.
     assert model_verdict(spec, computed, generation=3).reason is ModelReason.CHECKING
-    assert model_verdict({}, computed, generation=2) is None
+    assert model_verdict(None, computed, generation=2) is None
 
 
 def model_of(computed: dict[str, Any]) -> dict[str, Any]:
@@ -204,7 +205,7 @@ def test_a_failed_check_is_no_verdict_and_is_told_until_one_comes() -> None:
     serving = status(deployment(api_generation=1), model=failed)
     assert serving["phase"] == "Degraded"
     assert (model_of(serving)["status"], model_of(serving)["reason"]) == ("Unknown", "CheckFailed")
-    spec = {"model": {"uri": "s3://acme/iris", "version": "9"}}
+    spec = ModelSource("s3://acme/iris", "9")
     # The Deployment's watchers publish nothing until the reconciler has a verdict...
     assert model_verdict(spec, serving, generation=2).reason is ModelReason.CHECKING
     # ...and the reconciler does not say "checking" again over what the last attempt met.
