@@ -33,9 +33,11 @@ demo: tools
 down: $(BIN)/ferry
 	$(BIN)/ferry local down
 
+# ruff, then the layers' import contracts (pyproject.toml, [tool.importlinter]).
 lint: $(BIN)/ferry
 	$(BIN)/ruff check operator local tests bench tools examples
 	$(BIN)/ruff format --check operator local tests bench tools examples
+	$(BIN)/lint-imports
 
 typecheck: $(BIN)/ferry
 	$(BIN)/mypy
