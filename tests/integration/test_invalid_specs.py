@@ -28,6 +28,7 @@ from tests.integration.test_operator import (
     wait_ready,
 )
 from tests.support.chaos import Case
+from tests.support.events import event
 from tests.support.ferry_operator import REPO, Operator, install_crds, kubectl
 
 IMAGE = "registry.example.com/iris:1.0.0"
@@ -531,6 +532,7 @@ async def test_an_unknown_node_group_is_invalid_while_other_apis_carry_on(
     )
     await wait_ready(api, namespace, "fine")
 
+    await event(api, namespace, "InvalidSpec", "tpu-v5")
     core = client.CoreV1Api(api)
     events = await core.list_namespaced_event(namespace, field_selector="involvedObject.name=lost")
     assert [e.type for e in events.items if e.reason == "InvalidSpec"] == ["Warning"]
@@ -635,6 +637,7 @@ async def refused_by_the_operator(api: ApiClient, namespace: str, message: str) 
     obj = await eventually(refused, timeout=60, what="InvalidSpec on 'stale'")
     assert obj["status"]["phase"] == "Failed"
     assert condition(obj, "Ready")["message"] == message
+    await event(api, namespace, "InvalidSpec", message)
     core = client.CoreV1Api(api)
     events = await core.list_namespaced_event(namespace, field_selector="involvedObject.name=stale")
     assert [e.type for e in events.items if e.reason == "InvalidSpec"] == ["Warning"]

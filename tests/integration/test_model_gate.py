@@ -10,6 +10,7 @@ from kubernetes_asyncio.client import ApiClient
 
 from ferry_local.wait import eventually
 from tests.integration.test_operator import condition, create, get_api, realtime_api, wait_ready
+from tests.support.events import event
 from tests.support.ferry_operator import Operator
 
 
@@ -30,15 +31,7 @@ async def test_an_api_waits_for_its_model_then_rolls_out_the_resolved_version(
     assert condition(obj, "Ready")["reason"] == "EmptyPrefix"
     apps = client.AppsV1Api(api)
     assert not (await apps.list_namespaced_deployment(namespace)).items
-
-    # kopf posts Events from a queue of its own, so the Event may follow the status it explains.
-    async def event() -> bool:
-        events = await client.CoreV1Api(api).list_namespaced_event(
-            namespace, field_selector="involvedObject.name=iris"
-        )
-        return "EmptyPrefix" in {e.reason for e in events.items}
-
-    await eventually(event, timeout=30, what="an EmptyPrefix Event")
+    await event(api, namespace, "EmptyPrefix", "")
 
     for version in ("4", "12"):
         s3.put_object(Bucket=bucket, Key=f"iris/{version}/model.pkl", Body=b"weights")

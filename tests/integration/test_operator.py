@@ -10,6 +10,7 @@ from kubernetes_asyncio.client import ApiClient
 from ferry.names import SCALER_FIELD_MANAGER
 from ferry_local.cluster import ClusterInfo
 from ferry_local.wait import eventually
+from tests.support.events import event
 from tests.support.ferry_operator import Operator, kubectl
 
 GROUP, VERSION, PLURAL = "ferry.dev", "v1alpha1", "realtimeapis"
@@ -108,8 +109,7 @@ async def test_an_api_gets_its_deployment_and_service_and_turns_ready(
     ]
     assert "iris   True    2/2" in table
     kubectl(cluster, "wait", "--for=condition=Ready", "rtapi/iris", "-n", namespace, "--timeout=5s")
-    events = await core.list_namespaced_event(namespace, field_selector="involvedObject.name=iris")
-    assert "Created" in {e.reason for e in events.items}
+    await event(api, namespace, "Created", "created Deployment and Service iris")
 
 
 async def test_an_image_change_rolls_out_and_the_status_follows(

@@ -22,6 +22,7 @@ from tests.integration.test_operator import (
     wait_ready,
 )
 from tests.support.chaos import Case
+from tests.support.events import event
 from tests.support.ferry_operator import Operator
 
 POLICIES = "/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies"
@@ -152,6 +153,7 @@ async def test_a_refused_deployment_is_told_in_the_status_while_the_old_one_serv
     assert REFUSAL in ready["message"], ready["message"]
     # The API server's words, not the client's request line.
     assert ready["message"].startswith("the API server refused Deployment iris: "), ready
+    await event(api, namespace, "Rejected", ready["message"])
     found = await client.CoreV1Api(api).list_namespaced_event(
         namespace, field_selector="involvedObject.name=iris,involvedObject.kind=RealtimeAPI"
     )

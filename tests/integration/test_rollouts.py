@@ -23,6 +23,7 @@ from tests.integration.test_operator import (
     realtime_api,
     wait_ready,
 )
+from tests.support.events import event
 from tests.support.ferry_operator import Operator, kubectl
 
 FITS = {"cpu": "100m", "memory": "128Mi"}
@@ -43,20 +44,6 @@ async def wait_reason(
         return obj if current and found.get("reason") == reason else None
 
     return await eventually(reached, timeout=timeout, what=f"{kind} reason {reason}")
-
-
-async def event(api: ApiClient, namespace: str, reason: str, saying: str) -> str:
-    """The message of the API's Event with this reason that says this, once posted (kopf posts
-    Events from a queue, a moment after the status that told of them)."""
-    core = client.CoreV1Api(api)
-
-    async def posted() -> str | None:
-        events = await core.list_namespaced_event(
-            namespace, field_selector=f"involvedObject.kind=RealtimeAPI,reason={reason}"
-        )
-        return next((str(e.message) for e in events.items if saying in str(e.message)), None)
-
-    return await eventually(posted, timeout=30, what=f"a {reason} Event saying {saying!r}")
 
 
 def revisions(obj: dict[str, Any]) -> list[tuple[Any, ...]]:
