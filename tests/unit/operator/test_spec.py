@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -111,41 +112,31 @@ def test_a_policy_the_autoscaler_could_not_follow_is_an_invalid_spec(
     assert refused.value.field == "autoscaling"
 
 
+AUTOSCALING = Autoscaling(
+    enabled=True,
+    min_replicas=2,
+    max_replicas=9,
+    target_in_flight=3.0,
+    window="1m",
+    panic_window="6s",
+    panic_threshold=2.5,
+    upscale_stabilization="0s",
+    downscale_stabilization="2m30s",
+    max_upscale_factor=4.0,
+    max_downscale_factor=0.5,
+    tolerance=0.1,
+)
+
+
 def test_a_malformed_duration_in_a_spec_names_its_field() -> None:
-    spec = Autoscaling(
-        enabled=True,
-        min_replicas=1,
-        max_replicas=9,
-        target_in_flight=3.0,
-        window="1m",
-        panic_window="6s",
-        panic_threshold=2.0,
-        upscale_stabilization="now",
-        downscale_stabilization="2m30s",
-        max_upscale_factor=4.0,
-        max_downscale_factor=0.5,
-        tolerance=0.1,
-    )
+    spec = replace(AUTOSCALING, upscale_stabilization="now")
     serving = Serving(max_concurrency=8, max_queue_length=20, timeout_seconds=30)
     with pytest.raises(DurationError, match=r"^upscaleStabilization: 'now' is not a duration"):
         autoscaling_policy(spec, serving)
 
 
 def test_a_parsed_spec_becomes_a_policy_in_seconds() -> None:
-    spec = Autoscaling(
-        enabled=True,
-        min_replicas=2,
-        max_replicas=9,
-        target_in_flight=3.0,
-        window="1m",
-        panic_window="6s",
-        panic_threshold=2.5,
-        upscale_stabilization="0s",
-        downscale_stabilization="2m30s",
-        max_upscale_factor=4.0,
-        max_downscale_factor=0.5,
-        tolerance=0.1,
-    )
+    spec = AUTOSCALING
     serving = Serving(max_concurrency=8, max_queue_length=20, timeout_seconds=30)
     policy = autoscaling_policy(spec, serving)
     assert (policy.window, policy.panic_window, policy.downscale_stabilization) == (60, 6, 150)
