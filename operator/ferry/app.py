@@ -12,6 +12,7 @@ import sys
 import kopf
 
 from ferry import allocator, handlers, metrics
+from ferry.adapters.kube import NoCredentialsError
 from ferry.handlers.context import OperatorContext
 from ferry.handlers.lifecycle import operator_settings
 from ferry.settings import Settings, SettingsError
@@ -41,8 +42,12 @@ def main(argv: list[str] | None = None) -> int:
         log_format=kopf.LogFormat.JSON if settings.log_format == "json" else kopf.LogFormat.PLAIN,
     )
     # kopf.run's own way to run the operator, with the clients made before it and closed after.
-    with contextlib.suppress(asyncio.CancelledError):
-        asyncio.run(operate(settings))
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            asyncio.run(operate(settings))
+    except NoCredentialsError as error:
+        print(f"ferry-operator: cannot reach the API server: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -65,6 +65,10 @@ class ConflictError(KubeError):
     """409: the object already exists or changed underneath."""
 
 
+class NoCredentialsError(Exception):
+    """Neither a kubeconfig nor the in-cluster service account to reach the API server with."""
+
+
 def path_of(api_version: str, kind: str, namespace: str, name: str | None = None) -> str:
     prefix, plural = RESOURCES[(api_version, kind)]
     path = f"{prefix}/namespaces/{namespace}/{plural}"
@@ -127,8 +131,13 @@ class Kube:
             await config.load_kube_config(
                 config_file=kubeconfig, client_configuration=configuration
             )
-        except config.ConfigException:
-            config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+        except config.ConfigException as no_file:
+            try:
+                config.load_incluster_config(client_configuration=configuration)  # type: ignore[no-untyped-call]
+            except config.ConfigException as no_account:
+                raise NoCredentialsError(
+                    f"{no_file}; and no in-cluster account: {no_account}"
+                ) from None
         return cls(_without_environment_lookups(ApiClient(configuration)))
 
     async def close(self) -> None:
