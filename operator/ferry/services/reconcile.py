@@ -204,7 +204,8 @@ async def follow(
         with contextlib.suppress(RetryLaterError):  # told in the status
             await reconcile(kube, aws, settings, writer, api, record=record, pods=pods)
         return
-    published = await publish(kube, writer, api, deployment, pods=pods, record=record)
+    async with writer.serialized(api.ref):
+        published = await publish(kube, writer, api, deployment, pods=pods, record=record)
     if not published.restore:
         return
     for delay in RESTORE_RETRY_DELAYS:
@@ -310,14 +311,20 @@ async def _publish_fresh(
     record: Recorder,
     pods: Iterable[PodState],
 ) -> dict[str, Any]:
-    """Publish against the API as it is now, not as the event that started this reconcile saw
-    it: the Deployment watcher may have written since, and a newer generation is not ours."""
-    current = await writer.current(api)
-    if current is None:
-        return {}
-    published = await publish(
-        kube, writer, current, deployment, model, blocked=blocked, pods=pods, record=record
-    )
+    """Publish against the API and its Deployment as they are now, not as this reconcile saw
+    them: the Deployment watcher may have written since, the Deployment may have moved on (its
+    pods turned ready while the reconcile went on), and a newer generation is not ours."""
+    async with writer.serialized(api.ref):
+        current = await writer.current(api)
+        if current is None:
+            return {}
+        if deployment is not None:
+            ref = api.ref
+            fresh = await kube.get(deployment_path(ref.namespace, ref.name))
+            deployment = fresh if fresh is not None and owned_by(fresh, ref.uid) else None
+        published = await publish(
+            kube, writer, current, deployment, model, blocked=blocked, pods=pods, record=record
+        )
     return published.changes
 
 

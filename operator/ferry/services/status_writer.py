@@ -13,18 +13,24 @@ autoscaler's ticks); one rule keeps each from undoing another:
 - An API that is gone (404), or that is another object or generation by the time its status is
   read again, is not written: there is no one left to tell, or the newer generation's own
   reconcile tells.
+- The status that reads the Deployment is published by one task of the API's at a time
+  (`serialized`): the reconciler reads the Deployment afresh under it, so it can never publish a
+  view older than one a Deployment event published before it, nor slip its model verdict in
+  after a Deployment event that found none and wrote nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from ferry import names
 from ferry.adapters.kube import ConflictError, Kube, RejectedError, TemporaryKubeError, path_of
-from ferry.spec.resource import StoredAPI
+from ferry.spec.resource import ApiRef, StoredAPI
 from ferry.spec.schema import GROUP, KIND, VERSION
 from ferry.status.compute import status_changes
 
@@ -59,6 +65,19 @@ class Written(Generic[API]):
 class StatusWriter:
     def __init__(self, kube: Kube) -> None:
         self._kube = kube
+        # A lock lives while a task holds or awaits it, so an API's goes with its last publish.
+        self._locks: weakref.WeakValueDictionary[tuple[str, str], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+
+    def serialized(self, ref: ApiRef) -> asyncio.Lock:
+        """The lock under which the status of the API `ref` is computed from its Deployment
+        and written: one task of the API's at a time."""
+        key = (ref.namespace, ref.name)
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
 
     async def current(self, api: API) -> API | None:
         """`api` with its status and version as the API server holds them now; None when it is
