@@ -70,6 +70,13 @@ def _at_least_one(name: str, text: str) -> int:
     return number
 
 
+def _port(name: str, text: str) -> int:
+    number = _whole(name, text)
+    if not 1 <= number <= 65535:  # noqa: PLR2004 - the range of a TCP port
+        raise SettingsError(f"{name} must be a port from 1 to 65535, not {number}")
+    return number
+
+
 def _seconds(name: str, text: str) -> float:
     try:
         value = float(text)
@@ -115,9 +122,9 @@ class Settings:
         default=None, metadata=_from("FERRY_DEFAULT_NODE_GROUP", _optional)
     )
     """Node group of APIs that name none (the local environment sends them to its node agent)."""
-    liveness_port: int = field(default=8080, metadata=_from("FERRY_LIVENESS_PORT", _whole))
+    liveness_port: int = field(default=8080, metadata=_from("FERRY_LIVENESS_PORT", _port))
     """kopf's liveness endpoint, probed by the chart's livenessProbe."""
-    worker_limit: int = field(default=50, metadata=_from("FERRY_WORKER_LIMIT", _whole))
+    worker_limit: int = field(default=50, metadata=_from("FERRY_WORKER_LIMIT", _at_least_one))
     """Objects handled at once: bounds memory and API load when thousands change together."""
     log_format: str = field(default="plain", metadata=_from("FERRY_LOG_FORMAT", _plain_or_json))
     log_level: str = field(default="INFO", metadata=_from("FERRY_LOG_LEVEL", _upper))
@@ -134,7 +141,7 @@ class Settings:
         default=200, metadata=_from("FERRY_SCRAPE_CONCURRENCY", _at_least_one)
     )
     """Scrapes in flight at once across all APIs: bounds sockets and memory at thousands of pods."""
-    metrics_port: int = field(default=9090, metadata=_from("FERRY_METRICS_PORT", _whole))
+    metrics_port: int = field(default=9090, metadata=_from("FERRY_METRICS_PORT", _port))
     """Port of the operator's Prometheus /metrics."""
     log_group_prefix: str = field(default="/ferry", metadata=_from("FERRY_LOG_GROUP_PREFIX", _text))
     """CloudWatch Logs groups are <prefix>/<namespace>/<name>."""

@@ -3,7 +3,7 @@ it back at its deadline, the old replicas serve every request throughout, and th
 the reason. Fixing the version then rolls out and the job passes.
 
 Real pods on the node agent, which has no image under the bad name: the new pod waits with
-ErrImagePull, as on a kubelet that cannot pull.
+ErrImagePull and ImagePullBackOff in turn, as on a kubelet that cannot pull.
 """
 
 from __future__ import annotations
@@ -94,7 +94,9 @@ async def test_a_version_that_never_runs_is_rolled_back_while_every_request_is_s
     assert bad.returncode == 1, bad.stdout + bad.stderr
     reason = bad.stderr.strip().splitlines()[-1]
     assert reason.startswith("FAILED: RolledBack: generation 2 failed to roll out"), reason
-    assert "ErrImagePull" in reason, reason
+    # The pod's own words at the deadline: the agent, like a kubelet, shows ErrImagePull and
+    # then ImagePullBackOff in turn, and both carry why the pull failed.
+    assert f'image "{MISSING_IMAGE}" has no local command' in reason, reason
 
     def restored_and_complete(api: dict[str, Any]) -> bool:
         return outcomes(api) == [(1, "Complete", None), (2, "RolledBack", None), (3, "Complete", 2)]

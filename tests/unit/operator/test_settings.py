@@ -40,6 +40,10 @@ def test_node_groups_and_namespaces_are_parsed() -> None:
         ({"FERRY_NODE_GROUPS": '[{"labels": {}}]'}, "FERRY_NODE_GROUPS"),
         ({"FERRY_DEFAULT_NODE_GROUP": "gpu"}, "'gpu' is not in FERRY_NODE_GROUPS"),
         ({"FERRY_LIVENESS_PORT": "eighty"}, "FERRY_LIVENESS_PORT must be a whole number"),
+        ({"FERRY_METRICS_PORT": "0"}, "FERRY_METRICS_PORT must be a port from 1 to 65535, not 0"),
+        ({"FERRY_LIVENESS_PORT": "70000"}, "FERRY_LIVENESS_PORT must be a port from 1 to 65535"),
+        ({"FERRY_WORKER_LIMIT": "0"}, "FERRY_WORKER_LIMIT must be at least 1"),
+        ({"FERRY_WORKER_LIMIT": "-5"}, "FERRY_WORKER_LIMIT must be at least 1"),
         ({"FERRY_LOG_FORMAT": "xml"}, "FERRY_LOG_FORMAT must be plain or json"),
         (
             {"FERRY_LIVENESS_PORT": "9090"},
