@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from ferry.adapters.kube import Kube, path_of
-from ferry.services.status import api_path, deployment_path
+from ferry.services.status import deployment_path
+from ferry.services.status_writer import api_path
 from ferry_local.cluster import ClusterInfo, local_cluster
 from ferry_local.layout import ClusterLayout
 from ferry_local.wait import eventually
