@@ -131,6 +131,7 @@ async def load(
             await asyncio.gather(*(worker() for _ in range(LOAD_WORKERS)))
     finally:
         await kube.close()
+    print(f"load on {name}: {dict(outcomes)}")
     for at, failure in failures:  # when, to read beside the pods' logs
         when = datetime.datetime.fromtimestamp(at, datetime.UTC).isoformat(timespec="milliseconds")
         print(f"load on {name}: {when} {failure}")
