@@ -85,20 +85,27 @@ def serving(cluster: ClusterInfo, namespace: str, name: str, replicas: int) -> l
     ips = sorted(pod["status"]["podIP"] for pod in pods)
 
     def listed() -> list[str] | None:
-        slices = get(
-            cluster, namespace, "endpointslices", "-l", f"kubernetes.io/service-name={name}"
-        )
-        found = sorted(
-            address
-            for item in slices["items"]
-            for endpoint in item.get("endpoints") or ()
-            if (endpoint.get("conditions") or {}).get("ready")
-            for address in endpoint["addresses"]
-        )
+        found = ready_addresses(endpoint_slices(cluster, namespace, name))
         return found if found == ips else None
 
     wait_until(listed, timeout=30, what=f"the EndpointSlices of {name} listing {ips}")
     return ips
+
+
+def endpoint_slices(cluster: ClusterInfo, namespace: str, name: str) -> list[dict[str, Any]]:
+    label = f"kubernetes.io/service-name={name}"
+    slices: list[dict[str, Any]] = get(cluster, namespace, "endpointslices", "-l", label)["items"]
+    return slices
+
+
+def ready_addresses(slices: list[dict[str, Any]]) -> list[str]:
+    return sorted(
+        address
+        for item in slices
+        for endpoint in item.get("endpoints") or ()
+        if (endpoint.get("conditions") or {}).get("ready")
+        for address in endpoint["addresses"]
+    )
 
 
 def refused(address: str, port: int) -> type[BaseException]:
@@ -205,22 +212,14 @@ def test_a_realtime_apis_cluster_ip_answers_curl_from_the_host_and_its_slices_li
     pod_names = {pod["status"]["podIP"]: pod["metadata"]["name"] for pod in pods}
     svc = get(net_cluster, ns, "service", "echo")
     url = f"http://{svc['spec']['clusterIP']}:{svc['spec']['ports'][0]['port']}/"
+    ips = sorted(pod_names)
 
     def listed() -> list[dict[str, Any]] | None:
-        slices = get(net_cluster, ns, "endpointslices", "-l", "kubernetes.io/service-name=echo")
-        ready = [
-            endpoint
-            for item in slices["items"]
-            for endpoint in item.get("endpoints") or ()
-            if (endpoint.get("conditions") or {}).get("ready")
-        ]
-        return slices["items"] if len(ready) == len(pod_names) else None
+        slices = endpoint_slices(net_cluster, ns, "echo")
+        return slices if ready_addresses(slices) == ips else None
 
-    slices = wait_until(listed, timeout=30, what="the EndpointSlices of echo listing its pods")
-    listed_addresses = sorted(
-        address for item in slices for e in item["endpoints"] for address in e["addresses"]
-    )
-    assert listed_addresses == sorted(pod_names)
+    slices = wait_until(listed, timeout=30, what=f"the EndpointSlices of echo listing {ips}")
+    # The Service sends to each pod's proxy, in front of the predictor.
     assert {port["port"] for item in slices for port in item["ports"]} == {names.PROXY_PORT}
 
     def curl() -> dict[str, Any]:
