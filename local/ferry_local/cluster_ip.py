@@ -14,6 +14,7 @@ gives its Services addresses the default route would take off the machine.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -63,8 +64,8 @@ def service_port(service: Mapping[str, Any], port: str | int | None) -> Mapping[
     raise ValueError(f"service {name} has no port {port!r}")
 
 
-def cluster_url(service: Mapping[str, Any], port: str | int | None = None) -> str:
-    """`http://<ClusterIP>:<port>` of the Service, if this machine routes it into a cluster."""
+def cluster_address(service: Mapping[str, Any], port: str | int | None = None) -> tuple[str, int]:
+    """The Service's ClusterIP and port, if this machine routes it into a cluster."""
     meta = service.get("metadata", {})
     name = f"{meta.get('namespace')}/{meta.get('name')}"
     address = service.get("spec", {}).get("clusterIP")
@@ -76,7 +77,7 @@ def cluster_url(service: Mapping[str, Any], port: str | int | None = None) -> st
             "local cluster's pod network (a cluster started without it, or another cluster): "
             "nothing is sent there"
         )
-    return f"http://{address}:{service_port(service, port)['port']}"
+    return address, int(service_port(service, port)["port"])
 
 
 def ready_endpoint_count(slices: list[dict[str, Any]]) -> int:
@@ -111,6 +112,7 @@ class ClusterIPClient:
         self.name = name
         self.port = port
         self.connections = connections
+        self.address: tuple[str, int] = ("", 0)
         self.url = ""
         self._session: aiohttp.ClientSession | None = None
 
@@ -118,7 +120,8 @@ class ClusterIPClient:
         service = await self.kube.get(f"/api/v1/namespaces/{self.namespace}/services/{self.name}")
         if service is None:
             raise ServiceNotFoundError(f"service {self.namespace}/{self.name} not found")
-        self.url = cluster_url(service, self.port)
+        self.address = cluster_address(service, self.port)
+        self.url = "http://{}:{}".format(*self.address)
         # No bound of the client's own (aiohttp's is 100 connections): its callers bound how
         # many requests they have out.
         connector = aiohttp.TCPConnector(limit=0, force_close=self.connections == "per-request")
@@ -142,20 +145,25 @@ class ClusterIPClient:
         return ready_endpoint_count(slices)
 
     async def wait_until_serving(self, endpoints: int = 1, timeout: float = 60.0) -> None:
-        """Until the EndpointSlices list `endpoints` ready endpoints and a request is answered:
-        kube-proxy's rules follow the slices a moment later, and until they have an endpoint a
-        connection is refused."""
+        """Until the EndpointSlices list `endpoints` ready endpoints and the ClusterIP takes a
+        connection: kube-proxy's rules follow the slices a moment later, and until they have an
+        endpoint a connection is refused. (A connection, not a request: the API counts none.)"""
 
         async def listed() -> bool:
             return await self.ready_endpoints() >= endpoints
 
-        async def answered() -> bool:
-            await self.get("/", timeout=5)
+        async def connects() -> bool:
+            async with asyncio.timeout(5):
+                _, writer = await asyncio.open_connection(*self.address)
+            writer.close()
+            await writer.wait_closed()
             return True
 
         what = f"service {self.namespace}/{self.name}"
         await eventually(listed, timeout=timeout, what=f"{endpoints} ready endpoints of {what}")
-        await eventually(answered, timeout=timeout, what=f"{what} to answer at {self.url}")
+        await eventually(
+            connects, timeout=timeout, what=f"{what} to take connections at {self.url}"
+        )
 
     async def request(
         self,

@@ -11,7 +11,7 @@ import pytest
 from ferry_local.cluster_ip import (
     ClusterIPClient,
     NoClusterIPError,
-    cluster_url,
+    cluster_address,
     ready_endpoint_count,
     service_port,
 )
@@ -46,7 +46,7 @@ def test_which_service_port() -> None:
 @pytest.mark.parametrize("address", [None, "", "None"])
 def test_a_headless_service_has_no_url_and_says_so(address: str | None) -> None:
     with pytest.raises(NoClusterIPError, match="service default/iris is headless"):
-        cluster_url(with_cluster_ip(address), "http")
+        cluster_address(with_cluster_ip(address), "http")
 
 
 def test_an_address_no_local_cluster_routes_is_not_sent_to() -> None:
@@ -58,7 +58,7 @@ def test_an_address_no_local_cluster_routes_is_not_sent_to() -> None:
         "fd00::12",
     ]:
         with pytest.raises(NoClusterIPError, match=f"ClusterIP {address}, which this machine"):
-            cluster_url(with_cluster_ip(address), "http")
+            cluster_address(with_cluster_ip(address), "http")
 
 
 def test_ready_endpoints_are_counted_across_slices() -> None:
