@@ -9,9 +9,12 @@ a politely waiting client. Each second prints the rate offered, what was sent an
 latency of the answers, and the API's replicas, desired replicas and in-flight demand from its
 status, which is where the autoscaler's decisions show.
 
-Requests reach the API through its Service as this machine reaches the local environment's pods
-(ferry_local.client), or through --url (a port-forward, an ingress) in any other cluster. The
-status comes from the API server of the kubeconfig (KUBECONFIG or --kubeconfig).
+Requests reach the API at its Service's ClusterIP, as clients in the cluster send them (the local
+environment routes its Service addresses to this machine; ferry_local.cluster_ip), or through
+--url (a port-forward, an ingress) in any other cluster. --connections chooses kept-alive
+connections (the default, what clients in a cluster do: kube-proxy picks a pod per connection,
+so each stays on the pods it first reached) or one connection per request. The status comes
+from the API server of the kubeconfig (KUBECONFIG or --kubeconfig).
 """
 
 from __future__ import annotations
@@ -32,7 +35,13 @@ from kubernetes_asyncio.config import ConfigException
 
 from ferry.adapters.kube import Kube, KubeError
 from ferry.spec.schema import GROUP, PLURAL, VERSION
-from ferry_local.client import NoEndpointsError, ServiceClient, ServiceNotFoundError
+from ferry_local.cluster_ip import (
+    CONNECTIONS,
+    ClusterIPClient,
+    Connections,
+    NoClusterIPError,
+    ServiceNotFoundError,
+)
 
 DEFAULT_PROFILE = "2:10,20:30,2:30"
 MAX_RATE = 10_000
@@ -141,9 +150,6 @@ class Run:
         except TimeoutError:
             self.second.failures["timeout"] += 1
             return
-        except NoEndpointsError:
-            self.second.failures["no ready endpoint"] += 1
-            return
         except Exception as error:  # noqa: BLE001 - every failure is counted, none is lost
             self.second.failures[type(error).__name__] += 1
             return
@@ -225,6 +231,7 @@ async def drive(
     status: StatusReader,
     stages: list[Stage],
     emit: Callable[[dict[str, Any]], None],
+    connections: Connections = "keep-alive",
 ) -> dict[str, Any]:
     """Run the profile, emit a line per second, and return the summary."""
     loop = asyncio.get_running_loop()
@@ -260,6 +267,7 @@ async def drive(
     return {
         "summary": {
             **run.total.report(),
+            "connections": connections,
             "seconds": round(loop.time() - start, 1),
             "replicasFirst": replicas_seen[0] if replicas_seen else None,
             "replicasMax": max(replicas_seen) if replicas_seen else None,
@@ -272,7 +280,8 @@ async def drive(
 def summary_text(summary: dict[str, Any]) -> str:
     failures = ", ".join(f"{n} {why}" for why, n in summary["failures"].items()) or "none"
     return (
-        f"sent {summary['sent']} in {summary['seconds']}s: {summary['ok']} ok, "
+        f"sent {summary['sent']} in {summary['seconds']}s over {summary['connections']} "
+        f"connections: {summary['ok']} ok, "
         f"{summary['failed']} failed ({failures}); latency p50 {summary['p50Ms']} ms, "
         f"p99 {summary['p99Ms']} ms; replicas {summary['replicasFirst']} -> "
         f"max {summary['replicasMax']} -> {summary['replicasLast']}"
@@ -295,6 +304,12 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--path", default="/", help="request path (default %(default)s)")
     parser.add_argument(
         "--url", help="send to this base URL instead of through the local environment"
+    )
+    parser.add_argument(
+        "--connections",
+        choices=CONNECTIONS,
+        default="keep-alive",
+        help="kept-alive connections, or a new one for each request (default %(default)s)",
     )
     parser.add_argument("--kubeconfig", help="default: KUBECONFIG")
     parser.add_argument(
@@ -328,9 +343,11 @@ async def main_async(args: argparse.Namespace) -> int:
         return 1
     status = StatusReader(kube, args.namespace, args.api)
     try:
-        async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-            if args.url:
-                url = args.url.rstrip("/") + args.path
+        if args.url:
+            url = args.url.rstrip("/") + args.path
+            # No bound of the session's own: --max-outstanding is the bound.
+            connector = aiohttp.TCPConnector(limit=0, force_close=args.connections == "per-request")
+            async with aiohttp.ClientSession(connector=connector) as session:
 
                 async def post(body: bytes) -> int:
                     async with session.post(url, data=body, headers=HEADERS) as response:
@@ -338,27 +355,30 @@ async def main_async(args: argparse.Namespace) -> int:
                         return response.status
 
                 return await _load(args, status, post, emit)
-            async with contextlib.AsyncExitStack() as stack:
-                try:
-                    service = await stack.enter_async_context(
-                        ServiceClient(kube, args.namespace, args.api, session=session)
-                    )
-                    await service.wait_for_endpoints(1, timeout=60)
-                except (ServiceNotFoundError, TimeoutError) as error:
-                    print(
-                        f"load: {error}: apply the RealtimeAPI and wait for it to be Ready "
-                        f"(kubectl wait --for=condition=Ready rtapi/{args.api})",
-                        file=sys.stderr,
-                    )
-                    return 1
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                service = await stack.enter_async_context(
+                    ClusterIPClient(kube, args.namespace, args.api, connections=args.connections)
+                )
+                await service.wait_until_serving(1, timeout=60)
+            except (ServiceNotFoundError, TimeoutError) as error:
+                print(
+                    f"load: {error}: apply the RealtimeAPI and wait for it to be Ready "
+                    f"(kubectl wait --for=condition=Ready rtapi/{args.api})",
+                    file=sys.stderr,
+                )
+                return 1
+            except NoClusterIPError as error:
+                print(f"load: {error}; send through --url instead", file=sys.stderr)
+                return 1
 
-                async def through_service(body: bytes) -> int:
-                    reply = await service.request(
-                        "POST", args.path, body=body, headers=HEADERS, timeout=args.timeout
-                    )
-                    return reply.status
+            async def to_cluster_ip(body: bytes) -> int:
+                reply = await service.request(
+                    "POST", args.path, body=body, headers=HEADERS, timeout=args.timeout
+                )
+                return reply.status
 
-                return await _load(args, status, through_service, emit)
+            return await _load(args, status, to_cluster_ip, emit)
     finally:
         await kube.close()
 
@@ -372,7 +392,7 @@ async def _load(
     if not args.json:
         print(HEADER, flush=True)
     run = Run(send, args.payload.encode(), args.timeout, args.max_outstanding)
-    summary = await drive(run, status, args.profile, emit)
+    summary = await drive(run, status, args.profile, emit, args.connections)
     print(json.dumps(summary) if args.json else summary_text(summary["summary"]), flush=True)
     return 0
 

@@ -97,7 +97,7 @@ def _demo(args: argparse.Namespace) -> int:
         say(f"local cluster {layout.name!r} is up at {info.apiserver}")
         demo.publish_model(info, say)
         demo.deploy(info, say)
-        predictions = asyncio.run(demo.predict(info))
+        predictions = asyncio.run(demo.predict(info, say))
     except (cluster.LocalClusterError, ToolchainError, demo.DemoError) as error:
         print(f"ferry local demo: {error}", file=sys.stderr)
         return 1

@@ -1,8 +1,9 @@
 """The local environment's demo: the iris example served for real, end to end.
 
 Trains examples/iris, pushes the model to the local S3 as a new version, applies the
-RealtimeAPI, waits for Ready as a CI job would, and sends predictions through the API's Service
-(its pods run as processes on the node agent, behind Ferry's proxy).
+RealtimeAPI, waits for Ready as a CI job would, and sends predictions to the API's Service at its
+ClusterIP, through kube-proxy as a client in the cluster would (its pods run as processes on
+the node agent, behind Ferry's proxy).
 """
 
 from __future__ import annotations
@@ -16,18 +17,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import boto3
 
 from ferry.adapters.kube import Kube
 from ferry.model.push import push
-from ferry_local.client import ServiceClient
 from ferry_local.cluster import ClusterInfo
+from ferry_local.cluster_ip import ClusterIPClient, NoClusterIPError, ServiceNotFoundError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 IRIS = EXAMPLES / "iris"
 BUCKET = "ferry-examples"
 SAMPLES = [[5.1, 3.5, 1.4, 0.2], [6.2, 2.9, 4.3, 1.3], [7.7, 3.0, 6.1, 2.3]]
 READY_TIMEOUT = 240
+JSON = {"Content-Type": "application/json"}
 
 
 class DemoError(RuntimeError):
@@ -66,21 +69,28 @@ def publish_model(info: ClusterInfo, say: Callable[[str], None]) -> str:
     return pushed.version
 
 
-async def predict(info: ClusterInfo, namespace: str = "default") -> list[dict[str, Any]]:
+async def predict(
+    info: ClusterInfo, say: Callable[[str], None], namespace: str = "default"
+) -> list[dict[str, Any]]:
+    """The predictions of SAMPLES, asked of the iris Service at its ClusterIP."""
+    body = json.dumps({"instances": SAMPLES})
     kube = await Kube.connect(str(info.kubeconfig))
     try:
-        async with ServiceClient(kube, namespace, "iris") as service:
-            await service.wait_for_endpoints(1, timeout=60)
-            body = json.dumps({"instances": SAMPLES}).encode()
-            reply = await service.request(
-                "POST", "/", body=body, headers={"Content-Type": "application/json"}
+        async with ClusterIPClient(kube, namespace, "iris") as service:
+            await service.wait_until_serving(1, timeout=60)
+            say(
+                "asking the Service at its ClusterIP, as this machine can: curl -s "
+                f"-H 'Content-Type: application/json' -d '{body}' {service.url}/"
             )
-            if reply.status != 200:  # noqa: PLR2004
-                raise DemoError(f"the API answered {reply.status}: {reply.body[:300]!r}")
-            predictions: list[dict[str, Any]] = reply.json()["predictions"]
-            return predictions
+            reply = await service.request("POST", "/", body=body.encode(), headers=JSON)
+    except (ServiceNotFoundError, NoClusterIPError, TimeoutError, aiohttp.ClientError) as error:
+        raise DemoError(f"could not ask the iris Service: {error}") from None
     finally:
         await kube.close()
+    if reply.status != 200:  # noqa: PLR2004
+        raise DemoError(f"the API answered {reply.status}: {reply.body[:300]!r}")
+    predictions: list[dict[str, Any]] = reply.json()["predictions"]
+    return predictions
 
 
 def deploy(info: ClusterInfo, say: Callable[[str], None]) -> None:

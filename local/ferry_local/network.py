@@ -49,6 +49,8 @@ LOCK = Path("/run/ferry-network.lock")
 # Every network made on this machine, with the pid of the supervisor that made it.
 REGISTRY = Path("/run/ferry-networks")
 NODE_LINK = "host0"
+# The host's end of each cluster's link is named this and the cluster's id.
+HOST_LINK_PREFIX = "fr-"
 # kube-proxy's ports on the node's address, as on a kubelet's node: nothing else listens in the
 # cluster's namespace.
 KUBE_PROXY_HEALTHZ_PORT = 10256
@@ -72,7 +74,7 @@ class ClusterNetwork:
 
     @property
     def host_link(self) -> str:
-        return f"fr-{self.id}"
+        return f"{HOST_LINK_PREFIX}{self.id}"
 
     @property
     def table(self) -> str:
@@ -147,6 +149,19 @@ def read(run_dir: Path) -> ClusterNetwork | None:
         return ClusterNetwork.from_json((run_dir / RECORD).read_text())
     except (OSError, ValueError, KeyError):
         return None
+
+
+def routed_into_a_cluster(address: str) -> bool:
+    """Whether this machine sends `address` into a local cluster's namespace: an address of
+    BLOCKS whose route is a cluster's link, so a request to it stays on the machine (a
+    cluster without the network has Services addresses the default route would take out)."""
+    try:
+        if ipaddress.ip_address(address) not in BLOCKS:
+            return False
+        route = netns.ip("-o", "route", "get", address).split()
+    except (ValueError, NetworkError, OSError):
+        return False
+    return "dev" in route and route[route.index("dev") + 1].startswith(HOST_LINK_PREFIX)
 
 
 def check_supported() -> None:

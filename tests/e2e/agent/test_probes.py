@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp
 
 from ferry.adapters.kube import Kube
-from ferry_local.client import ServiceClient
+from ferry_local.loopback_service import LoopbackServiceClient
 from ferry_local.wait import eventually
 from tests.e2e.agent.support import (
     AgentProcess,
@@ -59,7 +59,7 @@ async def test_a_pod_whose_readiness_probe_fails_stays_out_of_the_endpoints(
     assert condition(bad, "Ready") == condition(bad, "ContainersReady") == "False"
     assert container_status(bad, "server")["ready"] is False
 
-    async with ServiceClient(kube, namespace, "web") as client:
+    async with LoopbackServiceClient(kube, namespace, "web") as client:
         assert [e.pod for e in client.endpoints()] == ["good"]
         replies = [await client.get("/") for _ in range(4)]
     assert {reply.json()["pod"] for reply in replies} == {"good"}

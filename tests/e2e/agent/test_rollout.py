@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 from ferry.adapters.kube import Kube
-from ferry_local.client import ServiceClient
+from ferry_local.loopback_service import LoopbackServiceClient
 from ferry_local.wait import eventually
 from tests.e2e.agent.support import AgentProcess, create_service, local_spec, server_container
 
@@ -52,7 +52,7 @@ async def test_a_rolling_update_serves_every_request(
     versions: Counter[str] = Counter()
     done = asyncio.Event()
 
-    async with ServiceClient(kube, namespace, "api") as client:
+    async with LoopbackServiceClient(kube, namespace, "api") as client:
         await client.wait_for_endpoints(REPLICAS)
 
         async def load() -> None:

@@ -9,7 +9,7 @@ import aiohttp
 
 from ferry.adapters.kube import Kube
 from ferry_local import processes
-from ferry_local.client import ServiceClient
+from ferry_local.loopback_service import LoopbackServiceClient
 from ferry_local.wait import eventually
 from tests.e2e.agent.support import (
     SHELL_IMAGE,
@@ -46,7 +46,10 @@ async def test_a_deleted_pod_finishes_every_request_it_accepted(
     pod = await wait_ready(kube, namespace, "slow")
     ip = pod["status"]["podIP"]
 
-    async with ServiceClient(kube, namespace, "slow") as client, aiohttp.ClientSession() as stats:
+    async with (
+        LoopbackServiceClient(kube, namespace, "slow") as client,
+        aiohttp.ClientSession() as stats,
+    ):
         requests = [asyncio.create_task(client.get("/slow?s=3")) for _ in range(IN_FLIGHT)]
 
         async def all_in_flight() -> bool:

@@ -1,8 +1,13 @@
-"""The README's first command, end to end: the iris example trained, pushed, served and asked."""
+"""The README's first command, end to end: the iris example trained, pushed, served and asked at
+its Service's ClusterIP, with a curl command that asks it the same from this machine."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import re
+import shlex
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +16,7 @@ import pytest
 from ferry_local import demo
 from ferry_local.cluster import ClusterInfo, local_cluster
 from ferry_local.layout import ClusterLayout
+from tests.support.ferry_operator import kubectl
 
 
 @pytest.fixture(scope="module")
@@ -25,13 +31,22 @@ async def test_the_iris_example_serves_real_predictions(full_cluster: ClusterInf
     lines: list[str] = []
     version = demo.publish_model(full_cluster, lines.append)
     demo.deploy(full_cluster, lines.append)
-    predictions = await demo.predict(full_cluster)
+    predictions = await demo.predict(full_cluster, lines.append)
 
     assert version == "1"
     assert [p["class"] for p in predictions] == ["setosa", "versicolor", "virginica"]
     for prediction in predictions:
         assert abs(sum(prediction["probabilities"].values()) - 1.0) < 0.01
-    row = _columns(lines[-1])
+    service = json.loads(kubectl(full_cluster, "get", "service", "iris", "-o", "json").stdout)
+    asked = lines[-1]
+    assert asked.endswith(f" http://{service['spec']['clusterIP']}:80/"), asked
+    curl = shlex.split(asked.partition(": ")[2])
+    assert curl[0] == "curl", asked
+    answer = await asyncio.to_thread(
+        subprocess.run, curl, capture_output=True, text=True, check=True, timeout=60
+    )
+    assert json.loads(answer.stdout)["predictions"] == predictions
+    row = _columns(lines[-2])
     shown = (row["NAME"], row["READY"], row["REPLICAS"], row["VERSION"])
     assert shown == ("iris", "True", "1/1", "1")
 

@@ -33,12 +33,17 @@ def test_a_step_up_in_load_shows_replicas_rising_with_no_request_failing(
             f"--profile={PROFILE}",
             f"--kubeconfig={local_env.kubeconfig}",
             "--json",
+            # Each request balanced anew by kube-proxy: kept-alive connections opened before the
+            # scale-up would stay on the first replica and keep its backlog for as long as the
+            # load lasts (the README's run shows it), and the latency below is the replicas'.
+            "--connections=per-request",
         ]
     )
     *seconds, last = [json.loads(line) for line in output.splitlines()]
     summary = last["summary"]
 
     assert summary["sent"] == EXPECTED_SENT, summary
+    assert summary["connections"] == "per-request"
     assert (summary["ok"], summary["failed"], summary["failures"]) == (EXPECTED_SENT, 0, {})
     assert sum(second["sent"] for second in seconds) <= EXPECTED_SENT
     assert sum(second["ok"] for second in seconds) <= summary["ok"]
@@ -50,6 +55,73 @@ def test_a_step_up_in_load_shows_replicas_rising_with_no_request_failing(
     assert summary["desiredMax"] >= 2
     assert summary["replicasMax"] >= 2
     assert any(second["readyReplicas"] and second["readyReplicas"] >= 2 for second in seconds)
+
+
+def test_requests_go_over_kept_alive_connections_by_default_and_are_all_answered(
+    local_env: ClusterInfo,
+) -> None:
+    kubectl(local_env, "apply", "-f", str(LOAD / "realtimeapi.yaml"))
+    kubectl(local_env, "wait", "--for=condition=Ready", "rtapi/echo-load", "--timeout=120s")
+
+    output = run(
+        [
+            sys.executable,
+            str(LOAD / "load.py"),
+            "--api=echo-load",
+            "--profile=4:3",
+            f"--kubeconfig={local_env.kubeconfig}",
+        ]
+    )
+    summary = output.splitlines()[-1]
+
+    assert summary.startswith("sent 12 in "), output
+    assert " over keep-alive connections: 12 ok, 0 failed (none); " in summary, output
+
+
+def load_without_a_cluster_ip(cluster: ClusterInfo, api: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            str(LOAD / "load.py"),
+            f"--api={api}",
+            "--profile=1:1",
+            f"--kubeconfig={cluster.kubeconfig}",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_an_api_with_no_service_is_an_error_that_says_what_to_do(local_env: ClusterInfo) -> None:
+    result = load_without_a_cluster_ip(local_env, "absent")
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == (
+        "load: service default/absent not found: apply the RealtimeAPI and wait for it to be "
+        "Ready (kubectl wait --for=condition=Ready rtapi/absent)\n"
+    )
+
+
+def test_a_headless_service_is_an_error_not_a_traceback(local_env: ClusterInfo) -> None:
+    headless = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "headless", "namespace": "default"},
+        "spec": {"clusterIP": "None", "selector": {"app": "headless"}, "ports": [{"port": 80}]},
+    }
+    kubectl(local_env, "apply", "-f", "-", stdin=json.dumps(headless))
+    try:
+        result = load_without_a_cluster_ip(local_env, "headless")
+    finally:
+        kubectl(local_env, "delete", "service", "headless")
+
+    assert result.returncode == 1, result.stderr
+    assert result.stderr == (
+        "load: service default/headless is headless: it has no ClusterIP to send to; "
+        "send through --url instead\n"
+    )
 
 
 def test_a_profile_it_cannot_follow_is_a_usage_error_naming_the_stage() -> None:

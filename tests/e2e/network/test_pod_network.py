@@ -6,21 +6,27 @@ from __future__ import annotations
 
 import http.client
 import ipaddress
+import json
 import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from ferry import names
+from ferry.adapters.kube import Kube
 from ferry_local import netns
 from ferry_local.agent.network import PodNetwork
 from ferry_local.cluster import ClusterInfo
+from ferry_local.cluster_ip import ClusterIPClient
 from ferry_local.components import AGENT_NODE
 from ferry_local.netns import NetworkError
 from ferry_local.network import ClusterNetwork
-from ferry_local.wait import wait_until
+from ferry_local.wait import eventually, wait_until
 from tests.e2e.network.conftest import (
     LOCAL_GROUP,
     answering_pod,
@@ -29,10 +35,11 @@ from tests.e2e.network.conftest import (
     server_deployment,
     service,
 )
-from tests.support.ferry_operator import kubectl
+from tests.support.ferry_operator import REPO, kubectl
 
 # A documentation address (RFC 5737): only asked about (`ip route get`), never sent to.
 OUTSIDE = "203.0.113.7"
+ECHO = REPO / "examples" / "custom-container" / "realtimeapi.yaml"
 
 
 @pytest.fixture
@@ -48,9 +55,11 @@ def ns(net_cluster: ClusterInfo) -> Iterator[str]:
     kubectl(net_cluster, "delete", "namespace", name, "--wait=false")
 
 
-def ready_pods(cluster: ClusterInfo, namespace: str, app: str, count: int) -> list[dict[str, Any]]:
+def ready_pods(
+    cluster: ClusterInfo, namespace: str, app: str, count: int, label: str = "app"
+) -> list[dict[str, Any]]:
     def ready() -> list[dict[str, Any]] | None:
-        pods = get(cluster, namespace, "pods", "-l", f"app={app}")["items"]
+        pods = get(cluster, namespace, "pods", "-l", f"{label}={app}")["items"]
         done = [
             pod
             for pod in pods
@@ -76,20 +85,27 @@ def serving(cluster: ClusterInfo, namespace: str, name: str, replicas: int) -> l
     ips = sorted(pod["status"]["podIP"] for pod in pods)
 
     def listed() -> list[str] | None:
-        slices = get(
-            cluster, namespace, "endpointslices", "-l", f"kubernetes.io/service-name={name}"
-        )
-        found = sorted(
-            address
-            for item in slices["items"]
-            for endpoint in item.get("endpoints") or ()
-            if (endpoint.get("conditions") or {}).get("ready")
-            for address in endpoint["addresses"]
-        )
+        found = ready_addresses(endpoint_slices(cluster, namespace, name))
         return found if found == ips else None
 
     wait_until(listed, timeout=30, what=f"the EndpointSlices of {name} listing {ips}")
     return ips
+
+
+def endpoint_slices(cluster: ClusterInfo, namespace: str, name: str) -> list[dict[str, Any]]:
+    label = f"kubernetes.io/service-name={name}"
+    slices: list[dict[str, Any]] = get(cluster, namespace, "endpointslices", "-l", label)["items"]
+    return slices
+
+
+def ready_addresses(slices: list[dict[str, Any]]) -> list[str]:
+    return sorted(
+        address
+        for item in slices
+        for endpoint in item.get("endpoints") or ()
+        if (endpoint.get("conditions") or {}).get("ready")
+        for address in endpoint["addresses"]
+    )
 
 
 def refused(address: str, port: int) -> type[BaseException]:
@@ -157,6 +173,80 @@ def test_a_services_cluster_ip_answers_from_the_host_balanced_per_connection(
         assert len({answering_pod(connection) for _ in range(20)}) == 1
     finally:
         connection.close()
+
+
+async def test_the_cluster_ip_clients_connections_stay_on_one_pod_or_spread_per_request(
+    net_cluster: ClusterInfo, ns: str
+) -> None:
+    serving(net_cluster, ns, "modes", 2)
+    address = cluster_ip(net_cluster, ns, "modes")
+    pods = {pod["metadata"]["name"] for pod in get(net_cluster, ns, "pods")["items"]}
+    kube = await Kube.connect(str(net_cluster.kubeconfig))
+    try:
+        async with ClusterIPClient(kube, ns, "modes", connections="per-request") as fresh:
+            assert fresh.url == f"http://{address}:80"
+            await fresh.wait_until_serving(2)
+
+            async def reached_by_new_connections() -> bool:
+                return {(await fresh.get("/")).json()["pod"] for _ in range(30)} == pods
+
+            # As above: once kube-proxy's rules have both pods, thirty connections reach both.
+            await eventually(
+                reached_by_new_connections, timeout=30, what=f"{fresh.url} reaching both pods"
+            )
+        async with ClusterIPClient(kube, ns, "modes") as kept:
+            # One request at a time: the pool's one connection, on the pod it first reached.
+            assert len({(await kept.get("/")).json()["pod"] for _ in range(30)}) == 1
+    finally:
+        await kube.close()
+
+
+def test_a_realtime_apis_cluster_ip_answers_curl_from_the_host_and_its_slices_list_its_pods(
+    net_cluster: ClusterInfo, ns: str
+) -> None:
+    echo = yaml.safe_load(ECHO.read_text())
+    echo["spec"]["autoscaling"] = {"minReplicas": 2, "maxReplicas": 2}
+    apply(net_cluster, ns, echo)
+    kubectl(net_cluster, "wait", "-n", ns, "--for=condition=Ready", "rtapi/echo", "--timeout=120s")
+    pods = ready_pods(net_cluster, ns, "echo", 2, label="ferry.dev/api")
+    pod_names = {pod["status"]["podIP"]: pod["metadata"]["name"] for pod in pods}
+    svc = get(net_cluster, ns, "service", "echo")
+    url = f"http://{svc['spec']['clusterIP']}:{svc['spec']['ports'][0]['port']}/"
+    ips = sorted(pod_names)
+
+    def listed() -> list[dict[str, Any]] | None:
+        slices = endpoint_slices(net_cluster, ns, "echo")
+        return slices if ready_addresses(slices) == ips else None
+
+    slices = wait_until(listed, timeout=30, what=f"the EndpointSlices of echo listing {ips}")
+    # The Service sends to each pod's proxy, in front of the predictor.
+    assert {port["port"] for item in slices for port in item["ports"]} == {names.PROXY_PORT}
+
+    def curl() -> dict[str, Any]:
+        answer = subprocess.run(
+            [
+                "curl",
+                "-sS",
+                "--max-time",
+                "10",
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                '{"text": "hello"}',
+                url,
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        found: dict[str, Any] = json.loads(answer.stdout)
+        return found
+
+    # kube-proxy's rules follow the slices a moment later: until then the address refuses.
+    answer = wait_until(curl, timeout=30, what=f"curl {url} answering")
+    assert answer["echo"] == {"text": "hello"}
+    assert answer["api"] == "echo"
+    assert answer["pod"] in pod_names.values()
 
 
 def test_an_unallocated_service_address_and_an_unused_pod_address_are_refused_at_once(

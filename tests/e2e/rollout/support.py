@@ -1,5 +1,6 @@
 """What the rollout e2e tests share: the iris model in the local S3, RealtimeAPIs of it, steady
-load through their Service with every outcome counted, and the CI script."""
+load to their Service's ClusterIP over kept-alive connections (as clients in a cluster send it)
+with every outcome counted, and the CI script."""
 
 from __future__ import annotations
 
@@ -19,8 +20,8 @@ import boto3
 
 from ferry.adapters.kube import Kube
 from ferry.model.push import push
-from ferry_local.client import ServiceClient
 from ferry_local.cluster import ClusterInfo
+from ferry_local.cluster_ip import ClusterIPClient
 from ferry_local.demo import IRIS
 from tests.support.ferry_operator import REPO, kubectl
 
@@ -104,14 +105,15 @@ async def load(
     replicas: int,
     outcomes: Counter[str] | None = None,
 ) -> Counter[str]:
-    """Steady requests through the API's Service until `stop`; every outcome counted (into
-    `outcomes` when given, so the caller can follow them)."""
+    """Steady requests to the API's ClusterIP until `stop`, each worker on a kept-alive
+    connection; every outcome counted (into `outcomes` when given, so the caller can follow
+    them). Sent once the Service answers with `replicas` ready endpoints listed."""
     outcomes = Counter() if outcomes is None else outcomes
     failures: list[tuple[float, str]] = []
     kube = await Kube.connect(str(info.kubeconfig))
     try:
-        async with ServiceClient(kube, "default", name) as service:
-            await service.wait_for_endpoints(replicas, timeout=60)
+        async with ClusterIPClient(kube, "default", name) as service:
+            await service.wait_until_serving(replicas, timeout=60)
 
             async def worker() -> None:
                 while not stop.is_set() and sum(outcomes.values()) < MAX_REQUESTS:
@@ -129,6 +131,7 @@ async def load(
             await asyncio.gather(*(worker() for _ in range(LOAD_WORKERS)))
     finally:
         await kube.close()
+    print(f"load on {name}: {dict(outcomes)}")
     for at, failure in failures:  # when, to read beside the pods' logs
         when = datetime.datetime.fromtimestamp(at, datetime.UTC).isoformat(timespec="milliseconds")
         print(f"load on {name}: {when} {failure}")

@@ -1,8 +1,9 @@
 """Two consecutive rollouts of a 3-replica API under steady load fail no request.
 
 Real pods on the node agent: the model fetched from S3 by the init container, Ferry's proxy in
-front of ferry-runtime serving the iris model; the load goes through the Service as a client of
-it would, and every response is counted.
+front of ferry-runtime serving the iris model; the load goes to the Service's ClusterIP over
+kept-alive connections, through kube-proxy as a client in the cluster sends it, and every
+response is counted.
 """
 
 from __future__ import annotations

@@ -1,10 +1,15 @@
-"""Requests to a Service of the local cluster from this machine, spread as a Service spreads them.
+"""A client-side emulation of a Service, for the node agent's loopback pods: requests spread
+over the Service's ready pods as kube-proxy would spread them.
 
-Where the endpoints come from: the API server refuses loopback addresses in EndpointSlices
+Only the node agent's e2e tier needs it: there the agent runs without the pod network
+(`--pod-cidr` in 127.0.0.0/8), and the API server refuses loopback addresses in EndpointSlices
 (`endpoints[0].addresses[0]: Invalid value: "127.128.0.5": may not be in the loopback range
-(127.0.0.0/8, ::1/128)`), so the slices of the node agent's pods can never list them. The client
-therefore derives the endpoints from the same facts the EndpointSlice controller reads, and by
-its rules: the pods the Service's selector matches, with an address, Ready, and not terminating;
+(127.0.0.0/8, ::1/128)`), so the slices of its pods can never list them and no kube-proxy could
+serve the Service. A cluster with the network (`ferry local up`) serves Services at their
+ClusterIP through a real kube-proxy: clients there use ferry_local.cluster_ip.
+
+Where the endpoints come from: the same facts the EndpointSlice controller reads, and by its
+rules: the pods the Service's selector matches, with an address, Ready, and not terminating;
 the port is the Service port's targetPort, a number or a container port name looked up per pod.
 It watches those pods, so readiness changes, new pods and deletions reach it as they happen,
 and it sends each request to the next ready endpoint in turn (round robin). The Service's
@@ -15,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
@@ -25,13 +29,8 @@ import aiohttp
 
 from ferry.adapters.kube import Kube
 from ferry_local.agent import watch
+from ferry_local.cluster_ip import DEFAULT_TIMEOUT, Reply, ServiceNotFoundError, service_port
 from ferry_local.wait import eventually
-
-DEFAULT_TIMEOUT = 30.0
-
-
-class ServiceNotFoundError(LookupError):
-    pass
 
 
 class NoEndpointsError(ConnectionError):
@@ -46,27 +45,8 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
-class Reply:
-    status: int
-    body: bytes
+class LoopbackReply(Reply):
     endpoint: Endpoint
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-def service_port(service: Mapping[str, Any], port: str | int | None) -> Mapping[str, Any]:
-    """The Service port named or numbered `port`; its only port when `port` is None."""
-    ports = service.get("spec", {}).get("ports") or []
-    name = service.get("metadata", {}).get("name")
-    if port is None:
-        if len(ports) != 1:
-            raise ValueError(f"service {name} has {len(ports)} ports: say which one")
-        return dict(ports[0])
-    for candidate in ports:
-        if port in (candidate.get("name"), candidate.get("port")):
-            return dict(candidate)
-    raise ValueError(f"service {name} has no port {port!r}")
 
 
 def _target(pod: Mapping[str, Any], target: int | str) -> int | None:
@@ -112,8 +92,8 @@ def selector_query(service: Mapping[str, Any]) -> str:
     return ",".join(f"{key}={value}" for key, value in sorted(selector.items()))
 
 
-class ServiceClient:
-    """`async with ServiceClient(kube, namespace, name) as client: await client.get("/")`."""
+class LoopbackServiceClient:
+    """`async with LoopbackServiceClient(kube, ns, name) as client: await client.get("/")`."""
 
     def __init__(
         self,
@@ -121,15 +101,12 @@ class ServiceClient:
         namespace: str,
         name: str,
         port: str | int | None = None,
-        *,
-        session: aiohttp.ClientSession | None = None,
     ) -> None:
         self.kube = kube
         self.namespace = namespace
         self.name = name
         self.port = port
-        self._session = session
-        self._own_session = session is None
+        self._session: aiohttp.ClientSession | None = None
         self._pods: dict[str, dict[str, Any]] = {}
         self._endpoints: list[Endpoint] = []
         self._turn = itertools.count()
@@ -137,7 +114,7 @@ class ServiceClient:
         self._watcher: asyncio.Task[None] | None = None
         self._service_port: Mapping[str, Any] = {}
 
-    async def __aenter__(self) -> ServiceClient:
+    async def __aenter__(self) -> LoopbackServiceClient:
         path = f"/api/v1/namespaces/{self.namespace}/services/{self.name}"
         service = await self.kube.get(path)
         if service is None:
@@ -145,8 +122,7 @@ class ServiceClient:
         self._service_port = service_port(service, self.port)
         query = {"labelSelector": selector_query(service)}
         self._watcher = asyncio.create_task(self._follow(query))
-        if self._own_session:
-            self._session = aiohttp.ClientSession()
+        self._session = aiohttp.ClientSession()
         synced = asyncio.ensure_future(self._synced.wait())
         await asyncio.wait(
             {synced, self._watcher}, timeout=DEFAULT_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
@@ -165,7 +141,7 @@ class ServiceClient:
     ) -> None:
         if self._watcher is not None:
             self._watcher.cancel()
-        if self._own_session and self._session is not None:
+        if self._session is not None:
             await self._session.close()
 
     async def _follow(self, query: Mapping[str, str]) -> None:
@@ -208,7 +184,7 @@ class ServiceClient:
         body: bytes | None = None,
         headers: Mapping[str, str] | None = None,
         timeout: float = DEFAULT_TIMEOUT,
-    ) -> Reply:
+    ) -> LoopbackReply:
         """One request to the next ready endpoint; connection errors are the caller's to see."""
         assert self._session is not None, "use the client in `async with`"
         endpoint = self.next_endpoint()
@@ -220,7 +196,7 @@ class ServiceClient:
             headers=dict(headers or {}),
             timeout=aiohttp.ClientTimeout(total=timeout),
         ) as response:
-            return Reply(response.status, await response.read(), endpoint)
+            return LoopbackReply(response.status, await response.read(), endpoint)
 
-    async def get(self, path: str, *, timeout: float = DEFAULT_TIMEOUT) -> Reply:
+    async def get(self, path: str, *, timeout: float = DEFAULT_TIMEOUT) -> LoopbackReply:
         return await self.request("GET", path, timeout=timeout)

@@ -1,4 +1,5 @@
-"""The client's endpoints are the EndpointSlice controller's: ready, not terminating, right port."""
+"""The loopback Service emulation's endpoints are the EndpointSlice controller's: ready, not
+terminating, right port."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from ferry_local.client import Endpoint, ready_endpoints, selector_query, service_port
+from ferry_local.cluster_ip import service_port
+from ferry_local.loopback_service import Endpoint, ready_endpoints, selector_query
 
 SERVICE = {
     "metadata": {"name": "iris"},
@@ -70,15 +72,6 @@ def test_a_pod_without_the_named_port_is_not_an_endpoint() -> None:
     unnamed = pod("a")
     unnamed["spec"]["containers"][0]["ports"] = []
     assert ready_endpoints(service_port(SERVICE, "http"), [unnamed]) == []
-
-
-def test_which_service_port() -> None:
-    with pytest.raises(ValueError, match="has 2 ports"):
-        service_port(SERVICE, None)
-    with pytest.raises(ValueError, match="no port 'grpc'"):
-        service_port(SERVICE, "grpc")
-    only = {"metadata": {"name": "x"}, "spec": {"ports": [{"port": 80}]}}
-    assert service_port(only, None) == {"port": 80}
 
 
 def test_the_selector_becomes_a_label_query() -> None:
