@@ -35,6 +35,7 @@ from ferry.adapters.kube import Kube, path_of
 from ferry.services.status import deployment_path
 from ferry.services.status_writer import api_path
 from ferry_local.cluster import ClusterInfo, local_cluster
+from ferry_local.cluster_ip import CONNECTIONS, Connections
 from ferry_local.layout import ClusterLayout
 from ferry_local.wait import eventually
 from tests.e2e.rollout.support import api_manifest, apply, load, push_iris, wait_ready
@@ -112,11 +113,14 @@ async def timed(
     service: str,
     change: Callable[[], Awaitable[Any]],
     done: Callable[[Any], Awaitable[bool]],
+    connections: Connections,
 ) -> tuple[float, float, Counter[str]]:
-    """(start, seconds) from `change` until `done`, with steady load through `service`
-    meanwhile, and the outcomes of that load."""
+    """(start, seconds) from `change` until `done`, with steady load through `service`'s
+    ClusterIP meanwhile, and the outcomes of that load."""
     stop = asyncio.Event()
-    traffic = asyncio.create_task(load(info, service, stop, replicas=REPLICAS))
+    traffic = asyncio.create_task(
+        load(info, service, stop, replicas=REPLICAS, connections=connections)
+    )
     await asyncio.sleep(1)  # the load under way before the rollout starts
     started = time.monotonic()
     changed = await change()
@@ -130,7 +134,7 @@ async def timed(
     return started, elapsed, await traffic
 
 
-async def bench(info: ClusterInfo, rounds: int) -> None:
+async def bench(info: ClusterInfo, rounds: int, connections: Connections) -> None:
     uri = await push_iris(info, "bench-rollout", tuple(str(v) for v in range(1, rounds + 2)))
     apply(info, iris(uri, "1"))
     await asyncio.to_thread(wait_ready, info, API)
@@ -172,7 +176,7 @@ async def bench(info: ClusterInfo, rounds: int) -> None:
                     seen["rolled"] = now
                 return api_ready(await kube.get(api_path("default", API)), generation)
 
-            started, seconds, outcomes = await timed(info, API, bump_api, api_done)
+            started, seconds, outcomes = await timed(info, API, bump_api, api_done, connections)
             ferry_times.append(seconds)
             # The operator's own share: reacting to the change, and reporting the end.
             own_times.append((marks["updated"] - started) + (started + seconds - marks["rolled"]))
@@ -185,7 +189,7 @@ async def bench(info: ClusterInfo, rounds: int) -> None:
             async def bump_bare(template: dict[str, Any] = rendered) -> None:
                 await kube.apply(bare_deployment(template), "bench")
 
-            _, seconds, outcomes = await timed(info, BARE, bump_bare, bare_done)
+            _, seconds, outcomes = await timed(info, BARE, bump_bare, bare_done, connections)
             bare_times.append(seconds)
             bare_load += outcomes
             print(
@@ -196,7 +200,7 @@ async def bench(info: ClusterInfo, rounds: int) -> None:
             )
     finally:
         await kube.close()
-    report(rounds, (ferry_times, own_times, bare_times), ferry_load, bare_load)
+    report(rounds, connections, (ferry_times, own_times, bare_times), ferry_load, bare_load)
 
 
 def failed(outcomes: Counter[str]) -> int:
@@ -210,6 +214,7 @@ def version_of(deployment: dict[str, Any] | None) -> str | None:
 
 def report(
     rounds: int,
+    connections: Connections,
     timings: tuple[list[float], list[float], list[float]],
     ferry_load: Counter[str],
     bare_load: Counter[str],
@@ -217,7 +222,7 @@ def report(
     ferry_times, own_times, bare_times = timings
     print(
         f"\nrollout of {REPLICAS} replicas (maxSurge 1, maxUnavailable 0), real pods on the "
-        f"node agent, {rounds} rounds"
+        f"node agent, {rounds} rounds; load through the ClusterIP, {connections} connections"
     )
     print(f"{'':26}{'median':>8}{'min':>8}{'max':>8}")
     for label, series in (("RealtimeAPI (Ferry)", ferry_times), ("bare Deployment", bare_times)):
@@ -241,12 +246,18 @@ def report(
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--connections",
+        choices=CONNECTIONS,
+        default="keep-alive",
+        help="the load's clients: kept-alive connections, or a new one per request",
+    )
     args = parser.parse_args()
     with (
         tempfile.TemporaryDirectory() as tmp,
         local_cluster(ClusterLayout(Path(tmp) / "bench-rollout"), nodes=1, operator=True) as info,
     ):
-        asyncio.run(bench(info, args.rounds))
+        asyncio.run(bench(info, args.rounds, args.connections))
     return 0
 
 

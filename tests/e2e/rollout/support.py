@@ -21,7 +21,7 @@ import boto3
 from ferry.adapters.kube import Kube
 from ferry.model.push import push
 from ferry_local.cluster import ClusterInfo
-from ferry_local.cluster_ip import ClusterIPClient
+from ferry_local.cluster_ip import ClusterIPClient, Connections
 from ferry_local.demo import IRIS
 from tests.support.ferry_operator import REPO, kubectl
 
@@ -104,15 +104,17 @@ async def load(
     stop: asyncio.Event,
     replicas: int,
     outcomes: Counter[str] | None = None,
+    connections: Connections = "keep-alive",
 ) -> Counter[str]:
     """Steady requests to the API's ClusterIP until `stop`, each worker on a kept-alive
-    connection; every outcome counted (into `outcomes` when given, so the caller can follow
-    them). Sent once the Service answers with `replicas` ready endpoints listed."""
+    connection (or, with `connections="per-request"`, a new one per request); every outcome
+    counted (into `outcomes` when given, so the caller can follow them). Sent once the Service
+    answers with `replicas` ready endpoints listed."""
     outcomes = Counter() if outcomes is None else outcomes
     failures: list[tuple[float, str]] = []
     kube = await Kube.connect(str(info.kubeconfig))
     try:
-        async with ClusterIPClient(kube, "default", name) as service:
+        async with ClusterIPClient(kube, "default", name, connections=connections) as service:
             await service.wait_until_serving(replicas, timeout=60)
 
             async def worker() -> None:
