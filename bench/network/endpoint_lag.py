@@ -3,22 +3,27 @@ ready: what a terminating replica's drain delay must cover.
 
 One local environment with its pod network (a real kube-proxy in nftables mode serving the
 Service's ClusterIP, as in a cluster). Two pods of the e2e tests' server (tests/e2e/agent/
-server.py, whose answer names its pod) stand behind a Service. New connections, each fresh (one
-request, then closed), go to the ClusterIP at a steady rate throughout a round. In each round,
-one pod:
+server.py, whose answer names its pod) stand behind a Service; one more, the decoy, behind a
+Service of its own. New connections, each fresh (one request, then closed), go to the first
+Service's ClusterIP at a steady rate throughout a round. In each round, one of its two pods:
 
 - terminating: is deleted. Its preStop hook sleeps longer than the round, so it keeps answering
   whatever still reaches it (a Ferry pod's proxy does the same through its drain delay). The
   moment is the DELETE request's, taken just before it is sent.
-- not ready: is told to fail its readiness probe (`PUT /ready false` to the pod itself). The
+- not ready: is told to fail its readiness probe (`POST /control/ready?ready=0` to the pod). The
   moment is the node agent's write of the pod's Ready=False, as this process' watch delivers
-  it; it is turned back ready at the end of the round.
+  it. The pod is turned back ready at the end of the round.
+- terminating after another change: is deleted as soon as the decoy's EndpointSlice shows the
+  decoy not ready (turned so just before). kube-proxy syncs its rules at once for the decoy,
+  then waits out its minimum sync period (1 s by default) before it syncs again: as in a
+  rollout, where the Deployment controller deletes an old pod right after a new one turned
+  ready. The moment is the DELETE request's.
 
 From that moment the benchmark times (a) the pod's endpoint shown not ready in the Service's
 EndpointSlice (a watch delivers it), and (b) the start of the last new connection that still
 reached that pod through the ClusterIP. A round ends 3 s after both the slice and the last such
-connection, and at most 20 s after the moment. Connections that fail are counted. The two cases
-alternate, round by round. At the default 150 connections per second each pod is reached about
+connection, and at most 20 s after the moment. Connections that fail are counted. The cases
+take turns, round by round. At the default 150 connections per second each pod is reached about
 every 13 ms, so (b) is read to within that.
 
 Traffic goes only to the cluster's own addresses (its Service and pod blocks, routed into its
@@ -234,8 +239,8 @@ class Bench:
 
     async def turn(self, address: str, ready: bool) -> None:
         async with aiohttp.ClientSession() as session:
-            url = f"http://{address}:8080/ready"
-            async with session.put(url, data=b"true" if ready else b"false") as response:
+            url = f"http://{address}:8080/control/ready?ready={int(ready)}"
+            async with session.post(url) as response:
                 response.raise_for_status()
 
     async def round(self, case: str) -> Round:

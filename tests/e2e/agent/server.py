@@ -3,8 +3,8 @@
     server.py [--port N] [--not-ready]
 
 It binds $FERRY_HOST (the pod's own address). /ready answers 503 with --not-ready, or after
-`PUT /ready` with the body `false` (`true` turns it back); /slow?s=N answers after N seconds;
-/env shows what the process was started with; /stats counts requests.
+`POST /control/ready?ready=0` (as tests/e2e/upstream.py; `ready=1` turns it back); /slow?s=N
+answers after N seconds; /env shows what the process was started with; /stats counts requests.
 At SIGTERM it stops accepting, lets every request in flight finish, and exits 0.
 """
 
@@ -55,8 +55,8 @@ def app(state: State) -> web.Application:
         return web.Response(status=200 if state.ready else 503, text="ready?")
 
     async def turn(request: web.Request) -> web.Response:
-        state.ready = (await request.text()).strip() == "true"
-        return web.Response(status=204)
+        state.ready = request.query["ready"] == "1"
+        return web.Response()
 
     async def env(_request: web.Request) -> web.Response:
         return web.json_response(
@@ -71,7 +71,7 @@ def app(state: State) -> web.Application:
     application.router.add_get("/slow", slow)
     application.router.add_get("/healthz", hello)
     application.router.add_get("/ready", ready)
-    application.router.add_put("/ready", turn)
+    application.router.add_post("/control/ready", turn)
     application.router.add_get("/env", env)
     application.router.add_get("/stats", show_stats)
     return application
