@@ -132,7 +132,9 @@ class Settings:
     drain_delay: int = field(default=3, metadata=_from("FERRY_DRAIN_DELAY_SECONDS", _drain_delay))
     """Seconds a terminating pod's proxy keeps accepting new connections, for the APIs that set
     no spec.serving.drainDelaySeconds: until kube-proxy (and any load balancer in front) no
-    longer sends it any."""
+    longer sends it any. 2.9 times the longest lag measured from a pod's deletion to the last
+    new connection kube-proxy sent it, 1.04 s, its minimum sync period
+    (bench/network/endpoint_lag.py; docs/proxy.md, "Sizing the drain delay")."""
     node_groups: Mapping[str, NodeGroup] = field(
         default_factory=dict, metadata=_from("FERRY_NODE_GROUPS", _node_groups)
     )
