@@ -87,6 +87,21 @@ def _seconds(name: str, text: str) -> float:
     return value
 
 
+# The longest deregistration delay an AWS target group takes: a drain delay sized to cover one
+# (docs/proxy.md) fits.
+MAX_DRAIN_DELAY_SECONDS = 3600
+
+
+def _drain_delay(name: str, text: str) -> int:
+    number = _whole(name, text)
+    if not 1 <= number <= MAX_DRAIN_DELAY_SECONDS:
+        raise SettingsError(
+            f"{name} must be whole seconds from 1 to {MAX_DRAIN_DELAY_SECONDS}, not {number}:"
+            " without a drain delay, connections still routed to a terminating pod are refused"
+        )
+    return number
+
+
 def _one_of(*choices: str) -> Callable[[str, str], str]:
     def choice(name: str, text: str) -> str:
         if text not in choices:
@@ -114,6 +129,12 @@ class Settings:
     """Namespaces to watch (kopf patterns), comma-separated; empty means cluster-wide."""
     image: str = field(default=DEFAULT_IMAGE, metadata=_from("FERRY_IMAGE", _text))
     """Image of the proxy sidecar and the model-fetch init container: Ferry's own."""
+    drain_delay: int = field(default=3, metadata=_from("FERRY_DRAIN_DELAY_SECONDS", _drain_delay))
+    """Seconds a terminating pod's proxy keeps accepting new connections, for the APIs that set
+    no spec.serving.drainDelaySeconds: until kube-proxy (and any load balancer in front) no
+    longer sends it any. 2.9 times the longest lag measured from a pod's deletion to the last
+    new connection kube-proxy sent it, 1.04 s, its minimum sync period
+    (bench/network/endpoint_lag.py; docs/proxy.md, "Sizing the drain delay")."""
     node_groups: Mapping[str, NodeGroup] = field(
         default_factory=dict, metadata=_from("FERRY_NODE_GROUPS", _node_groups)
     )

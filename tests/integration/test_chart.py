@@ -39,6 +39,7 @@ EVERYTHING: dict[str, Any] = {
     "image": {"digest": "sha256:" + "ab" * 32, "pullPolicy": "Always"},
     "imagePullSecrets": [{"name": "ghcr"}],
     "dataPlaneImage": "registry.example.com/ferry:0.1.0-patched",
+    "drainDelaySeconds": 310,
     "serviceAccount": {"roleArn": IRSA_ROLE, "annotations": {"team": "ml"}},
     "aws": {"region": "eu-west-1", "endpoint": "https://aws.example.com"},
     "nodeGroups": [GPU_GROUP, CPU_GROUP],
@@ -175,6 +176,14 @@ def test_settings_the_operator_would_refuse_fail_at_install_with_the_reason(
 # operator refuses what the chart would have given it for the same reason.
 REFUSED_AT_START = [
     pytest.param(
+        {"drainDelaySeconds": 0},
+        {"FERRY_DRAIN_DELAY_SECONDS": "0"},
+        "at '/drainDelaySeconds': minimum: got 0, want 1",
+        "FERRY_DRAIN_DELAY_SECONDS must be whole seconds from 1 to 3600, not 0: without a drain"
+        " delay, connections still routed to a terminating pod are refused",
+        id="no-drain-delay",
+    ),
+    pytest.param(
         {"capacity": {"scaleInCooldown": 0}},
         {"FERRY_SCALE_IN_COOLDOWN": "0"},
         "at '/capacity/scaleInCooldown': exclusiveMinimum: got 0, want 0",
@@ -290,6 +299,7 @@ def test_every_value_reaches_the_operator_as_its_setting(helm: Helm, tmp_path: P
     env = container_env(helm.template(values_file(tmp_path, EVERYTHING)))
     settings = Settings.from_env(env)
     assert settings.image == "registry.example.com/ferry:0.1.0-patched"
+    assert settings.drain_delay == 310
     assert settings.node_groups.keys() == {"gpu-a10g", "cpu"}
     gpu = settings.node_groups["gpu-a10g"]
     assert (gpu.asg_name, gpu.min_size, gpu.max_size) == ("eks-gpu-a10g", 0, 8)

@@ -207,6 +207,22 @@ CORPUS: list[tuple[str, dict[str, Any], str]] = [
         "spec.serving.timeoutSeconds",
     ),
     (
+        "no drain delay",
+        {**with_predictor(), "serving": {"drainDelaySeconds": 0}},
+        "spec.serving.drainDelaySeconds: Invalid value: 0: spec.serving.drainDelaySeconds in body"
+        " should be greater than or equal to 1",
+    ),
+    (
+        "drain delay beyond an hour",
+        {**with_predictor(), "serving": {"drainDelaySeconds": 3601}},
+        "spec.serving.drainDelaySeconds in body should be less than or equal to 3600",
+    ),
+    (
+        "drain delay as text",
+        {**with_predictor(), "serving": {"drainDelaySeconds": "5m"}},
+        "spec.serving.drainDelaySeconds in body must be of type integer",
+    ),
+    (
         "min above max",
         {**with_predictor(), "autoscaling": {"minReplicas": 5, "maxReplicas": 2}},
         "minReplicas cannot exceed autoscaling.maxReplicas",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client import ApiClient
 
 from ferry.names import SCALER_FIELD_MANAGER
+from ferry_local.aws import MotoServer
 from ferry_local.cluster import ClusterInfo
 from ferry_local.wait import eventually
 from tests.support.events import event
@@ -110,6 +112,39 @@ async def test_an_api_gets_its_deployment_and_service_and_turns_ready(
     assert "iris   True    2/2" in table
     kubectl(cluster, "wait", "--for=condition=Ready", "rtapi/iris", "-n", namespace, "--timeout=5s")
     await event(api, namespace, "Created", "created Deployment and Service iris")
+
+
+async def test_the_operators_drain_delay_reaches_every_api_that_sets_none_of_its_own(
+    api: ApiClient,
+    namespace: str,
+    crd: None,
+    cluster: ClusterInfo,
+    moto: MotoServer,
+    tmp_path: Path,
+) -> None:
+    env = {**moto.env(), "FERRY_DRAIN_DELAY_SECONDS": "45"}
+    running = Operator(cluster, namespace, tmp_path / "operator.log", env=env)
+    running.start()
+    try:
+        await create(api, namespace, realtime_api("inside", serving={"timeoutSeconds": 30}))
+        fronted = realtime_api("fronted", serving={"timeoutSeconds": 30, "drainDelaySeconds": 300})
+        await create(api, namespace, fronted)
+        apps = client.AppsV1Api(api)
+        for name, drain in (("inside", 45), ("fronted", 300)):
+
+            async def rendered(name: str = name) -> Any:
+                found = await apps.list_namespaced_deployment(
+                    namespace, field_selector=f"metadata.name={name}"
+                )
+                return found.items[0] if found.items else None
+
+            pod = (await eventually(rendered, timeout=60, what=name)).spec.template.spec
+            (proxy,) = [c for c in pod.containers if c.name == "proxy"]
+            assert f"--drain-delay={drain}" in proxy.args
+            assert f"--grace-period={drain + 30}" in proxy.args
+            assert pod.termination_grace_period_seconds == drain + 30 + 12
+    finally:
+        running.stop()
 
 
 async def test_an_image_change_rolls_out_and_the_status_follows(

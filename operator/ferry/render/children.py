@@ -26,12 +26,10 @@ from ferry.spec.model import InvalidSpecError, RealtimeAPISpec
 from ferry.spec.resource import ApiRef
 from ferry.spec.schema import GROUP, KIND, VERSION
 
-# Seconds a terminating proxy keeps accepting requests: endpoint updates take a moment to reach
-# every client (kube-proxy, load balancers, the local client's watch).
-DRAIN_DELAY_SECONDS = 3
-# Seconds on top of serving.timeoutSeconds before the kubelet kills a terminating pod: the drain
-# delay, then time to finish what was accepted.
-DRAIN_MARGIN_SECONDS = 15
+# Seconds a terminating pod has, beyond its drain delay and then its longest request, before the
+# kubelet kills it: for the proxy to close its connections and the predictor, whose preStop
+# waits for that, to exit.
+EXIT_MARGIN_SECONDS = 12
 
 CONTAINER_SECURITY = {
     "allowPrivilegeEscalation": False,
@@ -97,6 +95,19 @@ def node_group_for(spec: RealtimeAPISpec, settings: Settings) -> NodeGroup | Non
             "nodeGroup", f"{name!r} is not a node group of this operator ({known})"
         )
     return group
+
+
+def drain_delay_seconds(spec: RealtimeAPISpec, settings: Settings) -> int:
+    """Seconds a terminating replica keeps accepting new connections: the API's own drain
+    delay, else the operator's."""
+    return spec.serving.drain_delay_seconds or settings.drain_delay
+
+
+def termination_grace_seconds(spec: RealtimeAPISpec, drain_delay: int) -> int:
+    """The pod's grace period: the drain delay, then the longest a request accepted at its end
+    may take (timeoutSeconds, queueing included), then the exit. The proxy's own grace period
+    is the first two, so it answers or cuts everything before the kubelet would kill it."""
+    return drain_delay + spec.serving.timeout_seconds + EXIT_MARGIN_SECONDS
 
 
 def predictor_resources(spec: RealtimeAPISpec) -> dict[str, Any]:
@@ -165,6 +176,7 @@ def render_deployment(
     replicas: int | None,
 ) -> dict[str, Any]:
     """The Deployment; `replicas` only when creating it: afterwards the autoscaler owns them."""
+    drain_delay = drain_delay_seconds(spec, settings)
     deployment = _render(
         "deployment.yaml.j2",
         spec=spec,
@@ -174,8 +186,8 @@ def render_deployment(
         image=settings.image,
         predictor_resources=predictor_resources(spec),
         container_security=CONTAINER_SECURITY,
-        drain_margin_seconds=DRAIN_MARGIN_SECONDS,
-        drain_delay_seconds=DRAIN_DELAY_SECONDS,
+        drain_delay_seconds=drain_delay,
+        termination_grace_seconds=termination_grace_seconds(spec, drain_delay),
         model_dir=names.MODEL_DIR,
         proxy_port=names.PROXY_PORT,
         proxy_admin_port=names.PROXY_ADMIN_PORT,

@@ -73,6 +73,8 @@ class Serving:
     max_concurrency: int
     max_queue_length: int
     timeout_seconds: int
+    drain_delay_seconds: int | None = None
+    """The API's own drain delay; None: the operator's (Settings.drain_delay)."""
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,7 @@ def parse_spec(raw: Mapping[str, Any]) -> RealtimeAPISpec:
                 max_concurrency=int(serving["maxConcurrency"]),
                 max_queue_length=int(serving["maxQueueLength"]),
                 timeout_seconds=int(serving["timeoutSeconds"]),
+                drain_delay_seconds=serving.get("drainDelaySeconds"),
             ),
             autoscaling=Autoscaling(
                 enabled=bool(scaling["enabled"]),

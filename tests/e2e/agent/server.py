@@ -2,7 +2,8 @@
 
     server.py [--port N] [--not-ready]
 
-It binds $FERRY_HOST (the pod's own address). /ready answers 503 with --not-ready; /slow?s=N
+It binds $FERRY_HOST (the pod's own address). /ready answers 503 with --not-ready, or after
+`POST /control/ready?ready=0` (as tests/e2e/upstream.py; `ready=1` turns it back); /slow?s=N
 answers after N seconds; /env shows what the process was started with; /stats counts requests.
 At SIGTERM it stops accepting, lets every request in flight finish, and exits 0.
 """
@@ -22,23 +23,24 @@ from aiohttp import web
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-class Stats:
-    def __init__(self) -> None:
+class State:
+    def __init__(self, ready: bool) -> None:
         self.in_flight = 0
         self.total = 0
+        self.ready = ready
 
 
-def app(not_ready: bool, stats: Stats) -> web.Application:
+def app(state: State) -> web.Application:
     @web.middleware
     async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path == "/stats":
             return await handler(request)
-        stats.in_flight += 1
-        stats.total += 1
+        state.in_flight += 1
+        state.total += 1
         try:
             return await handler(request)
         finally:
-            stats.in_flight -= 1
+            state.in_flight -= 1
 
     async def hello(_request: web.Request) -> web.Response:
         return web.json_response(
@@ -50,7 +52,11 @@ def app(not_ready: bool, stats: Stats) -> web.Application:
         return web.json_response({"pod": os.environ.get("HOSTNAME"), "slept": True})
 
     async def ready(_request: web.Request) -> web.Response:
-        return web.Response(status=503 if not_ready else 200, text="ready?")
+        return web.Response(status=200 if state.ready else 503, text="ready?")
+
+    async def turn(request: web.Request) -> web.Response:
+        state.ready = request.query["ready"] == "1"
+        return web.Response()
 
     async def env(_request: web.Request) -> web.Response:
         return web.json_response(
@@ -58,21 +64,22 @@ def app(not_ready: bool, stats: Stats) -> web.Application:
         )
 
     async def show_stats(_request: web.Request) -> web.Response:
-        return web.json_response({"in_flight": stats.in_flight, "total": stats.total})
+        return web.json_response({"in_flight": state.in_flight, "total": state.total})
 
     application = web.Application(middlewares=[count])
     application.router.add_get("/", hello)
     application.router.add_get("/slow", slow)
     application.router.add_get("/healthz", hello)
     application.router.add_get("/ready", ready)
+    application.router.add_post("/control/ready", turn)
     application.router.add_get("/env", env)
     application.router.add_get("/stats", show_stats)
     return application
 
 
 async def serve(port: int, not_ready: bool) -> None:
-    stats = Stats()
-    runner = web.AppRunner(app(not_ready, stats), access_log=None, shutdown_timeout=60.0)
+    state = State(ready=not not_ready)
+    runner = web.AppRunner(app(state), access_log=None, shutdown_timeout=60.0)
     await runner.setup()
     host = os.environ.get("FERRY_HOST", "127.0.0.1")
     await web.TCPSite(runner, host, port).start()
@@ -80,9 +87,9 @@ async def serve(port: int, not_ready: bool) -> None:
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     await stop.wait()
-    print(f"SIGTERM with {stats.in_flight} requests in flight; draining", flush=True)
+    print(f"SIGTERM with {state.in_flight} requests in flight; draining", flush=True)
     await runner.cleanup()
-    print(f"drained; served {stats.total}", flush=True)
+    print(f"drained; served {state.total}", flush=True)
 
 
 def main() -> None:

@@ -24,7 +24,8 @@ from ferry import __version__, metrics
 from ferry.proxy.admission import Gate
 from ferry.proxy.metrics import registry_for, render
 from ferry.proxy.stats import Stats
-from ferry.settings import DEFAULT_IMAGE
+from ferry.settings import DEFAULT_IMAGE, MAX_DRAIN_DELAY_SECONDS, Settings
+from ferry.spec.schema import openapi_schema
 from ferry_local.agent.images import BUILTIN_TABLE, ImageTable, split_reference
 
 REPO = Path(__file__).resolve().parents[3]
@@ -69,11 +70,22 @@ def test_the_default_values_meet_the_schema() -> None:
         ({"nodeGroups": [{"name": "gpu", "asgName": "x"}]}, "allocatable"),
         ({"serviceAccount": {"roleArn": "my-role"}}, "my-role"),
         ({"rbac": {"scope": "cluster-wide"}}, "cluster-wide"),
+        ({"drainDelaySeconds": 0}, "less than the minimum of 1"),
+        ({"drainDelaySeconds": 3601}, "greater than the maximum of 3600"),
+        ({"drainDelaySeconds": 2.5}, "not of type 'integer'"),
     ],
 )
 def test_a_misspelt_or_wrong_value_is_refused(values: dict[str, Any], wrong: str) -> None:
     with pytest.raises(jsonschema.ValidationError, match=wrong):
         jsonschema.Draft7Validator(SCHEMA).validate(values)
+
+
+def test_the_chart_and_the_crd_take_the_drain_delays_the_operator_takes() -> None:
+    serving = openapi_schema()["properties"]["spec"]["properties"]["serving"]["properties"]
+    for schema in (SCHEMA["properties"]["drainDelaySeconds"], serving["drainDelaySeconds"]):
+        assert schema["type"] == "integer"
+        assert (schema["minimum"], schema["maximum"]) == (1, MAX_DRAIN_DELAY_SECONDS)
+    assert VALUES["drainDelaySeconds"] == Settings().drain_delay
 
 
 @pytest.mark.parametrize(

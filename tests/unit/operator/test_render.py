@@ -180,6 +180,51 @@ def test_rollout_settings_reach_the_strategy() -> None:
     assert rendered["spec"]["progressDeadlineSeconds"] == 120
 
 
+def proxy_flags(rendered: dict[str, Any]) -> dict[str, int]:
+    """The proxy's --drain-delay and --grace-period, in seconds."""
+    flags = dict(
+        arg.removeprefix("--").split("=", 1) for arg in containers(rendered)["proxy"]["args"]
+    )
+    return {name: int(flags[name]) for name in ("drain-delay", "grace-period")}
+
+
+def test_the_operators_drain_delay_reaches_every_proxy_that_sets_none_of_its_own() -> None:
+    raw = with_defaults({"predictor": {"image": "a/b:1"}})
+    lagging = Settings(drain_delay=40)
+    rendered = render_deployment(API, parse_spec(raw), lagging, model_version=None, replicas=1)
+    assert proxy_flags(rendered)["drain-delay"] == 40
+    assert proxy_flags(deployment())["drain-delay"] == Settings().drain_delay
+
+
+def test_an_apis_own_drain_delay_wins_over_the_operators() -> None:
+    rendered = deployment(serving={"drainDelaySeconds": 300})
+    assert proxy_flags(rendered)["drain-delay"] == 300
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    timeout=st.integers(1, 3600),
+    operators=st.integers(1, 3600),
+    own=st.one_of(st.none(), st.integers(1, 3600)),
+)
+def test_a_pod_outlives_its_drain_delay_and_then_its_longest_request(
+    timeout: int, operators: int, own: int | None
+) -> None:
+    serving = {"timeoutSeconds": timeout, **({} if own is None else {"drainDelaySeconds": own})}
+    raw = with_defaults({"predictor": {"image": "a/b:1"}, "serving": serving})
+    configured = Settings(drain_delay=operators)
+    rendered = render_deployment(API, parse_spec(raw), configured, model_version=None, replicas=1)
+    flags = proxy_flags(rendered)
+    drain = own or operators
+    assert flags["drain-delay"] == drain
+    # The proxy accepts through the drain delay, and a request accepted at its end may take
+    # timeoutSeconds: its own grace period covers both...
+    assert flags["grace-period"] >= drain + timeout
+    # ... and the kubelet kills the pod only after the proxy has answered or cut everything.
+    grace = rendered["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace > flags["grace-period"]
+
+
 HOSTILE = [
     "value\nkind: Secret",
     "'; rm -rf /",
