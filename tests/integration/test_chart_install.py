@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from ferry.adapters.kube import Kube
 from ferry_local import demo, processes
 from ferry_local.agent.main import command
 from ferry_local.agent.serviceaccount import KUBECONFIG_FILE
@@ -29,6 +30,7 @@ from ferry_local.cluster import ClusterInfo, local_cluster
 from ferry_local.components import EXAMPLES_IMAGES, LOCAL_NODE_GROUP
 from ferry_local.health import healthy
 from ferry_local.layout import ClusterLayout
+from ferry_local.loopback_service import LoopbackServiceClient
 from ferry_local.wait import wait_until
 from tests.support.ferry_operator import kubectl
 from tests.support.helm import CHART, Helm
@@ -46,6 +48,22 @@ def free_ports(count: int) -> list[int]:
         for sock in sockets:
             sock.bind(("127.0.0.1", 0))
         return [sock.getsockname()[1] for sock in sockets]
+
+
+async def predicted_on_loopback(info: ClusterInfo) -> list[dict[str, Any]]:
+    """The demo's predictions, asked of the iris Service by spreading them client-side: this
+    module's agent runs loopback pods, without the pod network a ClusterIP needs."""
+    kube = await Kube.connect(str(info.kubeconfig))
+    try:
+        async with LoopbackServiceClient(kube, "default", "iris") as service:
+            await service.wait_for_endpoints(1, timeout=60)
+            body = json.dumps({"instances": demo.SAMPLES}).encode()
+            reply = await service.request("POST", "/", body=body, headers=demo.JSON)
+    finally:
+        await kube.close()
+    assert reply.status == 200, reply.body
+    predictions: list[dict[str, Any]] = reply.json()["predictions"]
+    return predictions
 
 
 @pytest.fixture(scope="module")
@@ -201,7 +219,7 @@ async def test_the_chart_installs_upgrades_and_uninstalls_a_working_operator(
     lines: list[str] = []
     demo.publish_model(info, lines.append)
     demo.deploy(info, lines.append)
-    predictions = await demo.predict(info)
+    predictions = await predicted_on_loopback(info)
     assert [p["class"] for p in predictions] == ["setosa", "versicolor", "virginica"]
     assert not [r for r in operator_log(agent, pod) if r["severity"] == "debug"]
     assert not forbidden(operator_log(agent, pod))
