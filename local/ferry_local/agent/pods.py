@@ -313,6 +313,7 @@ class PodWorker:
                 self._failed_sandbox(str(error))
                 await context.pause(context.backoff.base)
             else:
+                context.own_network = True
                 return True
         return False
 

@@ -145,6 +145,9 @@ class PodContext:
     stopping: asyncio.Event
     netns: str | None = None
     """The network namespace every process of the pod joins; None: the agent's own."""
+    own_network: bool = False
+    """The pod's namespace is its own (not the agent's, nor the node's for hostNetwork): its
+    containers reach each other on localhost, as in Kubernetes."""
     resolv_conf: Path | None = None
     """The pod's resolv.conf, seen by its processes as /etc/resolv.conf (with a netns only)."""
 
@@ -201,7 +204,9 @@ class ContainerRunner:
             "PATH": os.pathsep.join([*entry.path, self.pod.base_env.get("PATH", os.defpath)]),
             "HOSTNAME": self.pod.pod["metadata"]["name"],
             "POD_IP": self.pod.pod_ip,
-            "FERRY_HOST": self.pod.pod_ip,
+            # Pods that share a network with others bind to their own address, and find each
+            # other there; a pod with its own namespace binds every address and uses localhost.
+            **({} if self.pod.own_network else {"FERRY_HOST": self.pod.pod_ip}),
             **volumes.mount_env(mounts),
             **in_cluster_env(self.pod.api_server, mounts),
             **{key: volumes.rewrite(value, mounts) for key, value in pod_env.items()},

@@ -2,7 +2,8 @@
 
     server.py [--port N] [--not-ready]
 
-It binds $FERRY_HOST (the pod's own address). /ready answers 503 with --not-ready, or after
+It binds $FERRY_HOST (the pod's own address) where the agent sets it (pods sharing its network),
+every address of the pod's own network otherwise. /ready answers 503 with --not-ready, or after
 `POST /control/ready?ready=0` (as tests/e2e/upstream.py; `ready=1` turns it back); /slow?s=N
 answers after N seconds; /env shows what the process was started with; /stats counts requests.
 At SIGTERM it stops accepting, lets every request in flight finish, and exits 0.
@@ -81,7 +82,8 @@ async def serve(port: int, not_ready: bool) -> None:
     state = State(ready=not not_ready)
     runner = web.AppRunner(app(state), access_log=None, shutdown_timeout=60.0)
     await runner.setup()
-    host = os.environ.get("FERRY_HOST", "127.0.0.1")
+    # Every address of the pod's own network, or the pod's address where pods share one.
+    host = os.environ.get("FERRY_HOST", "0.0.0.0")  # noqa: S104 - a server in a pod serves the pod
     await web.TCPSite(runner, host, port).start()
     print(f"serving on {host}:{port}", flush=True)
     stop = asyncio.Event()

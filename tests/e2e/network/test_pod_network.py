@@ -201,6 +201,23 @@ async def test_the_cluster_ip_clients_connections_stay_on_one_pod_or_spread_per_
         await kube.close()
 
 
+def processes_of_pod(name: str) -> list[dict[str, str]]:
+    """The environments of the node agent's processes for the pod `name` (the agent sets each
+    one's HOSTNAME to its pod's name)."""
+    found = []
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            raw = environ.read_bytes()
+        except OSError:  # gone, or not ours to read
+            continue
+        env = dict(
+            item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item
+        )
+        if env.get("HOSTNAME") == name and "POD_IP" in env:
+            found.append(env)
+    return found
+
+
 def test_a_realtime_apis_cluster_ip_answers_curl_from_the_host_and_its_slices_list_its_pods(
     net_cluster: ClusterInfo, ns: str
 ) -> None:
@@ -247,6 +264,12 @@ def test_a_realtime_apis_cluster_ip_answers_curl_from_the_host_and_its_slices_li
     assert answer["echo"] == {"text": "hello"}
     assert answer["api"] == "echo"
     assert answer["pod"] in pod_names.values()
+    # Each pod has a network of its own, so its containers get no FERRY_HOST to bind: they bind
+    # every address there and the proxy finds the predictor on localhost, as in Kubernetes.
+    for name in pod_names.values():
+        environments = processes_of_pod(name)
+        assert len(environments) >= 2, f"the proxy and the predictor of {name}"
+        assert not [env for env in environments if "FERRY_HOST" in env], name
 
 
 def test_an_unallocated_service_address_and_an_unused_pod_address_are_refused_at_once(
