@@ -50,6 +50,26 @@ class Reply:
         return json.loads(self.body)
 
 
+async def send(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    body: bytes | None,
+    headers: Mapping[str, str] | None,
+    timeout: float,
+) -> Reply:
+    """One request and its whole answer; connection errors are the caller's to see."""
+    async with session.request(
+        method,
+        url,
+        data=body,
+        headers=dict(headers or {}),
+        timeout=aiohttp.ClientTimeout(total=timeout),
+    ) as response:
+        return Reply(response.status, await response.read())
+
+
 def service_port(service: Mapping[str, Any], port: str | int | None) -> Mapping[str, Any]:
     """The Service port named or numbered `port`; its only port when `port` is None."""
     ports = service.get("spec", {}).get("ports") or []
@@ -176,14 +196,9 @@ class ClusterIPClient:
     ) -> Reply:
         """One request to the ClusterIP; connection errors are the caller's to see."""
         assert self._session is not None, "use the client in `async with`"
-        async with self._session.request(
-            method,
-            self.url + path,
-            data=body,
-            headers=dict(headers or {}),
-            timeout=aiohttp.ClientTimeout(total=timeout),
-        ) as response:
-            return Reply(response.status, await response.read())
+        return await send(
+            self._session, method, self.url + path, body=body, headers=headers, timeout=timeout
+        )
 
     async def get(self, path: str, *, timeout: float = DEFAULT_TIMEOUT) -> Reply:
         return await self.request("GET", path, timeout=timeout)

@@ -29,7 +29,13 @@ import aiohttp
 
 from ferry.adapters.kube import Kube
 from ferry_local.agent import watch
-from ferry_local.cluster_ip import DEFAULT_TIMEOUT, Reply, ServiceNotFoundError, service_port
+from ferry_local.cluster_ip import (
+    DEFAULT_TIMEOUT,
+    Reply,
+    ServiceNotFoundError,
+    send,
+    service_port,
+)
 from ferry_local.wait import eventually
 
 
@@ -189,14 +195,8 @@ class LoopbackServiceClient:
         assert self._session is not None, "use the client in `async with`"
         endpoint = self.next_endpoint()
         url = f"http://{endpoint.address}:{endpoint.port}{path}"
-        async with self._session.request(
-            method,
-            url,
-            data=body,
-            headers=dict(headers or {}),
-            timeout=aiohttp.ClientTimeout(total=timeout),
-        ) as response:
-            return LoopbackReply(response.status, await response.read(), endpoint)
+        reply = await send(self._session, method, url, body=body, headers=headers, timeout=timeout)
+        return LoopbackReply(reply.status, reply.body, endpoint)
 
     async def get(self, path: str, *, timeout: float = DEFAULT_TIMEOUT) -> LoopbackReply:
         return await self.request("GET", path, timeout=timeout)
