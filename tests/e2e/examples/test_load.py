@@ -19,25 +19,32 @@ PROFILE = "2:2,15:14"
 EXPECTED_SENT = 2 * 2 + 15 * 14
 
 
-def test_a_step_up_in_load_shows_replicas_rising_with_no_request_failing(
-    local_env: ClusterInfo,
-) -> None:
-    kubectl(local_env, "apply", "-f", str(LOAD / "realtimeapi.yaml"))
-    kubectl(local_env, "wait", "--for=condition=Ready", "rtapi/echo-load", "--timeout=120s")
-
-    output = run(
+def load_echo(cluster: ClusterInfo, *options: str) -> str:
+    """What load.py prints, sent at examples/load's API once it is Ready."""
+    kubectl(cluster, "apply", "-f", str(LOAD / "realtimeapi.yaml"))
+    kubectl(cluster, "wait", "--for=condition=Ready", "rtapi/echo-load", "--timeout=120s")
+    return run(
         [
             sys.executable,
             str(LOAD / "load.py"),
             "--api=echo-load",
-            f"--profile={PROFILE}",
-            f"--kubeconfig={local_env.kubeconfig}",
-            "--json",
-            # Each request balanced anew by kube-proxy: kept-alive connections opened before the
-            # scale-up would stay on the first replica and keep its backlog for as long as the
-            # load lasts (the README's run shows it), and the latency below is the replicas'.
-            "--connections=per-request",
+            f"--kubeconfig={cluster.kubeconfig}",
+            *options,
         ]
+    )
+
+
+def test_a_step_up_in_load_shows_replicas_rising_with_no_request_failing(
+    local_env: ClusterInfo,
+) -> None:
+    output = load_echo(
+        local_env,
+        f"--profile={PROFILE}",
+        "--json",
+        # Each request balanced anew by kube-proxy: kept-alive connections opened before the
+        # scale-up would stay on the first replica and keep its backlog for as long as the
+        # load lasts (the README's run shows it), and the latency below is the replicas'.
+        "--connections=per-request",
     )
     *seconds, last = [json.loads(line) for line in output.splitlines()]
     summary = last["summary"]
@@ -60,18 +67,7 @@ def test_a_step_up_in_load_shows_replicas_rising_with_no_request_failing(
 def test_requests_go_over_kept_alive_connections_by_default_and_are_all_answered(
     local_env: ClusterInfo,
 ) -> None:
-    kubectl(local_env, "apply", "-f", str(LOAD / "realtimeapi.yaml"))
-    kubectl(local_env, "wait", "--for=condition=Ready", "rtapi/echo-load", "--timeout=120s")
-
-    output = run(
-        [
-            sys.executable,
-            str(LOAD / "load.py"),
-            "--api=echo-load",
-            "--profile=4:3",
-            f"--kubeconfig={local_env.kubeconfig}",
-        ]
-    )
+    output = load_echo(local_env, "--profile=4:3")
     summary = output.splitlines()[-1]
 
     assert summary.startswith("sent 12 in "), output
