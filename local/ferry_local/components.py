@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from ferry_local import aws, dns
+from ferry_local import aws, dns, gateway
 from ferry_local.agent.main import command as agent_command
 from ferry_local.layout import ClusterLayout
 from ferry_local.network import (
@@ -29,7 +29,7 @@ LOOPBACK = "127.0.0.1"
 # that tries one fails at once on this machine instead of sending packets anywhere else.
 KWOK_POD_CIDR = "127.64.0.0/10"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
-IN_CLUSTER_CLIENTS = frozenset({"kube-proxy", "coredns"})
+IN_CLUSTER_CLIENTS = frozenset({"kube-proxy", "coredns", "envoy-gateway"})
 
 
 @dataclass(frozen=True)
@@ -88,8 +88,8 @@ class Plan:
         return f"https://{LOOPBACK}:{self.ports.apiserver}"
 
     def apiserver_url_for(self, client: str) -> str:
-        """kube-proxy and CoreDNS run in the cluster's namespace and reach the API server at the
-        host's end of the link; every other client on 127.0.0.1."""
+        """kube-proxy, CoreDNS and Envoy Gateway run in the cluster's namespace and reach the
+        API server at the host's end of the link; every other client on 127.0.0.1."""
         if client in IN_CLUSTER_CLIENTS and self.network is not None:
             return f"https://{self.network.host_address}:{self.ports.apiserver}"
         return self.apiserver_url
@@ -341,6 +341,8 @@ def operator(plan: Plan) -> Component:
             "FERRY_METRICS_PORT": str(plan.ports.operator_metrics),
             "FERRY_NODE_GROUPS": json.dumps([LOCAL_NODE_GROUP]),
             "FERRY_DEFAULT_NODE_GROUP": str(LOCAL_NODE_GROUP["name"]),
+            # With the cluster's network, every API gets a route on its Gateway.
+            "FERRY_GATEWAY": f"{gateway.NAMESPACE}/{gateway.GATEWAY}" if plan.network else "",
         },
     )
 
@@ -356,5 +358,26 @@ def coredns(plan: Plan, network: ClusterNetwork) -> Component:
         "coredns",
         [str(plan.toolchain.binary("coredns")), "-conf", str(corefile(plan))],
         f"http://{network.node_address}:{dns.READY_PORT}/ready",
+        netns=network.netns,
+    )
+
+
+def gateway_folders(plan: Plan) -> gateway.GatewayFolders:
+    return gateway.GatewayFolders(plan.layout.run / "envoy-gateway")
+
+
+def envoy_gateway(plan: Plan, network: ClusterNetwork) -> Component:
+    """Envoy Gateway in the cluster's namespace, Envoy its child (ferry_local.gateway); healthy
+    once its controller has read the API server."""
+    folders = gateway_folders(plan)
+    return Component(
+        "envoy-gateway",
+        gateway.argv(folders, plan.toolchain.binary("envoy-gateway")),
+        f"http://{network.node_address}:{gateway.READY_PORT}/readyz",
+        env={
+            **os.environ,
+            "KUBECONFIG": str(plan.kubeconfig_for("envoy-gateway")),
+            "ENVOY_GATEWAY_NAMESPACE": gateway.NAMESPACE,
+        },
         netns=network.netns,
     )

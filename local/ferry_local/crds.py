@@ -8,6 +8,7 @@ finalizer: from then on, creates succeed and are admitted as they will always be
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -29,18 +30,42 @@ _PROBE = json.dumps(
 )
 
 
+def install_crds(kubectl: Kubectl, manifests: Iterable[Path], *, timeout: float = 60) -> None:
+    """Apply CRDs (and what else the files hold) and wait until every CRD is Established."""
+    names: list[str] = []
+    for manifest in manifests:
+        applied = kubectl(
+            "apply",
+            "--server-side",
+            "--field-manager=ferry-local",
+            "-f",
+            str(manifest),
+            "-o",
+            "name",
+        )
+        names += [n for n in applied.split() if n.startswith("customresourcedefinition")]
+    for name in names:
+        wait_until(
+            functools.partial(_established, kubectl, name),
+            timeout=timeout,
+            what=f"{name} to be Established",
+        )
+
+
+def _established(kubectl: Kubectl, name: str) -> bool:
+    # Read, not `kubectl wait`: that fails outright when it reads the CRD before the API server
+    # has written any condition ("<nil> is of the type <nil>, expected []interface{}").
+    crd = json.loads(kubectl("get", name, "-o", "json"))
+    conditions = (crd.get("status") or {}).get("conditions") or ()
+    return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
+
+
 def install(kubectl: Kubectl, manifests: Iterable[Path], *, timeout: float = 60) -> None:
     for manifest in manifests:
         kubectl("apply", "--server-side", "--field-manager=ferry-local", "-f", str(manifest))
 
-    def established() -> bool:
-        # Read, not `kubectl wait`: that fails outright when it reads the CRD before the API
-        # server has written any condition ("<nil> is of the type <nil>, expected []interface{}").
-        crd = json.loads(kubectl("get", f"crd/{PLURAL}.{GROUP}", "-o", "json"))
-        conditions = (crd.get("status") or {}).get("conditions") or ()
-        return any(c["type"] == "Established" and c["status"] == "True" for c in conditions)
-
-    wait_until(established, timeout=timeout, what=f"crd/{PLURAL}.{GROUP} to be Established")
+    crd = f"crd/{PLURAL}.{GROUP}"
+    wait_until(lambda: _established(kubectl, crd), timeout=timeout, what=f"{crd} to be Established")
 
     def admitted() -> bool:
         created = json.loads(

@@ -1,13 +1,14 @@
 """The local environment's demo: the iris example served for real, end to end.
 
 Trains examples/iris, pushes the model to the local S3 as a new version, applies the
-RealtimeAPI, waits for Ready as a CI job would, and sends predictions to the API's Service at its
-ClusterIP, through kube-proxy as a client in the cluster would (its pods run as processes on
-the node agent, behind Ferry's proxy).
+RealtimeAPI, waits for Ready as a CI job would, and sends predictions to the API through the
+cluster's Gateway (Envoy Gateway's Envoy, which balances them over the ready pods), at the URL
+the API's status gives (its pods run as processes on the node agent, behind Ferry's proxy).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -22,8 +23,8 @@ import boto3
 
 from ferry.adapters.kube import Kube
 from ferry.model.push import push
+from ferry.services.status_writer import api_path
 from ferry_local.cluster import ClusterInfo
-from ferry_local.cluster_ip import ClusterIPClient, NoClusterIPError, ServiceNotFoundError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 IRIS = EXAMPLES / "iris"
@@ -72,25 +73,47 @@ def publish_model(info: ClusterInfo, say: Callable[[str], None]) -> str:
 async def predict(
     info: ClusterInfo, say: Callable[[str], None], namespace: str = "default"
 ) -> list[dict[str, Any]]:
-    """The predictions of SAMPLES, asked of the iris Service at its ClusterIP."""
+    """The predictions of SAMPLES, asked of the iris API through the cluster's Gateway, at the
+    URL its status gives, as a client outside the cluster would."""
     body = json.dumps({"instances": SAMPLES})
     kube = await Kube.connect(str(info.kubeconfig))
     try:
-        async with ClusterIPClient(kube, namespace, "iris") as service:
-            await service.wait_until_serving(1, timeout=60)
-            say(
-                "asking the Service at its ClusterIP, as this machine can: curl -s "
-                f"-H 'Content-Type: application/json' -d '{body}' {service.url}/"
-            )
-            reply = await service.request("POST", "/", body=body.encode(), headers=JSON)
-    except (ServiceNotFoundError, NoClusterIPError, TimeoutError, aiohttp.ClientError) as error:
-        raise DemoError(f"could not ask the iris Service: {error}") from None
+        api = await kube.get(api_path(namespace, "iris"))
     finally:
         await kube.close()
-    if reply.status != 200:  # noqa: PLR2004
-        raise DemoError(f"the API answered {reply.status}: {reply.body[:300]!r}")
-    predictions: list[dict[str, Any]] = reply.json()["predictions"]
+    url = str(((api or {}).get("status") or {}).get("endpoint", ""))
+    if not url.startswith("http://") or ".svc:" in url:
+        raise DemoError(f"rtapi/iris has no URL through the Gateway (status.endpoint {url!r})")
+    say(
+        "asking it through the cluster's Gateway (Envoy Gateway), as this machine can: curl -s "
+        f"-H 'Content-Type: application/json' -d '{body}' {url}"
+    )
+    try:
+        status, text = await _post_when_routed(url, body)
+    except (TimeoutError, aiohttp.ClientError) as error:
+        raise DemoError(f"could not ask the iris API at {url}: {error}") from None
+    if status != 200:  # noqa: PLR2004
+        raise DemoError(f"the API answered {status}: {text[:300]!r}")
+    predictions: list[dict[str, Any]] = json.loads(text)["predictions"]
     return predictions
+
+
+# Envoy learns of the route's endpoints from Envoy Gateway a moment after the route is
+# accepted (which Ready covers); until then it answers 503 "no healthy upstream".
+ROUTED_WITHIN = 30.0
+
+
+async def _post_when_routed(url: str, body: str) -> tuple[int, str]:
+    deadline = asyncio.get_running_loop().time() + ROUTED_WITHIN
+    timeout = aiohttp.ClientTimeout(total=30)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        while True:
+            async with session.post(url, data=body, headers=JSON) as reply:
+                text = await reply.text()
+                unrouted = reply.status == 503 and "no healthy upstream" in text  # noqa: PLR2004
+                if not unrouted or asyncio.get_running_loop().time() > deadline:
+                    return reply.status, text
+            await asyncio.sleep(0.2)
 
 
 def deploy(info: ClusterInfo, say: Callable[[str], None]) -> None:

@@ -17,7 +17,7 @@ from ferry_local.agent.dns import CLUSTER_DOMAIN
 from ferry_local.network import ClusterNetwork
 
 PORT = 53
-HEALTH_PORT = 8080
+HEALTH_PORT = 8090
 READY_PORT = 8181
 NAMESPACE = "kube-system"
 SERVICE = "kube-dns"

@@ -67,6 +67,8 @@ CLIENTS: dict[str, tuple[str, str | None]] = {
     "kube-proxy": ("system:kube-proxy", None),
     # Bound by ferry_local.dns to what CoreDNS's kubernetes plugin reads.
     "coredns": ("system:coredns", None),
+    # Bound by ferry_local.gateway to what Envoy Gateway's controller reads and writes.
+    "envoy-gateway": ("system:envoy-gateway", None),
 }
 
 FRONT_PROXY_CA = "front-proxy-ca"

@@ -30,7 +30,7 @@ from typing import Any
 import yaml
 
 from ferry.spec.schema import ADMISSION_FILE, CRD_FILE
-from ferry_local import components, crds, dns, netns, network, processes
+from ferry_local import components, crds, dns, gateway, netns, network, processes
 from ferry_local.agent.backoff import BackOff, BackOffPolicy
 from ferry_local.health import client_tls, healthy, loopback_tls
 from ferry_local.kubeconfig import kubeconfig, write_kubeconfig
@@ -177,6 +177,7 @@ class Supervisor:
         if plan.network is not None:
             started.append(components.kube_proxy(plan, plan.network))
             started.append(self._cluster_dns(plan, plan.network))
+            started.append(self._gateway(plan, plan.network))
         started.append(components.operator(plan))
         for component in started:
             self._start(component, lambda c=component: healthy(c.health_url))
@@ -192,6 +193,21 @@ class Supervisor:
             plan, "apply", "--server-side", "--field-manager=ferry-local", "-f", "-", stdin=manifest
         )
         return components.coredns(plan, cluster_network)
+
+    def _gateway(
+        self, plan: components.Plan, cluster_network: network.ClusterNetwork
+    ) -> components.Component:
+        """Gateway API's CRDs and Envoy Gateway's, its RBAC, the GatewayClass and Gateway, its
+        certificates and configuration; Envoy Gateway itself to start."""
+        crds.install_crds(functools.partial(self._kubectl, plan), plan.toolchain.gateway_crds)
+        manifest = yaml.safe_dump_all(gateway.manifests(cluster_network))
+        self._kubectl(
+            plan, "apply", "--server-side", "--field-manager=ferry-local", "-f", "-", stdin=manifest
+        )
+        folders = components.gateway_folders(plan)
+        gateway.prepare(folders, plan.toolchain.binary("envoy-gateway"))
+        folders.config_file.write_text(yaml.safe_dump(gateway.config(folders)))
+        return components.envoy_gateway(plan, cluster_network)
 
     def _start(self, component: components.Component, check: Any) -> None:
         log = self.layout.logs / f"{component.name}.log"

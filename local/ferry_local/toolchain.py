@@ -1,8 +1,10 @@
 """The control plane's binaries, built from their official Go modules and cached by version.
 
-Two Go modules under tools/ pin every component: tools/kubernetes the control plane, kube-proxy,
-etcd, helm and kwok (one dependency graph), tools/coredns the cluster's DNS server (a graph of its
-own). Their go.mod and go.sum, the sources of their own small commands and the Go toolchain's
+Three Go modules under tools/ pin every component: tools/kubernetes the control plane,
+kube-proxy, etcd, helm and kwok (one dependency graph), tools/coredns the cluster's DNS server and
+tools/gateway Envoy Gateway with the Gateway API CRDs (graphs of their own). Files a module's
+source holds besides its commands (the CRDs) are copied from Go's module cache next to the
+binaries. Their go.mod and go.sum, the sources of their own small commands and the Go toolchain's
 version make the cache key, so a second start reuses the binaries and a changed pin builds a new
 set beside the old one.
 """
@@ -17,7 +19,7 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ferry_local.layout import cache_root
@@ -35,6 +37,8 @@ class GoModule:
     pins: dict[str, str]
     # Whether ldflags() stamps the release versions in (CoreDNS carries its own in its source).
     stamped: bool = False
+    # Folder of the toolchain -> (module, glob in the module's source): files copied there.
+    files: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
 KUBERNETES = GoModule(
@@ -63,7 +67,21 @@ COREDNS = GoModule(
     {"coredns": "github.com/coredns/coredns"},
     {"coredns": "github.com/coredns/coredns"},
 )
-MODULES = (KUBERNETES, COREDNS)
+GATEWAY_API_CRDS = "crds/gateway-api"
+ENVOY_GATEWAY_CRDS = "crds/envoy-gateway"
+GATEWAY = GoModule(
+    "gateway",
+    {"envoy-gateway": "github.com/envoyproxy/gateway/cmd/envoy-gateway"},
+    {"envoy-gateway": "github.com/envoyproxy/gateway", "gateway-api": "sigs.k8s.io/gateway-api"},
+    files={
+        GATEWAY_API_CRDS: ("sigs.k8s.io/gateway-api", "config/crd/standard/*.yaml"),
+        ENVOY_GATEWAY_CRDS: (
+            "github.com/envoyproxy/gateway",
+            "charts/gateway-helm/charts/crds/crds/generated/*.yaml",
+        ),
+    },
+)
+MODULES = (KUBERNETES, COREDNS, GATEWAY)
 COMMANDS = {name: package for module in MODULES for name, package in module.commands.items()}
 
 KWOK_STAGES = "kwok-stages.yaml"
@@ -91,6 +109,14 @@ class Toolchain:
     @property
     def kwok_stages(self) -> Path:
         return self.root / KWOK_STAGES
+
+    @property
+    def gateway_crds(self) -> list[Path]:
+        """Gateway API's standard CRDs, then Envoy Gateway's own."""
+        return [
+            *sorted((self.root / GATEWAY_API_CRDS).glob("*.yaml")),
+            *sorted((self.root / ENVOY_GATEWAY_CRDS).glob("*.yaml")),
+        ]
 
 
 def tools_dir() -> Path:
@@ -208,6 +234,7 @@ def _build(toolchain: Toolchain, tools: Path, progress: Progress | None) -> None
     for module in MODULES:
         flags = ldflags(toolchain.versions) if module.stamped else "-s -w"
         _go_build(tools / module.folder, module, flags, staging / "bin", built_one)
+        _copy_files(tools / module.folder, module, staging)
     stages = subprocess.run(
         [staging / "bin" / "kwok-stages"], check=True, capture_output=True, text=True
     ).stdout
@@ -239,6 +266,25 @@ def _go_build(
     if build.returncode != 0:
         tail = "\n".join(output[-40:])
         raise ToolchainError(f"go build failed in {folder} (exit {build.returncode}):\n{tail}")
+
+
+def _copy_files(folder: Path, module: GoModule, staging: Path) -> None:
+    for target, (path, pattern) in module.files.items():
+        source = Path(
+            subprocess.run(
+                ["go", "list", "-m", "-f", "{{.Dir}}", path],
+                cwd=folder,
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+        )
+        found = sorted(source.glob(pattern))
+        if not found:
+            raise ToolchainError(f"{path} holds no {pattern} (in {source})")
+        (staging / target).mkdir(parents=True)
+        for file in found:
+            shutil.copyfile(file, staging / target / file.name)
 
 
 def _count_packages(module: Path, packages: list[str]) -> int:

@@ -19,6 +19,7 @@ from ferry import __version__
 from ferry.capacity.node_group import NodeGroup, Taint
 from ferry.capacity.quantity import QuantityError
 from ferry.capacity.resources import GPU, Resources
+from ferry.spec.model import GatewayRef
 
 DEFAULT_IMAGE = f"ghcr.io/ferry-dev/ferry:{__version__}"
 
@@ -119,6 +120,24 @@ def _deletes(name: str, text: str) -> bool:
     return _keep_or_delete(name, text) == "delete"
 
 
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+_DNS_NAME = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+
+
+def _gateway(name: str, text: str) -> GatewayRef | None:
+    if not text.strip():
+        return None
+    parts = text.strip().split("/")
+    if (
+        len(parts) != 2  # noqa: PLR2004 - namespace and name
+        or not _DNS_LABEL.fullmatch(parts[0])
+        or not _DNS_NAME.fullmatch(parts[1])
+        or len(parts[1]) > 253  # noqa: PLR2004 - the longest object name
+    ):
+        raise SettingsError(f"{name} must be <namespace>/<name> of a Gateway, not {text!r}")
+    return GatewayRef(parts[0], parts[1])
+
+
 def _node_groups(name: str, text: str) -> dict[str, NodeGroup]:
     return parse_node_groups(text)
 
@@ -143,6 +162,14 @@ class Settings:
         default=None, metadata=_from("FERRY_DEFAULT_NODE_GROUP", _optional)
     )
     """Node group of APIs that name none (the local environment sends them to its node agent)."""
+    gateway: GatewayRef | None = field(default=None, metadata=_from("FERRY_GATEWAY", _gateway))
+    """The Gateway (<namespace>/<name>) every API gets an HTTPRoute on, unless its spec.route
+    names its own or opts out; None: APIs name their own, or are reached at their Service only."""
+    gateway_listener: str | None = field(
+        default=None, metadata=_from("FERRY_GATEWAY_LISTENER", _optional)
+    )
+    """The listener (sectionName) of that Gateway the routes attach to; None: every listener
+    that allows them."""
     liveness_port: int = field(default=8080, metadata=_from("FERRY_LIVENESS_PORT", _port))
     """kopf's liveness endpoint, probed by the chart's livenessProbe."""
     worker_limit: int = field(default=50, metadata=_from("FERRY_WORKER_LIMIT", _at_least_one))
@@ -202,6 +229,16 @@ class Settings:
                 f"FERRY_DEFAULT_NODE_GROUP {settings.default_node_group!r} is not in "
                 "FERRY_NODE_GROUPS"
             )
+        listener = settings.gateway_listener
+        if listener is not None:
+            if settings.gateway is None:
+                raise SettingsError(
+                    "FERRY_GATEWAY_LISTENER names a listener, but FERRY_GATEWAY names no Gateway"
+                )
+            if not _DNS_NAME.fullmatch(listener):
+                raise SettingsError(
+                    f"FERRY_GATEWAY_LISTENER must be a listener's name, not {listener!r}"
+                )
         if settings.liveness_port == settings.metrics_port:
             raise SettingsError(
                 f"FERRY_LIVENESS_PORT and FERRY_METRICS_PORT are both {settings.liveness_port}:"
@@ -210,7 +247,6 @@ class Settings:
         return settings
 
 
-_GROUP_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
 _GROUP_KEYS = {"name", "labels", "taints", "asgName", "allocatable", "minSize", "maxSize"}
 _TAINT_KEYS = {"key", "value", "effect"}
 _ALLOCATABLE_KEYS = {"cpu", "memory", "gpu"}
@@ -249,7 +285,7 @@ def _node_group(entry: Any, where: str) -> NodeGroup:
     if not isinstance(entry, dict):
         raise SettingsError(f"{where} is not a node group (a JSON object with a name)")
     name = entry.get("name")
-    if not isinstance(name, str) or not _GROUP_NAME.fullmatch(name):
+    if not isinstance(name, str) or not _DNS_LABEL.fullmatch(name):
         raise SettingsError(
             f"{where}: name {name!r} must be a lower-case DNS label (what spec.nodeGroup takes)"
         )

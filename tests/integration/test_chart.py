@@ -16,7 +16,7 @@ import yaml
 
 from ferry.render.children import render_deployment
 from ferry.settings import DEFAULT_IMAGE, Settings, SettingsError
-from ferry.spec.model import parse_spec
+from ferry.spec.model import GatewayRef, parse_spec
 from ferry.spec.resource import ApiRef
 from ferry.spec.schema import with_defaults
 from ferry_local.cluster import ClusterInfo
@@ -40,6 +40,7 @@ EVERYTHING: dict[str, Any] = {
     "imagePullSecrets": [{"name": "ghcr"}],
     "dataPlaneImage": "registry.example.com/ferry:0.1.0-patched",
     "drainDelaySeconds": 310,
+    "gateway": {"namespace": "gateways", "name": "public", "listener": "https"},
     "serviceAccount": {"roleArn": IRSA_ROLE, "annotations": {"team": "ml"}},
     "aws": {"region": "eu-west-1", "endpoint": "https://aws.example.com"},
     "nodeGroups": [GPU_GROUP, CPU_GROUP],
@@ -161,6 +162,8 @@ def test_a_misspelt_or_wrong_value_fails_before_anything_is_applied(
             ["--set=defaultNodeGroup=gpu", "--set=nodeGroups[0].name=cpu"],
             'defaultNodeGroup "gpu" is not one of nodeGroups (cpu)',
         ),
+        (["--set=gateway.name=public"], "gateway.namespace is required with gateway.name"),
+        (["--set=gateway.listener=web"], "gateway.listener needs gateway.name"),
     ],
 )
 def test_settings_the_operator_would_refuse_fail_at_install_with_the_reason(
@@ -241,6 +244,13 @@ REFUSED_AT_START = [
         " (cpu 0, memory 16Gi)",
         id="an-empty-node",
     ),
+    pytest.param(
+        {"gateway": {"namespace": "gateways", "name": "Public"}},
+        {"FERRY_GATEWAY": "gateways/Public"},
+        "at '/gateway/name'",
+        "FERRY_GATEWAY must be <namespace>/<name> of a Gateway, not 'gateways/Public'",
+        id="a-gateway-name-that-is-no-name",
+    ),
 ]
 
 
@@ -300,6 +310,10 @@ def test_every_value_reaches_the_operator_as_its_setting(helm: Helm, tmp_path: P
     settings = Settings.from_env(env)
     assert settings.image == "registry.example.com/ferry:0.1.0-patched"
     assert settings.drain_delay == 310
+    assert (settings.gateway, settings.gateway_listener) == (
+        GatewayRef("gateways", "public"),
+        "https",
+    )
     assert settings.node_groups.keys() == {"gpu-a10g", "cpu"}
     gpu = settings.node_groups["gpu-a10g"]
     assert (gpu.asg_name, gpu.min_size, gpu.max_size) == ("eks-gpu-a10g", 0, 8)
@@ -453,7 +467,12 @@ def test_by_default_one_cluster_role_grants_what_the_operator_does_and_no_more(
         assert needed in granted
     assert not [rule for rule in granted if "*" in rule]
     assert not [rule for rule in granted if rule[1] in ("secrets", "configmaps")]
-    assert not [rule for rule in granted if rule[2] in ("delete", "deletecollection")]
+    # The one thing the operator deletes: an API's own HTTPRoute, once it should have none.
+    assert [rule for rule in granted if rule[2] in ("delete", "deletecollection")] == [
+        ("gateway.networking.k8s.io", "httproutes", "delete")
+    ]
+    assert ("gateway.networking.k8s.io", "httproutes", "watch") in granted
+    assert ("gateway.networking.k8s.io", "gateways", "get") in granted
     # No capacity loop without an Auto Scaling group: nothing on nodes.
     assert not [rule for rule in granted if rule[1] == "nodes"]
     binding = find(docs, "ClusterRoleBinding")
@@ -481,11 +500,12 @@ def test_namespaced_rbac_grants_per_namespace_and_only_cluster_scoped_kinds_clus
     assert rules(roles[0]) == rules(find(helm.template(), "ClusterRole")) - {
         ("apiextensions.k8s.io", "customresourcedefinitions", verb)
         for verb in ("get", "list", "watch")
-    }
+    } - {("gateway.networking.k8s.io", "gateways", "get")}
     bindings = [doc for doc in docs if doc["kind"] == "RoleBinding"]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["ml", "ml-staging"]
+    # Gateways are read wherever they are: a shared one lives outside the watched namespaces.
     cluster_wide = {resource for _, resource, _ in rules(find(docs, "ClusterRole"))}
-    assert cluster_wide == {"customresourcedefinitions", "namespaces"}
+    assert cluster_wide == {"customresourcedefinitions", "namespaces", "gateways"}
 
 
 # --- monitoring -----------------------------------------------------------------------------

@@ -188,3 +188,27 @@ async def test_a_new_api_whose_deployment_is_refused_turns_ready_on_its_own_once
     assert image == f"{FORBIDDEN}iris:1"
     assert ready["status"]["phase"] == "Ready"
     chaos.handled()
+
+
+async def test_a_route_where_no_gateway_api_is_served_is_told_in_the_status_and_the_api_serves(
+    api: ApiClient, namespace: str, operator: Operator
+) -> None:
+    # This cluster has no Gateway API CRDs: the HTTPRoute cannot be applied.
+    await create(api, namespace, realtime_api("iris", route={"gateway": {"name": "public"}}))
+
+    async def told() -> dict[str, Any]:
+        obj = await get_api(api, namespace, "iris")
+        routed = condition(obj, "Routed")
+        if routed.get("reason") != "RouteRejected":
+            raise AssertionError(f"Routed is {routed or None}")
+        return obj
+
+    obj = await eventually(told, timeout=60, what="iris: Routed=False, reason RouteRejected")
+    routed = condition(obj, "Routed")
+    assert routed["status"] == "False"
+    assert "does not serve Gateway API (gateway.networking.k8s.io/v1)" in routed["message"]
+    await event(api, namespace, "RouteRejected", routed["message"])
+    # What serves inside the cluster is unaffected: the Deployment and Service are there.
+    kube = Kube(api)
+    assert await kube.get(deployment_path(namespace, "iris")) is not None
+    assert obj["status"]["endpoint"] == f"http://iris.{namespace}.svc:80/"

@@ -24,12 +24,26 @@ from ferry_local.toolchain import (
 
 def test_the_repository_pins_every_component() -> None:
     versions = all_versions(tools_dir())
-    assert set(versions) == {"kubernetes", "etcd", "helm", "kwok", "coredns"}
+    assert set(versions) == {
+        "kubernetes",
+        "etcd",
+        "helm",
+        "kwok",
+        "coredns",
+        "envoy-gateway",
+        "gateway-api",
+    }
     assert all(v.startswith("v") for v in versions.values())
 
 
 def test_coredns_is_pinned_to_a_1_15_release() -> None:
     assert all_versions(tools_dir())["coredns"].startswith("v1.15.")
+
+
+def test_envoy_gateway_and_gateway_api_are_pinned_to_the_releases_that_pair() -> None:
+    versions = all_versions(tools_dir())
+    assert versions["envoy-gateway"].startswith("v1.9.")
+    assert versions["gateway-api"].startswith("v1.6.")
 
 
 def test_every_staging_module_is_replaced_with_its_published_release() -> None:

@@ -34,8 +34,18 @@
 - apiGroups: [""]
   resources: [events]
   verbs: [create, patch]
+# Each API's HTTPRoute (server-side apply; the watch that follows its Gateway's verdict; deleted
+# when the API no longer has a Gateway).
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [httproutes]
+  verbs: [get, list, watch, create, patch, delete]
 {{- end -}}
 {{- define "ferry.clusterRules" -}}
+# The Gateway an API's route attaches to, in whichever namespace it is: its address makes the
+# URL in the API's status.endpoint.
+- apiGroups: [gateway.networking.k8s.io]
+  resources: [gateways]
+  verbs: [get]
 # kopf finds the RealtimeAPI resource through the CRDs.
 - apiGroups: [apiextensions.k8s.io]
   resources: [customresourcedefinitions]

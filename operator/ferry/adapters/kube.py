@@ -22,12 +22,15 @@ from yarl import URL
 
 from ferry.spec.schema import GROUP, PLURAL, VERSION
 
+GATEWAY_API = "gateway.networking.k8s.io/v1"
 # apiVersion/kind -> (path prefix, plural) for the kinds Ferry touches.
 RESOURCES: dict[tuple[str, str], tuple[str, str]] = {
     ("apps/v1", "Deployment"): ("/apis/apps/v1", "deployments"),
     ("v1", "Service"): ("/api/v1", "services"),
     ("v1", "Pod"): ("/api/v1", "pods"),
     (f"{GROUP}/{VERSION}", "RealtimeAPI"): (f"/apis/{GROUP}/{VERSION}", PLURAL),
+    (GATEWAY_API, "HTTPRoute"): (f"/apis/{GATEWAY_API}", "httproutes"),
+    (GATEWAY_API, "Gateway"): (f"/apis/{GATEWAY_API}", "gateways"),
 }
 REQUEST_TIMEOUT = 30.0
 APPLY_PATCH = "application/apply-patch+yaml"

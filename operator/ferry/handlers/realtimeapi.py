@@ -125,13 +125,10 @@ def _unschedulable(body: kopf.Body, **_: Any) -> bool:
     return unschedulable(body) is not None
 
 
-async def pod_unschedulable(
-    namespace: str | None, labels: kopf.Labels, context: OperatorContext, **kwargs: Any
+async def _follow_named(
+    context: OperatorContext, namespace: str, name: str, kwargs: Mapping[str, Any]
 ) -> None:
-    """The Deployment does not change when the scheduler finds no node for one of its pods:
-    only the pod says so, and the rollout is then reported short of capacity rather than in
-    progress."""
-    name, namespace = labels[names.API_LABEL], str(namespace)
+    """Publish the status of the API `name` from its Deployment as it is now."""
     live, deployment = await asyncio.gather(
         _live_api(context, namespace, name),
         context.kube.get(deployment_path(namespace, name)),
@@ -152,6 +149,23 @@ async def pod_unschedulable(
         record=record,
         pods=pods_of(kwargs, namespace, name),
     )
+
+
+async def pod_unschedulable(
+    namespace: str | None, labels: kopf.Labels, context: OperatorContext, **kwargs: Any
+) -> None:
+    """The Deployment does not change when the scheduler finds no node for one of its pods:
+    only the pod says so, and the rollout is then reported short of capacity rather than in
+    progress."""
+    await _follow_named(context, str(namespace), labels[names.API_LABEL], kwargs)
+
+
+async def route_changed(
+    namespace: str | None, name: str | None, context: OperatorContext, **kwargs: Any
+) -> None:
+    """The Gateway's controller accepted or refused the API's HTTPRoute (Ferry names it after
+    the API): the status says so."""
+    await _follow_named(context, str(namespace), str(name), kwargs)
 
 
 async def cleanup(body: kopf.Body, context: OperatorContext, **_: Any) -> None:
@@ -183,6 +197,9 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
         when=_unschedulable,
         registry=registry,
     )(functools.partial(pod_unschedulable, context=context))
+    kopf.on.event(
+        "gateway.networking.k8s.io", "v1", "httproutes", labels=_FERRYS, registry=registry
+    )(functools.partial(route_changed, context=context))
     # Optional: never a reason for a finalizer of its own. It runs while the autoscaler's daemon
     # holds kopf's finalizer; when the operator keeps log groups (the default) it does nothing.
     kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, registry=registry)(

@@ -22,9 +22,10 @@ import yaml
 from ferry import names
 from ferry.capacity.node_group import NodeGroup
 from ferry.settings import Settings
-from ferry.spec.model import InvalidSpecError, RealtimeAPISpec
+from ferry.spec.model import GatewayRef, InvalidSpecError, RealtimeAPISpec
 from ferry.spec.resource import ApiRef
 from ferry.spec.schema import GROUP, KIND, VERSION
+from ferry.status.route import RouteTarget
 
 # Seconds a terminating pod has, beyond its drain delay and then its longest request, before the
 # kubelet kills it: for the proxy to close its connections and the predictor, whose preStop
@@ -97,6 +98,36 @@ def node_group_for(spec: RealtimeAPISpec, settings: Settings) -> NodeGroup | Non
     return group
 
 
+def route_gateway(spec: RealtimeAPISpec, settings: Settings) -> GatewayRef | None:
+    """The Gateway the API's HTTPRoute attaches to: its own, else the operator's; None when it
+    gets no route (none is configured, or it opts out)."""
+    route = spec.route
+    if not route.enabled:
+        return None
+    if route.gateway is not None:
+        return route.gateway
+    if settings.gateway is None:
+        return None
+    return GatewayRef(settings.gateway.namespace, settings.gateway.name, settings.gateway_listener)
+
+
+def path_prefix(api: ApiRef, spec: RealtimeAPISpec) -> str:
+    return spec.route.path_prefix or f"/{api.namespace}/{api.name}"
+
+
+def route_target(api: ApiRef, spec: RealtimeAPISpec, settings: Settings) -> RouteTarget | None:
+    """The HTTPRoute the API should have; None: it should have none."""
+    gateway = route_gateway(spec, settings)
+    if gateway is None:
+        return None
+    return RouteTarget(gateway, spec.route.hostname, path_prefix(api, spec))
+
+
+# Seconds the gateway waits for an answer beyond the API's own timeout, so that a request the
+# proxy times out gets the proxy's 504, which says why, rather than the gateway's.
+GATEWAY_TIMEOUT_MARGIN_SECONDS = 5
+
+
 def drain_delay_seconds(spec: RealtimeAPISpec, settings: Settings) -> int:
     """Seconds a terminating replica keeps accepting new connections: the API's own drain
     delay, else the operator's."""
@@ -165,6 +196,29 @@ def _common(api: ApiRef) -> dict[str, Any]:
 
 def render_service(api: ApiRef) -> dict[str, Any]:
     return _render("service.yaml.j2", service_port=names.SERVICE_PORT, **_common(api))
+
+
+def render_route(api: ApiRef, spec: RealtimeAPISpec, gateway: GatewayRef) -> dict[str, Any]:
+    """The HTTPRoute that sends the Gateway's requests for the API to its Service: under its
+    path prefix (removed on the way), for its hostname if it has one."""
+    parent: dict[str, str] = {
+        "group": "gateway.networking.k8s.io",
+        "kind": "Gateway",
+        "namespace": gateway.namespace,
+        "name": gateway.name,
+    }
+    if gateway.section is not None:
+        parent["sectionName"] = gateway.section
+    timeout = spec.serving.timeout_seconds + GATEWAY_TIMEOUT_MARGIN_SECONDS
+    return _render(
+        "httproute.yaml.j2",
+        route=spec.route,
+        parent=parent,
+        path_prefix=path_prefix(api, spec),
+        service_port=names.SERVICE_PORT,
+        request_timeout=f"{timeout}s",
+        **_common(api),
+    )
 
 
 def render_deployment(

@@ -17,12 +17,18 @@ from ferry import names
 from ferry.adapters.aws import Aws, AwsError, AwsTemporaryError
 from ferry.adapters.kube import Kube, RejectedError, TemporaryKubeError
 from ferry.artifacts.versions import ModelCheck, ModelReason
-from ferry.render.children import node_group_for, render_deployment, render_service
+from ferry.render.children import (
+    node_group_for,
+    render_deployment,
+    render_service,
+    route_target,
+)
 from ferry.services.events import Recorder
 from ferry.services.logs import ensure_log_group, log_group_name
 from ferry.services.model import check_failed, check_model, checking
 from ferry.services.retry import RetryLaterError, backoff
 from ferry.services.rollout import restored_template
+from ferry.services.route import apply_route, remove_route
 from ferry.services.status import deployment_path, now_iso, publish, service_path
 from ferry.services.status_writer import StatusWriter, api_path
 from ferry.settings import Settings
@@ -39,6 +45,7 @@ from ferry.status.compute import (
 )
 from ferry.status.ownership import name_in_use, owned_by
 from ferry.status.pods import PodState
+from ferry.status.route import RouteTarget, RouteVerdict
 
 
 async def reconcile(
@@ -70,10 +77,11 @@ async def reconcile(
         return await refuse(writer, api, str(error), record)
 
     recorded = model_verdict(spec.model, api.status, ref.generation)
+    target = route_target(ref, spec, settings)
     # The children are read while the model is checked: what exists decides what may be applied.
     model, children = await asyncio.gather(
         _model(aws, spec, recorded, attempt),
-        _children(kube, writer, api, record=record, pods=pods),
+        _children(kube, writer, api, record=record, pods=pods, route=target),
     )
     existing = children.deployment
     waiting = model if model is not None and not model.available else None
@@ -81,7 +89,15 @@ async def reconcile(
         record("Warning", waiting.reason.value, waiting.message)
     if children.blocked is not None or waiting is not None:
         await _publish_fresh(
-            kube, writer, api, existing, model, blocked=children.blocked, record=record, pods=pods
+            kube,
+            writer,
+            api,
+            existing,
+            model,
+            blocked=children.blocked,
+            record=record,
+            pods=pods,
+            route=target,
         )
     # Looked at again with back-off from 1 s (the garbage collector may be deleting what an
     # earlier API of the name left; S3 may answer again), or from 4 s for a model that is not
@@ -110,9 +126,18 @@ async def reconcile(
         # What was applied before stays as it is and serves; the refusal may be lifted without
         # a new generation (a policy, a quota), so it is tried again with back-off.
         await _publish_fresh(
-            kube, writer, api, existing, model, blocked=refused.blocked, record=record, pods=pods
+            kube,
+            writer,
+            api,
+            existing,
+            model,
+            blocked=refused.blocked,
+            record=record,
+            pods=pods,
+            route=target,
         )
         raise RetryLaterError(refused.blocked.message, backoff(attempt)) from refused
+    route = await _route(kube, api, target, record)
     if created:
         record("Normal", "Created", f"created Deployment and Service {ref.name}")
     elif (
@@ -123,11 +148,27 @@ async def reconcile(
             "Normal", "Updated", f"updated Deployment {ref.name} for generation {ref.generation}"
         )
     published = await _publish_fresh(
-        kube, writer, api, applied, model, blocked=None, record=record, pods=pods
+        kube, writer, api, applied, model, blocked=None, record=record, pods=pods, route=route
     )
     # Last, so that a slow or absent AWS never delays serving or the status.
     await _log_group(aws, settings, ref, spec, record)
+    if isinstance(route, RouteVerdict):  # the route could not be applied: told in the status
+        raise RetryLaterError(route.message, backoff(attempt))
     return published
+
+
+async def _route(
+    kube: Kube, api: RealtimeAPI, target: RouteTarget | None, record: Recorder
+) -> RouteTarget | RouteVerdict | None:
+    """Apply the HTTPRoute the API should have, or delete the one it should not have any more.
+    Returns what the status reads the route's verdict from: the target, or the verdict when
+    the route could not be applied."""
+    if target is None:
+        if await remove_route(kube, api):
+            record("Normal", "RouteRemoved", f"deleted HTTPRoute {api.ref.name}: no Gateway")
+        return None
+    refused = await apply_route(kube, api, target)
+    return target if refused is None else refused
 
 
 @dataclass(frozen=True)
@@ -145,6 +186,7 @@ async def _children(
     *,
     record: Recorder,
     pods: Iterable[PodState],
+    route: RouteTarget | None,
 ) -> _Children:
     """The API's Deployment and Service as they are. When this generation's model has not been
     checked yet, the status says it is being checked, while it is: S3 may take long to answer."""
@@ -157,7 +199,15 @@ async def _children(
     ours = deployment if deployment is not None and owned_by(deployment, ref.uid) else None
     if model is not None and not model_check_told(api.status, ref.generation):
         await _publish_fresh(
-            kube, writer, api, ours, checking(model), blocked=blocked, record=record, pods=pods
+            kube,
+            writer,
+            api,
+            ours,
+            checking(model),
+            blocked=blocked,
+            record=record,
+            pods=pods,
+            route=route,
         )
     return _Children(ours, blocked)
 
@@ -204,8 +254,11 @@ async def follow(
         with contextlib.suppress(RetryLaterError):  # told in the status
             await reconcile(kube, aws, settings, writer, api, record=record, pods=pods)
         return
+    route = route_target(api.ref, api.spec, settings)
     async with writer.serialized(api.ref):
-        published = await publish(kube, writer, api, deployment, pods=pods, record=record)
+        published = await publish(
+            kube, writer, api, deployment, pods=pods, record=record, route=route
+        )
     if not published.restore:
         return
     for delay in RESTORE_RETRY_DELAYS:
@@ -310,6 +363,7 @@ async def _publish_fresh(
     blocked: Blocked | None,
     record: Recorder,
     pods: Iterable[PodState],
+    route: RouteTarget | RouteVerdict | None,
 ) -> dict[str, Any]:
     """Publish against the API and its Deployment as they are now, not as this reconcile saw
     them: the Deployment watcher may have written since, the Deployment may have moved on (its
@@ -323,7 +377,15 @@ async def _publish_fresh(
             fresh = await kube.get(deployment_path(ref.namespace, ref.name))
             deployment = fresh if fresh is not None and owned_by(fresh, ref.uid) else None
         published = await publish(
-            kube, writer, current, deployment, model, blocked=blocked, pods=pods, record=record
+            kube,
+            writer,
+            current,
+            deployment,
+            model,
+            blocked=blocked,
+            pods=pods,
+            record=record,
+            route=route,
         )
     return published.changes
 

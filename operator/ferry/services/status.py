@@ -11,6 +11,7 @@ from ferry.adapters.kube import Kube, path_of
 from ferry.artifacts.versions import ModelCheck
 from ferry.services.events import Recorder
 from ferry.services.rollout import restorable_templates
+from ferry.services.route import read_verdict
 from ferry.services.status_writer import StatusWriter
 from ferry.spec.resource import RealtimeAPI
 from ferry.status.compute import (
@@ -21,9 +22,10 @@ from ferry.status.compute import (
     needs_restore,
     recorded_block,
 )
-from ferry.status.news import blocked_news, rollout_news
+from ferry.status.news import blocked_news, rollout_news, route_news
 from ferry.status.pods import PodState
 from ferry.status.rollout import rollout_of
+from ferry.status.route import RouteTarget, RouteVerdict
 
 
 def now_iso() -> str:
@@ -64,11 +66,14 @@ async def publish(
     blocked: Blocked | Literal["recorded"] | None = "recorded",
     pods: Iterable[PodState] = (),
     record: Recorder | None = None,
+    route: RouteTarget | RouteVerdict | None = None,
 ) -> Published:
     """Write the status; `model` is the reconciler's fresh verdict, or "recorded" for the one
     already in the status (a Deployment event carries no news about the model); `blocked` the
     same for why the generation cannot be applied (None: nothing blocks it). `pods` are the
-    API's pods as the operator's watch has them; `record` posts what the change has to tell."""
+    API's pods as the operator's watch has them; `record` posts what the change has to tell;
+    `route` the HTTPRoute the API should have, read here for its Gateway's verdict (or the
+    verdict itself, when it could not be applied; None: it has none)."""
     ref = api.ref
     auto_rollback = api.spec.rollout.auto_rollback
     restorable: Collection[str] = ()
@@ -77,6 +82,9 @@ async def publish(
         if rollout.current and rollout.deadline_exceeded:
             restorable = await restorable_templates(kube, ref.namespace, ref.name)
     pods = tuple(pods)
+    verdict_on_route = (
+        await read_verdict(kube, api, route) if isinstance(route, RouteTarget) else route
+    )
 
     def compute(read: RealtimeAPI) -> Mapping[str, Any] | None:
         verdict = model
@@ -97,6 +105,7 @@ async def publish(
             auto_rollback=auto_rollback,
             restorable=restorable,
             blocked=block,
+            route=verdict_on_route,
         )
 
     written = await writer.write_reconciled(api, compute)
@@ -104,6 +113,10 @@ async def publish(
         return Published({}, api)
     if record is not None:
         previous, computed = written.previous, written.computed
-        for news in [*rollout_news(previous, computed), *blocked_news(previous, computed)]:
+        for news in [
+            *rollout_news(previous, computed),
+            *blocked_news(previous, computed),
+            *route_news(previous, computed),
+        ]:
             record(news.kind, news.reason, news.message)
     return Published(written.changes, written.api, needs_restore(written.computed, deployment))

@@ -102,6 +102,32 @@ class Rollout:
 
 
 @dataclass(frozen=True)
+class GatewayRef:
+    """A Gateway an HTTPRoute attaches to (a Gateway API parentRef), and optionally one of its
+    listeners."""
+
+    namespace: str
+    name: str
+    section: str | None = None
+
+    def describe(self) -> str:
+        listener = f", listener {self.section}" if self.section else ""
+        return f"Gateway {self.namespace}/{self.name}{listener}"
+
+
+@dataclass(frozen=True)
+class Route:
+    """How the API is reached from outside the cluster: an HTTPRoute on a Gateway."""
+
+    enabled: bool = True
+    gateway: GatewayRef | None = None
+    """The API's own Gateway; None: the operator's (Settings.gateway)."""
+    hostname: str | None = None
+    path_prefix: str | None = None
+    """None: /<namespace>/<name>."""
+
+
+@dataclass(frozen=True)
 class RealtimeAPISpec:
     predictor: Predictor
     serving: Serving
@@ -111,6 +137,7 @@ class RealtimeAPISpec:
     model: ModelSource | None = None
     replicas: int | None = None
     node_group: str | None = None
+    route: Route = Route()
     policy: AutoscalingPolicy = field(init=False, repr=False, compare=False)
     """The autoscaling block in seconds, checked: a spec whose policy the autoscaler could not
     follow is refused where the reconciler reads it, never found out by the autoscaler alone."""
@@ -170,8 +197,25 @@ def _quantity(value: int | str) -> str:
     return str(value)
 
 
-def parse_spec(raw: Mapping[str, Any]) -> RealtimeAPISpec:
-    """Map a defaulted spec onto the model; a field the API server should fill is an error."""
+def _route(raw: Mapping[str, Any] | None, namespace: str) -> Route:
+    if not raw:
+        return Route()
+    gateway = raw.get("gateway")
+    return Route(
+        enabled=bool(raw.get("enabled", True)),
+        gateway=GatewayRef(
+            gateway.get("namespace") or namespace, gateway["name"], gateway.get("sectionName")
+        )
+        if gateway
+        else None,
+        hostname=raw.get("hostname"),
+        path_prefix=raw.get("pathPrefix"),
+    )
+
+
+def parse_spec(raw: Mapping[str, Any], namespace: str = "default") -> RealtimeAPISpec:
+    """Map a defaulted spec onto the model; a field the API server should fill is an error.
+    `namespace` is the API's: a Gateway named without one is in it, as Gateway API has it."""
     try:
         predictor, serving = raw["predictor"], raw["serving"]
         scaling, rollout = raw["autoscaling"], raw["rollout"]
@@ -224,6 +268,7 @@ def parse_spec(raw: Mapping[str, Any]) -> RealtimeAPISpec:
             model=ModelSource(model["uri"], str(model["version"])) if model else None,
             replicas=raw.get("replicas"),
             node_group=raw.get("nodeGroup"),
+            route=_route(raw.get("route"), namespace),
         )
     except InvalidSpecError:
         raise

@@ -63,7 +63,11 @@ def parse_api(body: Mapping[str, Any], known: RealtimeAPI | None = None) -> Real
     change of the spec), which spares a timer parsing an unchanged spec at every tick.
     """
     ref = api_ref(body)
-    spec = known.spec if known is not None and known.ref == ref else parse_spec(body["spec"])
+    spec = (
+        known.spec
+        if known is not None and known.ref == ref
+        else parse_spec(body["spec"], ref.namespace)
+    )
     return RealtimeAPI(ref, _status(body), _resource_version(body), spec)
 
 

@@ -33,6 +33,7 @@ from ferry.status.revisions import (
     track,
 )
 from ferry.status.rollout import Rollout, rollout_of, template_of, without_stale_verdict
+from ferry.status.route import RouteVerdict
 
 
 class Phase(StrEnum):
@@ -236,13 +237,15 @@ def compute_status(
     auto_rollback: bool = True,
     restorable: Collection[str] = (),
     blocked: Blocked | None = None,
+    route: RouteVerdict | None = None,
 ) -> dict[str, Any]:
     """The status fields the reconciler owns; fields of other writers (autoscaler) are left out.
 
     `model` is the verdict on spec.model for this generation (None: the API has no model);
     `pods` are the API's pods, to say what holds a rollout up;
     `restorable` the template hashes of the ReplicaSets a rollback could return to;
-    `blocked` why this generation cannot be applied, which Ready and Progressing then say.
+    `blocked` why this generation cannot be applied, which Ready and Progressing then say;
+    `route` the verdict on the API's HTTPRoute (None: it has none), which Ready waits for.
     """
     rollout = rollout_of(deployment, generation) if deployment is not None else None
     revisions = parse_revisions(previous.get("revisions"))
@@ -272,7 +275,12 @@ def compute_status(
         no_rollback=_why_no_rollback(revisions) if auto_rollback else None,
         blocked=blocked,
     )
+    if route is not None and ready.status == TRUE and route.status != TRUE:
+        phase = Phase.DEGRADED if route.status == FALSE else Phase.PROGRESSING
+        ready = Condition("Ready", FALSE, route.reason, route.message)
     conditions = [ready, progressing] + ([_model_condition(model)] if model else [])
+    if route is not None:
+        conditions.append(route.condition)
     desired = rollout.desired if rollout else 0
     available = rollout.available if rollout else 0
     status: dict[str, Any] = {
@@ -287,7 +295,7 @@ def compute_status(
         "availableReplicas": available,
         "replicaCounts": f"{available}/{desired}",
         "selector": names.selector(api),
-        "endpoint": names.endpoint(api, namespace),
+        "endpoint": (route.url if route is not None else None) or names.endpoint(api, namespace),
     }
     if revisions:
         status["revisions"] = revisions_status(revisions)

@@ -11,6 +11,7 @@ from typing import Any
 from ferry.status.compute import NAME_IN_USE, REJECTED
 from ferry.status.conditions import condition
 from ferry.status.revisions import Outcome, parse_revisions
+from ferry.status.route import ROUTED
 
 
 @dataclass(frozen=True)
@@ -59,3 +60,17 @@ def blocked_news(previous: Mapping[str, Any], computed: Mapping[str, Any]) -> li
     if all(was.get(key) == ready.get(key) for key in told):
         return []
     return [News("Warning", str(ready["reason"]), str(ready.get("message")))]
+
+
+def route_news(previous: Mapping[str, Any], computed: Mapping[str, Any]) -> list[News]:
+    """Normal Routed when the Gateway takes the route; a Warning when it refuses it, or says
+    something else of it."""
+    routed = condition(computed, ROUTED) or {}
+    was = condition(previous, ROUTED) or {}
+    if not routed or all(was.get(key) == routed.get(key) for key in ("status", "reason")):
+        return []
+    if routed.get("status") == "True":
+        return [News("Normal", ROUTED, str(routed.get("message")))]
+    if routed.get("status") == "False":
+        return [News("Warning", str(routed.get("reason")), str(routed.get("message")))]
+    return []

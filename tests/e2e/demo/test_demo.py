@@ -1,5 +1,6 @@
-"""The README's first command, end to end: the iris example trained, pushed, served and asked at
-its Service's ClusterIP, with a curl command that asks it the same from this machine."""
+"""The README's first command, end to end: the iris example trained, pushed, served and asked
+through the cluster's Gateway (Envoy Gateway) at the URL in its status, with a curl command that
+asks it the same from this machine."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 
 from ferry_local import demo
 from ferry_local.cluster import ClusterInfo, local_cluster
+from ferry_local.gateway import NAMESPACE as GATEWAY_NAMESPACE
 from ferry_local.layout import ClusterLayout
 from tests.support.ferry_operator import kubectl
 
@@ -37,9 +39,14 @@ async def test_the_iris_example_serves_real_predictions(full_cluster: ClusterInf
     assert [p["class"] for p in predictions] == ["setosa", "versicolor", "virginica"]
     for prediction in predictions:
         assert abs(sum(prediction["probabilities"].values()) - 1.0) < 0.01
-    service = json.loads(kubectl(full_cluster, "get", "service", "iris", "-o", "json").stdout)
+    gateway = json.loads(
+        kubectl(
+            full_cluster, "get", "gateway", "-n", GATEWAY_NAMESPACE, "ferry", "-o", "json"
+        ).stdout
+    )
+    url = f"http://{gateway['status']['addresses'][0]['value']}/default/iris/"
     asked = lines[-1]
-    assert asked.endswith(f" http://{service['spec']['clusterIP']}:80/"), asked
+    assert asked.endswith(f" {url}"), asked
     curl = shlex.split(asked.partition(": ")[2])
     assert curl[0] == "curl", asked
     answer = await asyncio.to_thread(
@@ -47,8 +54,8 @@ async def test_the_iris_example_serves_real_predictions(full_cluster: ClusterInf
     )
     assert json.loads(answer.stdout)["predictions"] == predictions
     row = _columns(lines[-2])
-    shown = (row["NAME"], row["READY"], row["REPLICAS"], row["VERSION"])
-    assert shown == ("iris", "True", "1/1", "1")
+    shown = (row["NAME"], row["READY"], row["REPLICAS"], row["VERSION"], row["ENDPOINT"])
+    assert shown == ("iris", "True", "1/1", "1", url)
 
 
 def _columns(table: str) -> dict[str, str]:

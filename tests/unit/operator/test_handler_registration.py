@@ -69,6 +69,7 @@ def test_the_api_handlers_are_registered_in_the_written_order(
     assert [h.id for h in registry._watching.get_all_handlers()] == [
         "deployment_changed",
         "pod_unschedulable",
+        "route_changed",
     ]
     assert [h.id for h in registry._spawning.get_all_handlers()] == ["autoscale"]
 

@@ -1,0 +1,141 @@
+"""Whether a RealtimeAPI's HTTPRoute is in use, read from what its Gateway's controller wrote.
+
+Gateway API has the controller of each parent Gateway write one entry under the route's
+`status.parents`, with the conditions Accepted (the Gateway takes the route) and ResolvedRefs
+(its backends exist and may be referenced). The API is Ready only when both are True for the
+Gateway Ferry attached it to, at the route's current generation; when the controller refuses,
+the condition carries its reason and message. The URL clients use comes from the route's
+hostname or the Gateway's address, and from the listener's protocol and port.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ferry.spec.model import GatewayRef
+from ferry.status.conditions import FALSE, TRUE, UNKNOWN, Condition
+
+ROUTED = "Routed"
+GATEWAY_NOT_FOUND = "GatewayNotFound"
+WAITING_FOR_GATEWAY = "WaitingForGateway"
+ROUTE_PENDING = "RoutePending"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class RouteVerdict:
+    status: str
+    """True, False (the Gateway refused the route, or is missing) or Unknown (no answer yet)."""
+    reason: str
+    message: str
+    url: str | None = None
+    """Where clients reach the API through the Gateway; None until its address is known."""
+
+    @property
+    def condition(self) -> Condition:
+        return Condition(ROUTED, self.status, self.reason, self.message)
+
+
+@dataclass(frozen=True)
+class RouteTarget:
+    """What the API's route should be: on which Gateway, for which host and path."""
+
+    gateway: GatewayRef
+    hostname: str | None
+    path_prefix: str
+
+
+def route_verdict(
+    target: RouteTarget,
+    route: Mapping[str, Any] | None,
+    gateway: Mapping[str, Any] | None,
+) -> RouteVerdict:
+    """The verdict on the API's HTTPRoute `route` (None: not applied yet) attached to
+    `gateway` (None: there is no such Gateway)."""
+    where = target.gateway.describe()
+    if gateway is None:
+        return RouteVerdict(
+            FALSE,
+            GATEWAY_NOT_FOUND,
+            f"{where} does not exist: create it, or name another in spec.route.gateway "
+            "(or the operator's FERRY_GATEWAY)",
+        )
+    if route is None:
+        return RouteVerdict(UNKNOWN, ROUTE_PENDING, f"the HTTPRoute for {where} is not applied yet")
+    url = gateway_url(target, gateway)
+    class_name = (gateway.get("spec") or {}).get("gatewayClassName", "")
+    waiting = RouteVerdict(
+        UNKNOWN,
+        WAITING_FOR_GATEWAY,
+        f"waiting for the controller of GatewayClass {class_name!r} to accept the route on {where}",
+        url,
+    )
+    generation = int(route["metadata"].get("generation", 0))
+    answer = _parent_status(route, target.gateway) or {}
+    # Only what the controller said of this generation of the route.
+    conditions = {
+        c.get("type"): c
+        for c in answer.get("conditions") or ()
+        if int(c.get("observedGeneration", generation)) >= generation
+    }
+    for kind in ("Accepted", "ResolvedRefs"):
+        told = conditions.get(kind) or {}
+        if told.get("status") == FALSE:
+            why = told.get("message") or told.get("reason")
+            return RouteVerdict(
+                FALSE,
+                str(told.get("reason") or f"Not{kind}"),
+                f"{where} refused the route ({kind}=False): {why}",
+                url,
+            )
+    if any(
+        (conditions.get(kind) or {}).get("status") != TRUE for kind in ("Accepted", "ResolvedRefs")
+    ):
+        return waiting
+    served = f"served at {url}" if url else "the Gateway has no address yet"
+    return RouteVerdict(TRUE, "Accepted", f"{where} accepted the route; {served}", url)
+
+
+def _parent_status(route: Mapping[str, Any], gateway: GatewayRef) -> Mapping[str, Any] | None:
+    namespace = route["metadata"].get("namespace")
+    for parent in (route.get("status") or {}).get("parents") or ():
+        ref = parent.get("parentRef") or {}
+        if (
+            ref.get("kind", "Gateway") == "Gateway"
+            and ref.get("name") == gateway.name
+            and (ref.get("namespace") or namespace) == gateway.namespace
+            and ref.get("sectionName") == gateway.section
+        ):
+            found: Mapping[str, Any] = parent
+            return found
+    return None
+
+
+def gateway_url(target: RouteTarget, gateway: Mapping[str, Any]) -> str | None:
+    """http(s)://host[:port]/prefix/ of the API through `gateway`: the route's hostname, else
+    the Gateway's first address; the listener the route names, else the first HTTP(S) one."""
+    listeners: Sequence[Mapping[str, Any]] = (gateway.get("spec") or {}).get("listeners") or ()
+    usable = [
+        listener
+        for listener in listeners
+        if str(listener.get("protocol", "")).lower() in _DEFAULT_PORTS
+        and (target.gateway.section is None or listener.get("name") == target.gateway.section)
+    ]
+    if not usable:
+        return None
+    listener = usable[0]
+    host = target.hostname
+    if host is None:
+        addresses = (gateway.get("status") or {}).get("addresses") or ()
+        if not addresses:
+            return None
+        host = str(addresses[0].get("value"))
+        if ":" in host:  # an IPv6 address
+            host = f"[{host}]"
+    scheme = str(listener["protocol"]).lower()
+    port = int(listener.get("port", _DEFAULT_PORTS[scheme]))
+    authority = host if port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
+    path = target.path_prefix.rstrip("/") + "/"
+    return f"{scheme}://{authority}{path}"
