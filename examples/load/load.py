@@ -10,8 +10,10 @@ latency of the answers, and the API's replicas, desired replicas and in-flight d
 status, which is where the autoscaler's decisions show.
 
 Requests reach the API at its Service's ClusterIP, as clients in the cluster send them (the local
-environment routes its Service addresses to this machine; ferry_local.cluster_ip), or through
---url (a port-forward, an ingress) in any other cluster. --connections chooses kept-alive
+environment routes its Service addresses to this machine; ferry_local.cluster_ip), or with
+--via gateway through the cluster's Gateway at the URL in the API's status.endpoint (Envoy,
+which picks a ready replica per request), or through --url (a port-forward, an ingress) in any
+other cluster. --connections chooses kept-alive
 connections (the default, what clients in a cluster do: kube-proxy picks a pod per connection,
 so each stays on the pods it first reached) or one connection per request. The status comes
 from the API server of the kubeconfig (KUBECONFIG or --kubeconfig).
@@ -306,6 +308,12 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
         "--url", help="send to this base URL instead of through the local environment"
     )
     parser.add_argument(
+        "--via",
+        choices=("cluster-ip", "gateway"),
+        default="cluster-ip",
+        help="the Service's ClusterIP, or the Gateway at status.endpoint (default %(default)s)",
+    )
+    parser.add_argument(
         "--connections",
         choices=CONNECTIONS,
         default="keep-alive",
@@ -343,8 +351,18 @@ async def main_async(args: argparse.Namespace) -> int:
         return 1
     status = StatusReader(kube, args.namespace, args.api)
     try:
-        if args.url:
-            url = args.url.rstrip("/") + args.path
+        base = args.url
+        if base is None and args.via == "gateway":
+            base = await gateway_url(kube, args.namespace, args.api)
+            if base is None:
+                print(
+                    f"load: rtapi/{args.api} has no URL through a Gateway in status.endpoint "
+                    "(is a Gateway configured, and the API Ready?)",
+                    file=sys.stderr,
+                )
+                return 1
+        if base:
+            url = base.rstrip("/") + args.path
             # No bound of the session's own: --max-outstanding is the bound.
             connector = aiohttp.TCPConnector(limit=0, force_close=args.connections == "per-request")
             async with aiohttp.ClientSession(connector=connector) as session:
@@ -381,6 +399,17 @@ async def main_async(args: argparse.Namespace) -> int:
             return await _load(args, status, to_cluster_ip, emit)
     finally:
         await kube.close()
+
+
+async def gateway_url(kube: Kube, namespace: str, name: str) -> str | None:
+    """The API's URL through its Gateway, from its status; None when it has none (its endpoint
+    is then its Service's in-cluster name)."""
+    status = StatusReader(kube, namespace, name)
+    await status.read()
+    endpoint = status.last.get("endpoint")
+    if not isinstance(endpoint, str) or ".svc:" in endpoint:
+        return None
+    return endpoint
 
 
 async def _load(

@@ -74,6 +74,13 @@ def test_requests_go_over_kept_alive_connections_by_default_and_are_all_answered
     assert " over keep-alive connections: 12 ok, 0 failed (none); " in summary, output
 
 
+def test_requests_can_go_through_the_gateway_at_the_apis_url(local_env: ClusterInfo) -> None:
+    output = load_echo(local_env, "--profile=4:3", "--via=gateway", "--json")
+    summary = json.loads(output.splitlines()[-1])["summary"]
+
+    assert (summary["sent"], summary["ok"], summary["failures"]) == (12, 12, {}), output
+
+
 def load_without_a_cluster_ip(cluster: ClusterInfo, api: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [
