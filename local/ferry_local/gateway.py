@@ -125,8 +125,9 @@ def config(folders: GatewayFolders) -> dict[str, Any]:
 
 
 def prepare(folders: GatewayFolders, envoy_gateway: Path) -> None:
-    """Certificates (once: kept across restarts, like the cluster's PKI) and Envoy where
-    Envoy Gateway's host mode finds it, so that it never downloads one."""
+    """Certificates (made at each `up`, whose run folder is new; kept while the supervisor
+    restarts Envoy Gateway) and Envoy where Envoy Gateway's host mode finds it, so that it never
+    downloads one."""
     for folder in (folders.config_home, folders.data_home, folders.state_home, folders.runtime_dir):
         folder.mkdir(parents=True, exist_ok=True)
     if not (folders.server_certs / "tls.crt").exists():

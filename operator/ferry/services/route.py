@@ -12,9 +12,9 @@ from ferry.spec.model import GatewayRef
 from ferry.spec.resource import RealtimeAPI
 from ferry.status.conditions import FALSE, UNKNOWN
 from ferry.status.ownership import owned_by
-from ferry.status.route import RouteTarget, RouteVerdict, route_verdict
+from ferry.status.route import ROUTE_REJECTED, RouteTarget, RouteVerdict, route_verdict
 
-REFUSED = "RouteRejected"
+ROUTE_NAME_IN_USE = "RouteNameInUse"
 
 
 def route_path(namespace: str, name: str) -> str:
@@ -32,26 +32,39 @@ async def apply_route(kube: Kube, api: RealtimeAPI, target: RouteTarget) -> Rout
     try:
         existing = await kube.get(route_path(ref.namespace, ref.name))
     except RejectedError as error:
-        return RouteVerdict(FALSE, REFUSED, f"HTTPRoute {ref.name} cannot be read: {error}")
+        return RouteVerdict(FALSE, ROUTE_REJECTED, f"HTTPRoute {ref.name} cannot be read: {error}")
     if existing is not None and not owned_by(existing, ref.uid):
-        return RouteVerdict(
-            FALSE,
-            "NameInUse",
-            f"HTTPRoute {ref.namespace}/{ref.name} exists and is not this API's: delete or "
-            "rename it, and the API's own takes its place",
-        )
+        return name_in_use(api)
     try:
         await kube.apply(render_route(ref, api.spec, target.gateway), names.FIELD_MANAGER)
     except RejectedError as error:
         if error.status == 404:  # noqa: PLR2004
-            why = (
-                "this cluster does not serve Gateway API (gateway.networking.k8s.io/v1): "
-                "install its CRDs and a Gateway controller, or unset the Gateway"
-            )
-        else:
-            why = error.reason or str(error)
-        return RouteVerdict(FALSE, REFUSED, f"the API server refused HTTPRoute {ref.name}: {why}")
+            return not_served(api)
+        why = error.reason or str(error)
+        return RouteVerdict(
+            FALSE, ROUTE_REJECTED, f"the API server refused HTTPRoute {ref.name}: {why}"
+        )
     return None
+
+
+def name_in_use(api: RealtimeAPI) -> RouteVerdict:
+    ref = api.ref
+    return RouteVerdict(
+        FALSE,
+        ROUTE_NAME_IN_USE,
+        f"HTTPRoute {ref.namespace}/{ref.name} exists and is not this API's: delete or rename "
+        "it, and the API's own takes its place",
+    )
+
+
+def not_served(api: RealtimeAPI) -> RouteVerdict:
+    return RouteVerdict(
+        FALSE,
+        ROUTE_REJECTED,
+        f"the API server refused HTTPRoute {api.ref.name}: this cluster does not serve Gateway "
+        "API (gateway.networking.k8s.io/v1): install its CRDs and a Gateway controller, or unset "
+        "the Gateway",
+    )
 
 
 async def remove_route(kube: Kube, api: RealtimeAPI) -> bool:
@@ -80,5 +93,7 @@ async def read_verdict(kube: Kube, api: RealtimeAPI, target: RouteTarget) -> Rou
     except RejectedError as error:  # Ferry's RBAC, most likely
         return RouteVerdict(UNKNOWN, "RouteUnreadable", f"cannot read the route: {error}")
     if route is not None and not owned_by(route, ref.uid):
-        route = None
+        return name_in_use(api)
+    if gateway is None and route is None and await kube.get(f"/apis/{GATEWAY_API}") is None:
+        return not_served(api)
     return route_verdict(target, route, gateway)

@@ -25,7 +25,7 @@ from ferry.status.compute import (
 from ferry.status.news import blocked_news, rollout_news, route_news
 from ferry.status.pods import PodState
 from ferry.status.rollout import rollout_of
-from ferry.status.route import RouteTarget, RouteVerdict
+from ferry.status.route import RouteTarget, RouteVerdict, with_recorded_refusal
 
 
 def now_iso() -> str:
@@ -105,7 +105,9 @@ async def publish(
             auto_rollback=auto_rollback,
             restorable=restorable,
             blocked=block,
-            route=verdict_on_route,
+            route=None
+            if verdict_on_route is None
+            else with_recorded_refusal(verdict_on_route, read.status, ref.generation),
         )
 
     written = await writer.write_reconciled(api, compute)

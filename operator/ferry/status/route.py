@@ -15,12 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from ferry.spec.model import GatewayRef
-from ferry.status.conditions import FALSE, TRUE, UNKNOWN, Condition
+from ferry.status.conditions import FALSE, TRUE, UNKNOWN, Condition, condition
 
 ROUTED = "Routed"
 GATEWAY_NOT_FOUND = "GatewayNotFound"
 WAITING_FOR_GATEWAY = "WaitingForGateway"
 ROUTE_PENDING = "RoutePending"
+ROUTE_REJECTED = "RouteRejected"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -139,3 +140,18 @@ def gateway_url(target: RouteTarget, gateway: Mapping[str, Any]) -> str | None:
     authority = host if port == _DEFAULT_PORTS[scheme] else f"{host}:{port}"
     path = target.path_prefix.rstrip("/") + "/"
     return f"{scheme}://{authority}{path}"
+
+
+def with_recorded_refusal(
+    verdict: RouteVerdict, status: Mapping[str, Any], generation: int
+) -> RouteVerdict:
+    """A route the API server refused is not there to read (RoutePending): the reconciler's
+    refusal, recorded for this generation, stands until it applies the route."""
+    told = condition(status, ROUTED) or {}
+    if (
+        verdict.reason == ROUTE_PENDING
+        and told.get("reason") == ROUTE_REJECTED
+        and told.get("observedGeneration") == generation
+    ):
+        return RouteVerdict(FALSE, ROUTE_REJECTED, str(told.get("message", "")))
+    return verdict

@@ -193,7 +193,7 @@ def test_an_httproute_of_the_apis_name_that_is_not_its_own_is_left_alone(
     }
     apply(net_cluster, ns, theirs)
     apply(net_cluster, ns, echo())
-    ready = wait_for(net_cluster, ns, "Routed", "False", "NameInUse")
+    ready = wait_for(net_cluster, ns, "Routed", "False", "RouteNameInUse")
     assert "is not this API's" in ready["message"]
     route = get(net_cluster, ns, "httproute", "echo")
     assert route["spec"]["rules"][0]["matches"][0]["path"]["value"] == f"/{ns}/theirs"

@@ -14,7 +14,13 @@ from ferry.spec.resource import ApiRef
 from ferry.spec.schema import with_defaults
 from ferry.status.compute import compute_status
 from ferry.status.news import route_news
-from ferry.status.route import RouteTarget, RouteVerdict, gateway_url, route_verdict
+from ferry.status.route import (
+    RouteTarget,
+    RouteVerdict,
+    gateway_url,
+    route_verdict,
+    with_recorded_refusal,
+)
 
 API = ApiRef("iris", "ml", "8d6e-uid", 3)
 OPERATORS = GatewayRef("gateways", "public")
@@ -313,3 +319,18 @@ def test_the_target_carries_hostname_and_default_prefix() -> None:
         API, spec(route={"hostname": "a.example.com"}), WITH_GATEWAY
     ) == RouteTarget(OPERATORS, "a.example.com", "/ml/iris")
     assert route_target(API, spec(), Settings()) is None
+
+
+def test_a_refusal_of_the_route_stands_while_no_route_is_there_to_read() -> None:
+    refused = with_route(RouteVerdict("False", "RouteRejected", "the API server refused it"))
+    pending = RouteVerdict("Unknown", "RoutePending", "not applied yet")
+    kept = with_recorded_refusal(pending, refused, 2)
+    assert (kept.status, kept.reason, kept.message) == (
+        "False",
+        "RouteRejected",
+        "the API server refused it",
+    )
+    # Another generation's refusal is not this one's; a route that is there speaks for itself.
+    assert with_recorded_refusal(pending, refused, 3) == pending
+    accepted = RouteVerdict("True", "Accepted", "ok")
+    assert with_recorded_refusal(accepted, refused, 2) == accepted
