@@ -140,18 +140,21 @@ def served_between(series: list[tuple[float, int]], start: float, end: float) ->
     return inside[-1] - (before[-1] if before else inside[0])
 
 
-def shares(readings: Readings, offset: float) -> tuple[int, float, float]:
-    """Replicas serving in the step's last SHARE_WINDOW seconds, and the smallest and largest
-    share of them, times the replica count (1.0: exactly fair)."""
+def served_in_window(readings: Readings, offset: float) -> dict[str, int]:
+    """Requests each replica ready by then served in the step's last SHARE_WINDOW seconds."""
     end = offset + STEP[1]
     start = end - SHARE_WINDOW
     ready = [pod for pod, at in readings.ready_at.items() if at <= start]
-    counts = {pod: served_between(readings.served.get(pod, []), start, end) for pod in ready}
+    return {pod: served_between(readings.served.get(pod, []), start, end) for pod in ready}
+
+
+def shares(counts: dict[str, int]) -> tuple[float, float]:
+    """The smallest and largest share of `counts`, times their number (1.0: exactly fair)."""
     total = sum(counts.values())
     if not total:
-        return len(ready), 0.0, 0.0
-    fractions = [count / total * len(ready) for count in counts.values()]
-    return len(ready), min(fractions), max(fractions)
+        return 0.0, 0.0
+    fractions = [count / total * len(counts) for count in counts.values()]
+    return min(fractions), max(fractions)
 
 
 def new_replica_lags(readings: Readings, offset: float) -> list[float]:
@@ -199,7 +202,8 @@ async def step_up(cluster: ClusterInfo, kube: Kube, namespace: str, via: str) ->
     kubectl(cluster, "delete", "namespace", namespace, "--wait=false")
     *seconds, last = [json.loads(line) for line in out.decode().splitlines()]
     summary = last["summary"]
-    ready, low, high = shares(readings, started)
+    counts = served_in_window(readings, started)
+    low, high = shares(counts)
     in_flight = [s["inFlight"] for s in seconds if isinstance(s["inFlight"], int | float)]
     return {
         "via": via,
@@ -210,7 +214,7 @@ async def step_up(cluster: ClusterInfo, kube: Kube, namespace: str, via: str) ->
         "peakInFlight": max(in_flight, default=None),
         "slowSeconds": sum(1 for s in seconds if (s["p50Ms"] or 0) > 1000),  # noqa: PLR2004
         "drainSeconds": drain_seconds(seconds),
-        "replicasAtShare": ready,
+        "servedInWindow": sorted(counts.values()),
         "shareMin": round(low, 2),
         "shareMax": round(high, 2),
         "newReplicaLags": new_replica_lags(readings, started),
