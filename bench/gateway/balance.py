@@ -132,12 +132,14 @@ async def read_proxies(
             await asyncio.sleep(max(0.0, tick + 1.0 - time.monotonic()))
 
 
-def served_between(series: list[tuple[float, int]], start: float, end: float) -> int:
-    inside = [count for at, count in series if start <= at <= end]
-    before = [count for at, count in series if at < start]
-    if not inside:
-        return 0
-    return inside[-1] - (before[-1] if before else inside[0])
+def served_between(series: list[tuple[float, int]], start: float, end: float) -> int | None:
+    """Requests served from the last reading at or before `start` to the last at or before
+    `end`; None when the replica was not read by `start` (it was not measured all along)."""
+    before = [count for at, count in series if at <= start]
+    upto = [count for at, count in series if at <= end]
+    if not before:
+        return None
+    return upto[-1] - before[-1]
 
 
 def served_in_window(readings: Readings, offset: float) -> dict[str, int]:
@@ -145,7 +147,8 @@ def served_in_window(readings: Readings, offset: float) -> dict[str, int]:
     end = offset + STEP[1]
     start = end - SHARE_WINDOW
     ready = [pod for pod, at in readings.ready_at.items() if at <= start]
-    return {pod: served_between(readings.served.get(pod, []), start, end) for pod in ready}
+    counts = {pod: served_between(readings.served.get(pod, []), start, end) for pod in ready}
+    return {pod: count for pod, count in counts.items() if count is not None}
 
 
 def shares(counts: dict[str, int]) -> tuple[float, float]:
