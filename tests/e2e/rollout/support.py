@@ -14,8 +14,9 @@ import tempfile
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import aiohttp
 import boto3
 
 from ferry.adapters.kube import Kube
@@ -23,6 +24,7 @@ from ferry.model.push import push
 from ferry_local.cluster import ClusterInfo
 from ferry_local.cluster_ip import ClusterIPClient, Connections
 from ferry_local.demo import IRIS
+from ferry_local.wait import eventually
 from tests.support.ferry_operator import REPO, kubectl
 
 IRIS_IMAGE = "ghcr.io/ferry-dev/examples-iris:0.1.0"
@@ -34,6 +36,7 @@ MAX_REQUESTS = 1_000_000  # a bound, never reached: the load stops when the roll
 # Seconds a load worker waits after a failed request before its next one.
 FAILURE_PAUSE = 0.05
 SAMPLE = json.dumps({"instances": [[6.2, 2.9, 4.3, 1.3]]}).encode()
+JSON = {"Content-Type": "application/json"}
 
 
 def s3_of(info: ClusterInfo) -> Any:
@@ -98,6 +101,10 @@ def get_api(info: ClusterInfo, name: str) -> dict[str, Any]:
     return found
 
 
+class Sender(Protocol):
+    async def __call__(self) -> int: ...
+
+
 async def load(
     info: ClusterInfo,
     name: str,
@@ -105,32 +112,56 @@ async def load(
     replicas: int,
     outcomes: Counter[str] | None = None,
     connections: Connections = "keep-alive",
+    via: str = "cluster-ip",
 ) -> Counter[str]:
-    """Steady requests to the API's ClusterIP until `stop`, each worker on a kept-alive
-    connection (or, with `connections="per-request"`, a new one per request); every outcome
-    counted (into `outcomes` when given, so the caller can follow them). Sent once the Service
-    answers with `replicas` ready endpoints listed."""
+    """Steady requests to the API until `stop`, each worker on a kept-alive connection (or,
+    with `connections="per-request"`, a new one per request); every outcome counted (into
+    `outcomes` when given, so the caller can follow them). At its Service's ClusterIP, sent once
+    the Service answers with `replicas` ready endpoints listed; or (`via="gateway"`) through the
+    cluster's Gateway at the URL in the API's status, sent once the Gateway answers."""
     outcomes = Counter() if outcomes is None else outcomes
     failures: list[tuple[float, str]] = []
+
+    async def run(send: Sender) -> None:
+        async def worker() -> None:
+            while not stop.is_set() and sum(outcomes.values()) < MAX_REQUESTS:
+                try:
+                    outcomes[str(await send())] += 1
+                except Exception as error:  # noqa: BLE001 - every failure is counted
+                    outcomes[f"{type(error).__name__}: {error}"] += 1
+                    failures.append((time.time(), repr(error)))
+                    # A failure that comes at once (no endpoints) would otherwise spin.
+                    await asyncio.sleep(FAILURE_PAUSE)
+
+        await asyncio.gather(*(worker() for _ in range(LOAD_WORKERS)))
+
     kube = await Kube.connect(str(info.kubeconfig))
     try:
-        async with ClusterIPClient(kube, "default", name, connections=connections) as service:
-            await service.wait_until_serving(replicas, timeout=60)
+        if via == "gateway":
+            url = str(get_api(info, name)["status"]["endpoint"])
+            connector = aiohttp.TCPConnector(
+                limit=LOAD_WORKERS, force_close=connections == "per-request"
+            )
+            async with aiohttp.ClientSession(connector=connector) as session:
 
-            async def worker() -> None:
-                while not stop.is_set() and sum(outcomes.values()) < MAX_REQUESTS:
-                    try:
-                        reply = await service.request(
-                            "POST", "/", body=SAMPLE, headers={"Content-Type": "application/json"}
-                        )
-                        outcomes[str(reply.status)] += 1
-                    except Exception as error:  # noqa: BLE001 - every failure is counted
-                        outcomes[f"{type(error).__name__}: {error}"] += 1
-                        failures.append((time.time(), repr(error)))
-                        # A failure that comes at once (no endpoints) would otherwise spin.
-                        await asyncio.sleep(FAILURE_PAUSE)
+                async def to_gateway() -> int:
+                    async with session.post(url, data=SAMPLE, headers=JSON) as reply:
+                        await reply.read()
+                        return reply.status
 
-            await asyncio.gather(*(worker() for _ in range(LOAD_WORKERS)))
+                await eventually(
+                    lambda: _answers(to_gateway), timeout=30, what=f"the Gateway to serve {url}"
+                )
+                await run(to_gateway)
+        else:
+            async with ClusterIPClient(kube, "default", name, connections=connections) as service:
+                await service.wait_until_serving(replicas, timeout=60)
+
+                async def to_cluster_ip() -> int:
+                    reply = await service.request("POST", "/", body=SAMPLE, headers=JSON)
+                    return reply.status
+
+                await run(to_cluster_ip)
     finally:
         await kube.close()
     print(f"load on {name}: {dict(outcomes)}")
@@ -138,6 +169,11 @@ async def load(
         when = datetime.datetime.fromtimestamp(at, datetime.UTC).isoformat(timespec="milliseconds")
         print(f"load on {name}: {when} {failure}")
     return outcomes
+
+
+async def _answers(send: Sender) -> bool:
+    # Envoy has a new route's endpoints a moment after the route is accepted.
+    return await send() == 200
 
 
 async def ci_rollout(info: ClusterInfo, *args: str) -> subprocess.CompletedProcess[str]:
