@@ -10,6 +10,7 @@ from ferry.adapters.kube import GATEWAY_API, Kube, RejectedError, path_of
 from ferry.render.children import render_route
 from ferry.spec.model import GatewayRef
 from ferry.spec.resource import RealtimeAPI
+from ferry.status.claims import RouteClaims
 from ferry.status.conditions import FALSE, UNKNOWN
 from ferry.status.ownership import owned_by
 from ferry.status.route import RouteTarget, RouteVerdict, route_verdict
@@ -70,8 +71,11 @@ async def remove_route(kube: Kube, api: RealtimeAPI) -> bool:
     return True
 
 
-async def read_verdict(kube: Kube, api: RealtimeAPI, target: RouteTarget) -> RouteVerdict:
-    """The verdict on the API's HTTPRoute as its Gateway's controller reports it now."""
+async def read_verdict(
+    kube: Kube, api: RealtimeAPI, target: RouteTarget, claims: RouteClaims
+) -> RouteVerdict:
+    """The verdict on the API's HTTPRoute as its Gateway's controller reports it now, beside
+    the other routes' `claims` on the same requests."""
     ref = api.ref
     try:
         route, gateway = await asyncio.gather(
@@ -81,4 +85,4 @@ async def read_verdict(kube: Kube, api: RealtimeAPI, target: RouteTarget) -> Rou
         return RouteVerdict(UNKNOWN, "RouteUnreadable", f"cannot read the route: {error}")
     if route is not None and not owned_by(route, ref.uid):
         route = None
-    return route_verdict(target, route, gateway)
+    return route_verdict(target, route, gateway, claims)
