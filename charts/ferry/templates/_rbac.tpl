@@ -35,7 +35,8 @@
   resources: [events]
   verbs: [create, patch]
 # Each API's HTTPRoute (server-side apply; the watch that follows its Gateway's verdict; deleted
-# when the API no longer has a Gateway).
+# when the API no longer has a Gateway). The watch also reads every other route of the watched
+# namespaces: an older one on the same hostname and path gets an API's requests (RouteConflict).
 - apiGroups: [gateway.networking.k8s.io]
   resources: [httproutes]
   verbs: [get, list, watch, create, patch, delete]

@@ -1,9 +1,11 @@
 """What the autoscaler's ticks and the reconciler's status writes read from memory instead of the
 API server: each API's pods and its Deployment's replicas, kept current by kopf's watches of
-Ferry's own Pods and Deployments.
+Ferry's own Pods and Deployments; every HTTPRoute's claims on a Gateway's requests, and the APIs
+whose route loses its requests to another route's.
 
 Index functions run at every event of every object they match, so they keep only the few fields
-their readers need, as small frozen values, keyed by (namespace, API name).
+their readers need, as small frozen values, keyed by (namespace, API name) or what they are
+looked up by.
 """
 
 from __future__ import annotations
@@ -15,8 +17,12 @@ import kopf
 
 from ferry import names
 from ferry.services.autoscale import deployment_replicas
+from ferry.spec.schema import GROUP, PLURAL, VERSION
+from ferry.status.claims import RouteClaim, RouteKey
+from ferry.status.conditions import condition
 from ferry.status.ownership import controller_of
 from ferry.status.pods import PodState
+from ferry.status.route import ROUTE_CONFLICT, ROUTED, claims_of
 
 ApiKey = tuple[str, str]
 """(namespace, RealtimeAPI name)."""
@@ -46,8 +52,29 @@ def api_replicas(
     return {(str(namespace), name): (str(controller.get("uid")), deployment_replicas(body))}
 
 
+def route_claims(body: kopf.Body, **_: Any) -> dict[RouteKey, RouteClaim]:
+    """Every HTTPRoute's claims on the requests of the Gateways that accepted it, Ferry's and
+    anyone else's: the reconciler's status writes tell an API whose requests an older route
+    gets (ferry.status.claims)."""
+    return claims_of(body)
+
+
+def route_conflicts(
+    body: kopf.Body, namespace: str | None, name: str, **_: Any
+) -> dict[str, ApiKey]:
+    """The APIs whose status says another route gets their requests, under RouteConflict: a
+    change of any route may give them back (the route that took them may be gone, and its
+    claims with it)."""
+    routed = condition(body.get("status") or {}, ROUTED) or {}
+    if routed.get("reason") != ROUTE_CONFLICT:
+        return {}
+    return {ROUTE_CONFLICT: (str(namespace), name)}
+
+
 def register(registry: kopf.OperatorRegistry) -> None:
     # kopf passes each index to handlers as a keyword named after its id (the function's name).
     pods: Mapping[str, Any] = {**_FERRYS, names.API_LABEL: kopf.PRESENT}
     kopf.index("v1", "pods", labels=pods, registry=registry)(api_pods)
     kopf.index("apps", "v1", "deployments", labels=_FERRYS, registry=registry)(api_replicas)
+    kopf.index("gateway.networking.k8s.io", "v1", "httproutes", registry=registry)(route_claims)
+    kopf.index(GROUP, VERSION, PLURAL, registry=registry)(route_conflicts)

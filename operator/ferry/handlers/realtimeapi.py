@@ -26,9 +26,12 @@ from ferry.services.status_writer import api_path
 from ferry.spec.model import InvalidSpecError
 from ferry.spec.resource import RealtimeAPI, parse_api, stored_api
 from ferry.spec.schema import GROUP, PLURAL, VERSION
+from ferry.status.claims import RouteClaim, RouteClaims, RouteKey, beaten
 from ferry.status.pods import PodState, unschedulable
+from ferry.status.route import ROUTE_CONFLICT, claims_of
 
-_FERRYS = {"app.kubernetes.io/managed-by": names.MANAGED_BY}
+_MANAGED_BY = "app.kubernetes.io/managed-by"
+_FERRYS = {_MANAGED_BY: names.MANAGED_BY}
 
 
 def recorder(body: kopf.Body) -> Recorder:
@@ -49,6 +52,16 @@ def pods_of(kwargs: Mapping[str, Any], namespace: str, api: str) -> tuple[PodSta
     return tuple(index.get((namespace, api), ()))
 
 
+def claims_in(kwargs: Mapping[str, Any]) -> RouteClaims:
+    index: kopf.Index[RouteKey, RouteClaim] = kwargs["route_claims"]
+    return index
+
+
+def conflicted(kwargs: Mapping[str, Any]) -> set[ApiKey]:
+    index: kopf.Index[str, ApiKey] = kwargs["route_conflicts"]
+    return set(index.get(ROUTE_CONFLICT, ()))
+
+
 async def _parsed(
     context: OperatorContext, body: Mapping[str, Any], record: Recorder
 ) -> RealtimeAPI | None:
@@ -66,6 +79,7 @@ async def _reconcile(
     *,
     record: Recorder,
     pods: tuple[PodState, ...],
+    claims: RouteClaims,
     attempt: int,
 ) -> None:
     api = await _parsed(context, body, record)
@@ -78,6 +92,7 @@ async def _reconcile(
             api,
             record=record,
             pods=pods,
+            claims=claims,
             attempt=attempt,
         )
 
@@ -87,7 +102,14 @@ async def reconcile(body: kopf.Body, retry: int, context: OperatorContext, **kwa
     await guarded(
         body,
         retry,
-        _reconcile(context, body, record=recorder(body), pods=pods, attempt=retry),
+        _reconcile(
+            context,
+            body,
+            record=recorder(body),
+            pods=pods,
+            claims=claims_in(kwargs),
+            attempt=retry,
+        ),
     )
 
 
@@ -113,12 +135,14 @@ async def deployment_changed(
     api = await _parsed(context, live, record)
     if api is None:
         return
-    pods = pods_of(kwargs, namespace, name)
+    pods, claims = pods_of(kwargs, namespace, name), claims_in(kwargs)
     clients = (context.kube, context.aws, context.settings, context.status)
     if event["type"] == "DELETED":
-        await service.put_back(*clients, api, record=record, pods=pods)
+        await service.put_back(*clients, api, record=record, pods=pods, claims=claims)
     else:
-        await service.follow(*clients, api, deployment=body, record=record, pods=pods)
+        await service.follow(
+            *clients, api, deployment=body, record=record, pods=pods, claims=claims
+        )
 
 
 def _unschedulable(body: kopf.Body, **_: Any) -> bool:
@@ -148,6 +172,7 @@ async def _follow_named(
         deployment=deployment,
         record=record,
         pods=pods_of(kwargs, namespace, name),
+        claims=claims_in(kwargs),
     )
 
 
@@ -161,11 +186,21 @@ async def pod_unschedulable(
 
 
 async def route_changed(
-    namespace: str | None, name: str | None, context: OperatorContext, **kwargs: Any
+    event: kopf.RawEvent, body: kopf.Body, context: OperatorContext, **kwargs: Any
 ) -> None:
-    """The Gateway's controller accepted or refused the API's HTTPRoute (Ferry names it after
-    the API): the status says so."""
-    await _follow_named(context, str(namespace), str(name), kwargs)
+    """An HTTPRoute changed. Of Ferry's own (named after its API), the Gateway's controller
+    accepted or refused it: the API's status says so. Of any route, a change may take the
+    requests of an API whose route matches them after it, or give back those of an API that
+    lost them to a route (which may have gone, or moved): those APIs' statuses say so too."""
+    meta = body.metadata
+    ours = meta.labels.get(_MANAGED_BY) == names.MANAGED_BY
+    apis = {(str(meta.namespace), str(meta.name))} if ours else set()
+    # At start every API is reconciled, and the index of claims is full before it is.
+    if event["type"] is not None:
+        if event["type"] != "DELETED":
+            apis |= beaten(claims_in(kwargs), claims_of(body))
+        apis |= conflicted(kwargs)
+    await asyncio.gather(*(_follow_named(context, *api, kwargs) for api in apis))
 
 
 async def cleanup(body: kopf.Body, context: OperatorContext, **_: Any) -> None:
@@ -197,9 +232,10 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
         when=_unschedulable,
         registry=registry,
     )(functools.partial(pod_unschedulable, context=context))
-    kopf.on.event(
-        "gateway.networking.k8s.io", "v1", "httproutes", labels=_FERRYS, registry=registry
-    )(functools.partial(route_changed, context=context))
+    # Every route, not only Ferry's: another's may take an API's requests, or give them back.
+    kopf.on.event("gateway.networking.k8s.io", "v1", "httproutes", registry=registry)(
+        functools.partial(route_changed, context=context)
+    )
     # Optional: never a reason for a finalizer of its own. It runs while the autoscaler's daemon
     # holds kopf's finalizer; when the operator keeps log groups (the default) it does nothing.
     kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, registry=registry)(

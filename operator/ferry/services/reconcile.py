@@ -34,6 +34,7 @@ from ferry.services.status_writer import StatusWriter, api_path
 from ferry.settings import Settings
 from ferry.spec.model import InvalidSpecError, RealtimeAPISpec
 from ferry.spec.resource import ApiRef, RealtimeAPI, StoredAPI, parse_api
+from ferry.status.claims import NO_CLAIMS, RouteClaims
 from ferry.status.compute import (
     REJECTED,
     Blocked,
@@ -57,13 +58,15 @@ async def reconcile(
     *,
     record: Recorder,
     pods: Iterable[PodState] = (),
+    claims: RouteClaims = NO_CLAIMS,
     attempt: int = 0,
 ) -> dict[str, Any]:
     """Bring the children in line with the spec; return the status fields written.
 
     A generation whose rollout was rolled back gets the last good revision's pod template in
-    place of its own, until a new generation comes. `pods` are the API's pods as the operator's
-    watch has them; `attempt` counts the reconciles of this change that asked to be retried.
+    place of its own, until a new generation comes. `pods` are the API's pods and `claims` the
+    HTTPRoutes' claims on requests, as the operator's watches have them; `attempt` counts the
+    reconciles of this change that asked to be retried.
     Raises RetryLaterError, after publishing why, while the model is not there or could not be
     checked, while an object of the API's names is someone else's, or when the API server
     refuses what was applied.
@@ -81,7 +84,7 @@ async def reconcile(
     # The children are read while the model is checked: what exists decides what may be applied.
     model, children = await asyncio.gather(
         _model(aws, spec, recorded, attempt),
-        _children(kube, writer, api, record=record, pods=pods, route=target),
+        _children(kube, writer, api, record=record, pods=pods, claims=claims, route=target),
     )
     existing = children.deployment
     waiting = model if model is not None and not model.available else None
@@ -97,6 +100,7 @@ async def reconcile(
             blocked=children.blocked,
             record=record,
             pods=pods,
+            claims=claims,
             route=target,
         )
     # Looked at again with back-off from 1 s (the garbage collector may be deleting what an
@@ -134,6 +138,7 @@ async def reconcile(
             blocked=refused.blocked,
             record=record,
             pods=pods,
+            claims=claims,
             route=target,
         )
         raise RetryLaterError(refused.blocked.message, backoff(attempt)) from refused
@@ -148,7 +153,16 @@ async def reconcile(
             "Normal", "Updated", f"updated Deployment {ref.name} for generation {ref.generation}"
         )
     published = await _publish_fresh(
-        kube, writer, api, applied, model, blocked=None, record=record, pods=pods, route=route
+        kube,
+        writer,
+        api,
+        applied,
+        model,
+        blocked=None,
+        record=record,
+        pods=pods,
+        claims=claims,
+        route=route,
     )
     # Last, so that a slow or absent AWS never delays serving or the status.
     await _log_group(aws, settings, ref, spec, record)
@@ -186,6 +200,7 @@ async def _children(
     *,
     record: Recorder,
     pods: Iterable[PodState],
+    claims: RouteClaims,
     route: RouteTarget | None,
 ) -> _Children:
     """The API's Deployment and Service as they are. When this generation's model has not been
@@ -207,6 +222,7 @@ async def _children(
             blocked=blocked,
             record=record,
             pods=pods,
+            claims=claims,
             route=route,
         )
     return _Children(ours, blocked)
@@ -245,6 +261,7 @@ async def follow(
     deployment: Mapping[str, Any],
     record: Recorder,
     pods: Iterable[PodState] = (),
+    claims: RouteClaims = NO_CLAIMS,
 ) -> None:
     """The API's Deployment or pods changed: publish the status and, when it says the rollout
     failed and was rolled back, apply the last good revision's template. A Deployment of the
@@ -252,18 +269,29 @@ async def follow(
     reconciler's to tell of; the watch brings its next change, or its deletion."""
     if not owned_by(deployment, api.ref.uid):
         with contextlib.suppress(RetryLaterError):  # told in the status
-            await reconcile(kube, aws, settings, writer, api, record=record, pods=pods)
+            await reconcile(
+                kube, aws, settings, writer, api, record=record, pods=pods, claims=claims
+            )
         return
     route = route_target(api.ref, api.spec, settings)
     async with writer.serialized(api.ref):
         published = await publish(
-            kube, writer, api, deployment, pods=pods, record=record, route=route
+            kube, writer, api, deployment, pods=pods, record=record, route=route, claims=claims
         )
     if not published.restore:
         return
     for delay in RESTORE_RETRY_DELAYS:
         try:
-            await reconcile(kube, aws, settings, writer, published.api, record=record, pods=pods)
+            await reconcile(
+                kube,
+                aws,
+                settings,
+                writer,
+                published.api,
+                record=record,
+                pods=pods,
+                claims=claims,
+            )
         except TemporaryKubeError as error:
             record("Warning", "Retrying", f"rolling back: {error}; retrying in {delay:g}s")
             await asyncio.sleep(delay)
@@ -282,6 +310,7 @@ async def put_back(
     *,
     record: Recorder,
     pods: Iterable[PodState] = (),
+    claims: RouteClaims = NO_CLAIMS,
 ) -> None:
     """The API's Deployment was deleted: reconcile until it is back. A watch event is not
     retried by kopf, so this retries, with back-off, for as long as the API is this generation
@@ -290,7 +319,15 @@ async def put_back(
     for attempt in itertools.count():
         try:
             await reconcile(
-                kube, aws, settings, writer, api, record=record, pods=pods, attempt=attempt
+                kube,
+                aws,
+                settings,
+                writer,
+                api,
+                record=record,
+                pods=pods,
+                claims=claims,
+                attempt=attempt,
             )
         except TemporaryKubeError as error:
             delay = backoff(attempt)
@@ -363,6 +400,7 @@ async def _publish_fresh(
     blocked: Blocked | None,
     record: Recorder,
     pods: Iterable[PodState],
+    claims: RouteClaims,
     route: RouteTarget | RouteVerdict | None,
 ) -> dict[str, Any]:
     """Publish against the API and its Deployment as they are now, not as this reconcile saw
@@ -386,6 +424,7 @@ async def _publish_fresh(
             pods=pods,
             record=record,
             route=route,
+            claims=claims,
         )
     return published.changes
 

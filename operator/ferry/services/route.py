@@ -10,6 +10,7 @@ from ferry.adapters.kube import GATEWAY_API, Kube, RejectedError, path_of
 from ferry.render.children import render_route
 from ferry.spec.model import GatewayRef
 from ferry.spec.resource import RealtimeAPI
+from ferry.status.claims import RouteClaims
 from ferry.status.conditions import FALSE, UNKNOWN
 from ferry.status.ownership import owned_by
 from ferry.status.route import ROUTE_REJECTED, RouteTarget, RouteVerdict, route_verdict
@@ -83,8 +84,11 @@ async def remove_route(kube: Kube, api: RealtimeAPI) -> bool:
     return True
 
 
-async def read_verdict(kube: Kube, api: RealtimeAPI, target: RouteTarget) -> RouteVerdict:
-    """The verdict on the API's HTTPRoute as its Gateway's controller reports it now."""
+async def read_verdict(
+    kube: Kube, api: RealtimeAPI, target: RouteTarget, claims: RouteClaims
+) -> RouteVerdict:
+    """The verdict on the API's HTTPRoute as its Gateway's controller reports it now, beside
+    the other routes' `claims` on the same requests."""
     ref = api.ref
     try:
         route, gateway = await asyncio.gather(
@@ -96,4 +100,4 @@ async def read_verdict(kube: Kube, api: RealtimeAPI, target: RouteTarget) -> Rou
         return name_in_use(api)
     if gateway is None and route is None and await kube.get(f"/apis/{GATEWAY_API}") is None:
         return not_served(api)
-    return route_verdict(target, route, gateway)
+    return route_verdict(target, route, gateway, claims)

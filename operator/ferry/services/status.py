@@ -14,6 +14,7 @@ from ferry.services.rollout import restorable_templates
 from ferry.services.route import read_verdict
 from ferry.services.status_writer import StatusWriter
 from ferry.spec.resource import RealtimeAPI
+from ferry.status.claims import NO_CLAIMS, RouteClaims
 from ferry.status.compute import (
     NOT_RECORDED,
     Blocked,
@@ -67,13 +68,15 @@ async def publish(
     pods: Iterable[PodState] = (),
     record: Recorder | None = None,
     route: RouteTarget | RouteVerdict | None = None,
+    claims: RouteClaims = NO_CLAIMS,
 ) -> Published:
     """Write the status; `model` is the reconciler's fresh verdict, or "recorded" for the one
     already in the status (a Deployment event carries no news about the model); `blocked` the
     same for why the generation cannot be applied (None: nothing blocks it). `pods` are the
     API's pods as the operator's watch has them; `record` posts what the change has to tell;
     `route` the HTTPRoute the API should have, read here for its Gateway's verdict (or the
-    verdict itself, when it could not be applied; None: it has none)."""
+    verdict itself, when it could not be applied; None: it has none); `claims` the other
+    routes' claims on requests, as the operator's watch has them."""
     ref = api.ref
     auto_rollback = api.spec.rollout.auto_rollback
     restorable: Collection[str] = ()
@@ -83,7 +86,7 @@ async def publish(
             restorable = await restorable_templates(kube, ref.namespace, ref.name)
     pods = tuple(pods)
     verdict_on_route = (
-        await read_verdict(kube, api, route) if isinstance(route, RouteTarget) else route
+        await read_verdict(kube, api, route, claims) if isinstance(route, RouteTarget) else route
     )
 
     def compute(read: RealtimeAPI) -> Mapping[str, Any] | None:

@@ -4,17 +4,22 @@ Gateway API has the controller of each parent Gateway write one entry under the 
 `status.parents`, with the conditions Accepted (the Gateway takes the route) and ResolvedRefs
 (its backends exist and may be referenced). The API is Ready only when both are True for the
 Gateway Ferry attached it to, at the route's current generation; when the controller refuses,
-the condition carries its reason and message. The URL clients use comes from the route's
-hostname or the Gateway's address, and from the listener's protocol and port.
+the condition carries its reason and message. A route the Gateway accepts may still get
+nothing: when an older route matches the same hostname and path on a listener they share, the
+Gateway sends it the requests (ferry.status.claims), and the verdict says which route to
+change. The URL clients use comes from the route's hostname or the Gateway's address, and from
+the listener's protocol and port.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ferry.spec.model import GatewayRef
+from ferry.status.claims import RouteClaim, RouteClaims, RouteKey, first_claim, path_key
 from ferry.status.conditions import FALSE, TRUE, UNKNOWN, Condition, condition
 
 ROUTED = "Routed"
@@ -22,6 +27,8 @@ GATEWAY_NOT_FOUND = "GatewayNotFound"
 WAITING_FOR_GATEWAY = "WaitingForGateway"
 ROUTE_PENDING = "RoutePending"
 ROUTE_REJECTED = "RouteRejected"
+ROUTE_CONFLICT = "RouteConflict"
+_GATEWAY_GROUP = "gateway.networking.k8s.io"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
@@ -52,9 +59,10 @@ def route_verdict(
     target: RouteTarget,
     route: Mapping[str, Any] | None,
     gateway: Mapping[str, Any] | None,
+    claims: RouteClaims,
 ) -> RouteVerdict:
     """The verdict on the API's HTTPRoute `route` (None: not applied yet) attached to
-    `gateway` (None: there is no such Gateway)."""
+    `gateway` (None: there is no such Gateway), beside the other routes' `claims`."""
     where = target.gateway.describe()
     if gateway is None:
         return RouteVerdict(
@@ -95,8 +103,104 @@ def route_verdict(
         (conditions.get(kind) or {}).get("status") != TRUE for kind in ("Accepted", "ResolvedRefs")
     ):
         return waiting
+    conflict = _conflict(target, route, claims)
+    if conflict is not None:
+        return conflict
     served = f"served at {url}" if url else "the Gateway has no address yet"
     return RouteVerdict(TRUE, "Accepted", f"{where} accepted the route; {served}", url)
+
+
+def _conflict(
+    target: RouteTarget, route: Mapping[str, Any], claims: RouteClaims
+) -> RouteVerdict | None:
+    """RouteConflict when an older route gets the requests the API's route matches. It has no
+    URL: the Gateway sends those requests to the other route."""
+    meta = route["metadata"]
+    gateway = target.gateway
+    path = path_key(target.path_prefix)
+    key = RouteKey(gateway.namespace, gateway.name, target.hostname or "", path)
+    mine = RouteClaim(
+        str(meta.get("namespace")),
+        str(meta.get("name")),
+        str(meta.get("uid")),
+        str(meta.get("creationTimestamp")),
+        (gateway.section,) if gateway.section else (),
+    )
+    first = first_claim(claims, key, mine)
+    if first is None:
+        return None
+    host = f"host {target.hostname}" if target.hostname else "any host"
+    return RouteVerdict(
+        FALSE,
+        ROUTE_CONFLICT,
+        f"HTTPRoute {first.namespace}/{first.name} (created {first.created}) matched {host} "
+        f"under path {path} on {gateway.describe()} before this API's route (created "
+        f"{mine.created}), so the Gateway sends those requests to it: change "
+        "spec.route.hostname or spec.route.pathPrefix, or that route",
+    )
+
+
+def claims_of(route: Mapping[str, Any]) -> dict[RouteKey, RouteClaim]:
+    """What requests the HTTPRoute `route` takes from the routes that match them after it:
+    on each Gateway that accepted it, its hostnames (or any host) under the path prefix of each
+    rule's match on the path alone. (A match that also asks for headers, query parameters or a
+    method is more specific than any path-only match, whichever route is older: it takes a
+    share of the requests, not all of them.)"""
+    meta = route["metadata"]
+    namespace = str(meta.get("namespace"))
+    spec = route.get("spec") or {}
+    # The listeners the route has on each Gateway that accepted it; () for every listener.
+    listeners: dict[tuple[str, str], tuple[str, ...]] = {}
+    for ref in spec.get("parentRefs") or ():
+        if (ref.get("group", _GATEWAY_GROUP), ref.get("kind", "Gateway")) != (
+            _GATEWAY_GROUP,
+            "Gateway",
+        ):
+            continue  # a Service, for a mesh: no Gateway's requests
+        gateway = GatewayRef(ref.get("namespace") or namespace, ref["name"], ref.get("sectionName"))
+        if not _accepted(route, gateway):
+            continue
+        # Interned: every route on a Gateway names it, and the index keeps one copy.
+        where = (sys.intern(gateway.namespace), sys.intern(gateway.name))
+        known = listeners.get(where)
+        if gateway.section is None or known == ():
+            listeners[where] = ()
+        else:
+            listeners[where] = tuple(sorted({*(known or ()), gateway.section}))
+    paths = {path_key(prefix) for rule in spec.get("rules") or [{}] for prefix in _prefixes(rule)}
+    hostnames = spec.get("hostnames") or [""]
+    claims = {}
+    for (gateway_namespace, gateway_name), sections in listeners.items():
+        # One value for all of the Gateway's keys: the index holds it once.
+        claim = RouteClaim(
+            namespace,
+            str(meta.get("name")),
+            str(meta.get("uid")),
+            str(meta.get("creationTimestamp")),
+            sections,
+        )
+        for hostname in hostnames:
+            for path in paths:
+                claims[RouteKey(gateway_namespace, gateway_name, str(hostname), path)] = claim
+    return claims
+
+
+def _prefixes(rule: Mapping[str, Any]) -> Iterator[str]:
+    # A rule without matches, and a match without a path, match every path (PathPrefix "/").
+    for match in rule.get("matches") or [{}]:
+        if match.get("headers") or match.get("queryParams") or match.get("method"):
+            continue
+        path = match.get("path") or {}
+        if path.get("type", "PathPrefix") == "PathPrefix":
+            yield str(path.get("value", "/"))
+
+
+def _accepted(route: Mapping[str, Any], gateway: GatewayRef) -> bool:
+    answer = _parent_status(route, gateway) or {}
+    return any(
+        c.get("type") == "Accepted" and c.get("status") == TRUE
+        for c in answer.get("conditions") or ()
+    )
 
 
 def _parent_status(route: Mapping[str, Any], gateway: GatewayRef) -> Mapping[str, Any] | None:

@@ -24,12 +24,21 @@ from tests.support.ferry_operator import REPO, kubectl
 ECHO = REPO / "examples" / "custom-container" / "realtimeapi.yaml"
 
 
+def _namespace(cluster: ClusterInfo) -> Iterator[str]:
+    name = f"g-{uuid.uuid4().hex[:8]}"
+    kubectl(cluster, "create", "namespace", name)
+    yield name
+    kubectl(cluster, "delete", "namespace", name, "--wait=false")
+
+
 @pytest.fixture
 def ns(net_cluster: ClusterInfo) -> Iterator[str]:
-    name = f"g-{uuid.uuid4().hex[:8]}"
-    kubectl(net_cluster, "create", "namespace", name)
-    yield name
-    kubectl(net_cluster, "delete", "namespace", name, "--wait=false")
+    yield from _namespace(net_cluster)
+
+
+@pytest.fixture
+def other_ns(net_cluster: ClusterInfo) -> Iterator[str]:
+    yield from _namespace(net_cluster)
 
 
 def echo(replicas: int = 1, **route: Any) -> dict[str, Any]:
@@ -46,11 +55,11 @@ def condition(cluster: ClusterInfo, ns: str, kind: str) -> dict[str, Any] | None
 
 
 def wait_for(cluster: ClusterInfo, ns: str, kind: str, status: str, reason: str) -> dict[str, Any]:
-    def told() -> dict[str, Any] | None:
+    def told() -> dict[str, Any]:
         found = condition(cluster, ns, kind)
-        if found is not None and (found["status"], found["reason"]) == (status, reason):
-            return found
-        return None
+        if found is None or (found["status"], found["reason"]) != (status, reason):
+            raise AssertionError(f"{kind}: {found}")  # the last one seen is in the timeout's
+        return found
 
     return wait_until(told, timeout=90, what=f"rtapi/echo {kind}={status} ({reason}) in {ns}")
 
@@ -198,3 +207,155 @@ def test_an_httproute_of_the_apis_name_that_is_not_its_own_is_left_alone(
     route = get(net_cluster, ns, "httproute", "echo")
     assert route["spec"]["rules"][0]["matches"][0]["path"]["value"] == f"/{ns}/theirs"
     assert "ownerReferences" not in route["metadata"]
+
+
+def _pods(cluster: ClusterInfo, ns: str) -> set[str]:
+    listed = get(cluster, ns, "pods", "-l", "ferry.dev/api=echo")
+    return {p["metadata"]["name"] for p in listed["items"]}
+
+
+def _answering_pod(address: str, hostname: str) -> str | None:
+    """The pod that answered a request for `hostname` through the Gateway; None: none did."""
+    connection = http.client.HTTPConnection(address, gateway.PORT, timeout=10)
+    try:
+        connection.request(
+            "POST", "/predict", "{}", {"Host": hostname, "Content-Type": "application/json"}
+        )
+        response = connection.getresponse()
+        reply = response.read()
+    finally:
+        connection.close()
+    return str(json.loads(reply)["pod"]) if response.status == 200 else None
+
+
+def test_a_hostname_and_path_another_api_took_first_leave_the_api_unready_until_it_is_freed(
+    net_cluster: ClusterInfo, cluster_network: ClusterNetwork, ns: str, other_ns: str
+) -> None:
+    hostname = f"{ns}.models.test"
+    route = {"hostname": hostname, "pathPrefix": "/"}
+    apply(net_cluster, ns, echo(**route))
+    wait_for(net_cluster, ns, "Ready", "True", "Available")
+    apply(net_cluster, other_ns, echo(**route))
+
+    # Both routes are Accepted by the Gateway, but the older one's rule takes the requests.
+    ready = wait_for(net_cluster, other_ns, "Ready", "False", "RouteConflict")
+    assert f"HTTPRoute {ns}/echo" in ready["message"], ready
+    assert "spec.route.hostname or spec.route.pathPrefix" in ready["message"], ready
+    assert ("Warning", "RouteConflict") in events(net_cluster, other_ns)
+    first = _pods(net_cluster, ns)
+    address = cluster_network.node_address
+    answered = wait_until(
+        lambda: _answering_pod(address, hostname),
+        timeout=10,
+        what=f"Envoy to send {hostname} to an API",
+    )
+    assert answered in first
+    assert {_answering_pod(address, hostname) for _ in range(10)} <= first
+    routed = condition(net_cluster, ns, "Routed")
+    assert routed is not None
+    assert (routed["status"], routed["reason"]) == ("True", "Accepted")
+
+    # The first API goes: the second is served, and says so, without being touched. (Envoy
+    # Gateway marks the second route's overlap, and clears the mark then; with a controller that
+    # does not, the next test shows the API told all the same.)
+    kubectl(net_cluster, "delete", "-n", ns, "rtapi", "echo")
+    wait_for(net_cluster, other_ns, "Routed", "True", "Accepted")
+    wait_for(net_cluster, other_ns, "Ready", "True", "Available")
+    second = _pods(net_cluster, other_ns)
+    wait_until(
+        lambda: _answering_pod(address, hostname) in second,
+        timeout=10,
+        what=f"Envoy to send {hostname} to the API of {other_ns}",
+    )
+
+
+def _accept(cluster: ClusterInfo, ns: str, route: str, gateway_name: str) -> None:
+    """Write what a Gateway controller that does not mark overlapping routes writes (Envoy
+    Gateway adds RouteRulesOverlap, which changes the losing route too; others do not): the
+    route is Accepted on the Gateway, and its backends resolved, and nothing more."""
+    generation = get(cluster, ns, "httproute", route)["metadata"]["generation"]
+    conditions = [
+        {
+            "type": kind,
+            "status": "True",
+            "reason": kind,
+            "message": "written by the test",
+            "observedGeneration": generation,
+            "lastTransitionTime": "2026-01-01T00:00:00Z",
+        }
+        for kind in ("Accepted", "ResolvedRefs")
+    ]
+    status = {
+        "parents": [
+            {
+                "parentRef": {
+                    "group": "gateway.networking.k8s.io",
+                    "kind": "Gateway",
+                    "name": gateway_name,
+                },
+                "controllerName": "test.ferry.dev/quiet",
+                "conditions": conditions,
+            }
+        ]
+    }
+    kubectl(
+        cluster,
+        *("patch", "-n", ns, "httproute", route, "--subresource=status", "--type=merge"),
+        "-p",
+        json.dumps({"status": status}),
+    )
+
+
+def test_another_route_that_moves_onto_the_apis_hostname_and_path_takes_it_until_it_goes(
+    net_cluster: ClusterInfo, ns: str
+) -> None:
+    # A Gateway of a class no controller here serves: the test is its controller.
+    quiet = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": "quiet"},
+        "spec": {
+            "gatewayClassName": "quiet",
+            "listeners": [{"name": "http", "protocol": "HTTP", "port": 80}],
+        },
+    }
+    hostname = f"{ns}.models.test"
+    another = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": "another"},
+        "spec": {
+            "parentRefs": [{"name": "quiet"}],
+            "hostnames": [hostname],
+            "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/elsewhere"}}]}],
+        },
+    }
+    # Older than the API's route, or created in the same second and first by name.
+    apply(net_cluster, ns, quiet, another)
+    _accept(net_cluster, ns, "another", "quiet")
+    apply(net_cluster, ns, echo(gateway={"name": "quiet"}, hostname=hostname, pathPrefix="/"))
+    wait_until(
+        lambda: (
+            kubectl(net_cluster, "get", "-n", ns, "httproute", "echo", check=False).returncode == 0
+        ),
+        timeout=60,
+        what="the API's HTTPRoute",
+    )
+    _accept(net_cluster, ns, "echo", "quiet")
+    # Ready: its Deployment and pods have settled, and no event of theirs publishes it again.
+    wait_for(net_cluster, ns, "Ready", "True", "Available")
+
+    # The older route moves onto the API's hostname and path: it gets the requests first.
+    another["spec"]["rules"] = [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}]
+    apply(net_cluster, ns, another)
+    routed = wait_for(net_cluster, ns, "Routed", "False", "RouteConflict")
+    assert f"HTTPRoute {ns}/another" in routed["message"], routed
+    assert ("Warning", "RouteConflict") in events(net_cluster, ns)
+    route_version = get(net_cluster, ns, "httproute", "echo")["metadata"]["resourceVersion"]
+
+    # It goes: the API has its requests back, though nothing of the API or its route changed.
+    kubectl(net_cluster, "delete", "-n", ns, "httproute", "another")
+    wait_for(net_cluster, ns, "Routed", "True", "Accepted")
+    assert get(net_cluster, ns, "httproute", "echo")["metadata"]["resourceVersion"] == (
+        route_version
+    )

@@ -12,6 +12,7 @@ from ferry.settings import Settings, SettingsError
 from ferry.spec.model import GatewayRef, parse_spec
 from ferry.spec.resource import ApiRef
 from ferry.spec.schema import with_defaults
+from ferry.status.claims import NO_CLAIMS
 from ferry.status.compute import compute_status
 from ferry.status.news import route_news
 from ferry.status.route import (
@@ -158,7 +159,13 @@ def route(
         ],
     }
     return {
-        "metadata": {"name": "iris", "namespace": "ml", "generation": generation},
+        "metadata": {
+            "name": "iris",
+            "namespace": "ml",
+            "uid": "route-uid",
+            "creationTimestamp": "2026-12-07T10:00:00Z",
+            "generation": generation,
+        },
         "status": {"parents": [parent] if conditions else []},
     }
 
@@ -200,13 +207,16 @@ RESOLVED = ("ResolvedRefs", "True", "ResolvedRefs")
 def test_the_verdict_is_the_gateways_answer_for_this_generation_of_the_route(
     the_route: dict[str, Any] | None, the_gateway: dict[str, Any] | None, status: str, reason: str
 ) -> None:
-    verdict = route_verdict(TARGET, the_route, the_gateway)
+    verdict = route_verdict(TARGET, the_route, the_gateway, NO_CLAIMS)
     assert (verdict.status, verdict.reason) == (status, reason)
 
 
 def test_a_refusal_quotes_the_controller() -> None:
     verdict = route_verdict(
-        TARGET, route(("Accepted", "False", "NotAllowedByListeners"), RESOLVED), gateway()
+        TARGET,
+        route(("Accepted", "False", "NotAllowedByListeners"), RESOLVED),
+        gateway(),
+        NO_CLAIMS,
     )
     assert verdict.message == (
         "Gateway gateways/public refused the route (Accepted=False): NotAllowedByListeners said"
