@@ -58,6 +58,8 @@ STEP = (10, 40)
 SHARE_WINDOW = 10
 VIAS = ("cluster-ip", "gateway")
 SAMPLE_TIMEOUT = 0.8
+READ_GAP = 1.5
+"""Seconds within which a reading counts as the replica's count at a window's edge."""
 
 
 @dataclass
@@ -134,12 +136,13 @@ async def read_proxies(
 
 def served_between(series: list[tuple[float, int]], start: float, end: float) -> int | None:
     """Requests served from the last reading at or before `start` to the last at or before
-    `end`; None when the replica was not read by `start` (it was not measured all along)."""
-    before = [count for at, count in series if at <= start]
-    upto = [count for at, count in series if at <= end]
-    if not before:
+    `end`; None unless the replica was read both within a reading of `start` and of `end` (a
+    read that timed out would otherwise count as nothing served)."""
+    before = [(at, count) for at, count in series if start - READ_GAP <= at <= start]
+    upto = [(at, count) for at, count in series if end - READ_GAP <= at <= end]
+    if not before or not upto:
         return None
-    return upto[-1] - before[-1]
+    return upto[-1][1] - before[-1][1]
 
 
 def served_in_window(readings: Readings, offset: float) -> dict[str, int]:
