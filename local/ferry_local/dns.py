@@ -15,6 +15,7 @@ from typing import Any
 
 from ferry_local.agent.dns import CLUSTER_DOMAIN
 from ferry_local.network import ClusterNetwork
+from ferry_local.rbac import cluster_role_for_user
 
 PORT = 53
 HEALTH_PORT = 8090
@@ -47,35 +48,20 @@ def corefile(network: ClusterNetwork, kubeconfig: Path) -> str:
 def manifests(network: ClusterNetwork) -> list[dict[str, Any]]:
     """CoreDNS's RBAC, the kube-dns Service and the EndpointSlice that points it at CoreDNS."""
     ports = [("dns", "UDP"), ("dns-tcp", "TCP")]
+    rules = [
+        {
+            "apiGroups": [""],
+            "resources": ["endpoints", "services", "pods", "namespaces"],
+            "verbs": ["list", "watch"],
+        },
+        {
+            "apiGroups": ["discovery.k8s.io"],
+            "resources": ["endpointslices"],
+            "verbs": ["list", "watch"],
+        },
+    ]
     return [
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRole",
-            "metadata": {"name": USER},
-            "rules": [
-                {
-                    "apiGroups": [""],
-                    "resources": ["endpoints", "services", "pods", "namespaces"],
-                    "verbs": ["list", "watch"],
-                },
-                {
-                    "apiGroups": ["discovery.k8s.io"],
-                    "resources": ["endpointslices"],
-                    "verbs": ["list", "watch"],
-                },
-            ],
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": USER},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": USER,
-            },
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": USER}],
-        },
+        *cluster_role_for_user(USER, rules),
         {
             "apiVersion": "v1",
             "kind": "Service",

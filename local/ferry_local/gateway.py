@@ -33,6 +33,7 @@ from typing import Any
 import envoy  # type: ignore[import-untyped]
 
 from ferry_local.network import ClusterNetwork
+from ferry_local.rbac import cluster_role_for_user
 
 NAMESPACE = "envoy-gateway-system"
 GATEWAY_CLASS = "ferry"
@@ -210,23 +211,7 @@ def manifests(network: ClusterNetwork) -> list[dict[str, Any]]:
         _rule(["", "events.k8s.io"], ["events"], ["create", "patch"]),
     ]
     return [
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRole",
-            "metadata": {"name": USER},
-            "rules": rules,
-        },
-        {
-            "apiVersion": "rbac.authorization.k8s.io/v1",
-            "kind": "ClusterRoleBinding",
-            "metadata": {"name": USER},
-            "roleRef": {
-                "apiGroup": "rbac.authorization.k8s.io",
-                "kind": "ClusterRole",
-                "name": USER,
-            },
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": USER}],
-        },
+        *cluster_role_for_user(USER, rules),
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}},
         {
             "apiVersion": f"{_ENVOY_GATEWAY}/v1alpha1",
