@@ -93,8 +93,11 @@ def main(argv: Sequence[str] | None = None) -> NoReturn:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         parser.error("no program to run")
-    args.scratch.mkdir(parents=True, exist_ok=True)
-    enter(dict(args.bind), args.scratch.resolve())
+    try:
+        args.scratch.mkdir(parents=True, exist_ok=True)
+        enter(dict(args.bind), args.scratch.resolve())
+    except (ValueError, OSError) as error:
+        parser.exit(2, f"{parser.prog}: {error}\n")
     os.execvp(command[0], command)  # noqa: S606 - the program and arguments as given
 
 
