@@ -248,7 +248,8 @@ async def test_the_chart_installs_upgrades_and_uninstalls_a_working_operator(
         for rule in get(cluster, "clusterrole", RELEASE)["rules"]
         for resource in rule["resources"]
     }
-    assert cluster_resources == {"customresourcedefinitions", "namespaces"}
+    # Gateways are read wherever they are: a shared one lives outside the watched namespaces.
+    assert cluster_resources == {"customresourcedefinitions", "namespaces", "gateways"}
     kubectl(
         cluster,
         "patch",
