@@ -29,7 +29,10 @@ _FERRYS = {"app.kubernetes.io/managed-by": names.MANAGED_BY}
 def api_pods(
     body: kopf.Body, namespace: str | None, labels: kopf.Labels, **_: Any
 ) -> dict[ApiKey, PodState]:
-    """Each API's pods, as the autoscaler's tick and the reconciler's status writes read them."""
+    """Each API's stable pods, as the autoscaler's tick and the reconciler's status writes read
+    them (its canary's have a Deployment, and a demand, of their own)."""
+    if labels.get(names.COMPONENT_LABEL) == names.CANARY:
+        return {}
     return {(str(namespace), labels[names.API_LABEL]): PodState.of(body)}
 
 

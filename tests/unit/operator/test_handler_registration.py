@@ -70,8 +70,9 @@ def test_the_api_handlers_are_registered_in_the_written_order(
         "deployment_changed",
         "pod_unschedulable",
         "route_changed",
+        "canary_changed",
     ]
-    assert [h.id for h in registry._spawning.get_all_handlers()] == ["autoscale"]
+    assert [h.id for h in registry._spawning.get_all_handlers()] == ["remove_canary", "autoscale"]
 
 
 def test_startup_and_cleanup_handlers_each_run_under_an_id_of_their_own(
