@@ -3,11 +3,13 @@ the status makes of it (the Canary condition, Ready, status.canary, its revision
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+import kopf
 import pytest
 
 from ferry import names
+from ferry.handlers.indexes import api_pods, api_replicas, canary_pods, canary_replicas
 from ferry.render.children import check_canary, render_deployment, render_route, render_service
 from ferry.settings import Settings
 from ferry.spec.model import Canary, GatewayRef, InvalidSpecError, RealtimeAPISpec, parse_spec
@@ -504,3 +506,37 @@ def test_the_history_keeps_the_stable_versions_last_revision_among_many_canaries
     assert len(history) == HISTORY_LIMIT
     assert history[0].template_hash == "a"
     assert history[-1].template_hash == f"c{HISTORY_LIMIT + 2}"
+
+
+# --- what the autoscaler reads ---------------------------------------------------------------
+
+
+def pod(component: str) -> kopf.Body:
+    labels = {names.API_LABEL: "iris", "app.kubernetes.io/component": component}
+    raw = {"metadata": {"name": f"iris-{component}-x", "labels": labels}, "status": {}}
+    return kopf.Body(cast(kopf.RawBody, raw))
+
+
+def test_the_pods_of_the_stable_version_and_of_the_canary_are_indexed_apart() -> None:
+    stable, canary = pod("predictor"), pod("canary")
+    assert list(api_pods(stable, "ml", stable.metadata.labels)) == [("ml", "iris")]
+    assert api_pods(canary, "ml", canary.metadata.labels) == {}
+    assert list(canary_pods(canary, "ml", canary.metadata.labels)) == [("ml", "iris")]
+    assert canary_pods(stable, "ml", stable.metadata.labels) == {}
+
+
+def test_a_canary_deployment_is_indexed_under_its_api_by_the_apis_uid() -> None:
+    rendered = canary_deployment()
+    rendered["spec"]["replicas"] = 3
+    body = kopf.Body(cast(kopf.RawBody, rendered))
+    labels, name = body.metadata.labels, "iris-canary"
+    assert canary_replicas(body, "ml", name, labels) == {("ml", "iris"): (API.uid, 3)}
+    # Not the stable one's, and not under the canary's own name.
+    assert api_replicas(body, "ml", name) == {}
+    stable = kopf.Body(
+        cast(
+            kopf.RawBody,
+            render_deployment(API, spec(), SETTINGS, model_version=None, replicas=2),
+        )
+    )
+    assert canary_replicas(stable, "ml", "iris", stable.metadata.labels) == {}

@@ -65,7 +65,12 @@ def test_the_api_handlers_are_registered_in_the_written_order(
     # Create, resume and update are one handler: an API created while no operator ran is
     # reconciled once at start, not twice.
     assert len({id(h.fn) for h in registry._changing.get_all_handlers()[:3]}) == 1
-    assert [h.id for h in registry._indexing.get_all_handlers()] == ["api_pods", "api_replicas"]
+    assert [h.id for h in registry._indexing.get_all_handlers()] == [
+        "api_pods",
+        "api_replicas",
+        "canary_pods",
+        "canary_replicas",
+    ]
     assert [h.id for h in registry._watching.get_all_handlers()] == [
         "deployment_changed",
         "pod_unschedulable",
