@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import os
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -23,7 +26,7 @@ from ferry_local.network import ClusterNetwork
 from ferry_local.wait import eventually
 from tests.e2e.network.conftest import apply, get
 from tests.e2e.network.test_gateway import echo, events
-from tests.support.ferry_operator import kubectl
+from tests.support.ferry_operator import REPO, kubectl
 
 CANDIDATE = "ghcr.io/ferry-dev/examples-echo:0.2.0"
 LOAD_WORKERS = 4
@@ -230,3 +233,80 @@ async def test_a_promotion_under_load_fails_no_request(
     ]
     assert revisions[-2:] == [(CANDIDATE, "Promoted", True), (CANDIDATE, "Complete", False)]
     assert ("Normal", "CanaryPromoted") in events(net_cluster, ns)
+
+
+CI_SCRIPT = REPO / "examples" / "ci-rollout" / "rollout.py"
+FAILING = "test.ferry.dev/failing:1"  # tests/e2e/agent/images.yaml: every prediction a 500
+
+
+async def ci_canary(
+    cluster: ClusterInfo, cluster_network: ClusterNetwork, ns: str, image: str
+) -> tuple[subprocess.CompletedProcess[str], Load]:
+    """The echo API serving, then the CI script's canary of `image` at 20 % while requests
+    flow through the Gateway; the script's run and the load, stopped."""
+    apply(cluster, ns, echo(replicas=2))
+    await asyncio.to_thread(wait_ready, cluster, ns)
+    load = Load(url_of(cluster_network, ns))
+    running = asyncio.create_task(load.run())
+    argv = [
+        sys.executable,
+        str(CI_SCRIPT),
+        f"--kubectl={cluster.tool('kubectl')}",
+        f"--namespace={ns}",
+        "--name=echo",
+        f"--image={image}",
+        "--canary=20",
+        "--observe=5",
+        "--timeout=180",
+    ]
+    try:
+        done = await asyncio.to_thread(
+            subprocess.run,
+            argv,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=600,
+            env={**os.environ, "KUBECONFIG": str(cluster.kubeconfig)},
+        )
+
+        async def gone() -> bool:
+            return await asyncio.to_thread(canary_gone, cluster, ns)
+
+        await eventually(gone, timeout=60, what="the canary's objects deleted", interval=0.5)
+    finally:
+        load.stop.set()
+        await running
+    print(done.stdout, done.stderr, f"{len(load.answered)} answered, failed: {dict(load.failed)}")
+    return done, load
+
+
+async def test_the_ci_script_promotes_a_healthy_canary_and_no_request_fails(
+    net_cluster: ClusterInfo, cluster_network: ClusterNetwork, ns: str
+) -> None:
+    done, load = await ci_canary(net_cluster, cluster_network, ns, CANDIDATE)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "applied realtimeapi/echo: generation 2, canary at 20%"
+    assert lines[2].startswith("canary: ") and ", 0.00% 5xx, p99 <= " in lines[2], lines[2]
+    assert lines[3] == "promoting the canary: generation 3"
+    assert lines[-1].startswith("promoted; rolled out: ")
+    assert not load.failed, load.failed
+    deployment = get(net_cluster, ns, "deployment", "echo")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == CANDIDATE
+
+
+async def test_the_ci_script_aborts_a_failing_canary_and_fails_the_job(
+    net_cluster: ClusterInfo, cluster_network: ClusterNetwork, ns: str
+) -> None:
+    done, load = await ci_canary(net_cluster, cluster_network, ns, FAILING)
+    assert done.returncode == 1, done.stdout
+    assert done.stderr.strip().splitlines()[-1] == (
+        "FAILED: canary aborted: its 5xx rate is 100.00%, above --max-error-rate 1.00%"
+    )
+    assert "Aborted (canary)" in done.stdout
+    # What failed is the canary's own answers while it was watched; the stable's never did.
+    assert set(load.failed) == {'500 b\'{"error": "this predictor fails"}\''}, load.failed
+    deployment = get(net_cluster, ns, "deployment", "echo")
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == echo()["spec"]["predictor"]["image"]
