@@ -48,9 +48,13 @@ def api_recorder(api: Mapping[str, Any]) -> Recorder:
 
 
 def pods_of(kwargs: Mapping[str, Any], namespace: str, api: str) -> tuple[PodState, ...]:
+    """The API's pods, its canary's too: the status says what holds up either (each side's
+    by its template hash)."""
     # kopf passes each index as a keyword named after its function (ferry.handlers.indexes).
-    index: kopf.Index[ApiKey, PodState] = kwargs["api_pods"]
-    return tuple(index.get((namespace, api), ()))
+    stable: kopf.Index[ApiKey, PodState] = kwargs["api_pods"]
+    canary: kopf.Index[ApiKey, PodState] = kwargs["canary_pods"]
+    key = (namespace, api)
+    return (*stable.get(key, ()), *canary.get(key, ()))
 
 
 async def _parsed(

@@ -13,12 +13,13 @@ Gateway's controller has answered for that route and the drain delay has passed
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ferry.spec.model import Canary
 from ferry.status.conditions import FALSE, TRUE, UNKNOWN, Condition, condition
+from ferry.status.pods import NO_TROUBLE, PodState, Trouble, trouble
 from ferry.status.revisions import Outcome, Revision, Template
 from ferry.status.rollout import rollout_of, template_of
 from ferry.status.route import RouteVerdict
@@ -159,10 +160,12 @@ def canary_report(
     revisions: tuple[Revision, ...],
     generation: int,
     now: str,
+    pods: Iterable[PodState] = (),
 ) -> CanaryReport:
     """The canary's condition and status fields, and whether it holds Ready back. `route` is
     the verdict on the API's HTTPRoute (None: it has none); `revisions` the history brought
-    up to date, whose last canary revision says a removed canary's outcome."""
+    up to date, whose last canary revision says a removed canary's outcome; `pods` the API's,
+    to say what holds the canary's up."""
     wanted, deployment = view.wanted, view.deployment
     if deployment is None:
         if wanted is None:
@@ -180,7 +183,8 @@ def canary_report(
         return _removing(view, route, fields, previous=previous, revisions=revisions, now=now)
     if view.blocked is not None:
         return _blocked(view.blocked, fields)
-    return _serving(wanted, deployment, route, fields, generation)
+    found = trouble(pods, template.hash) if template is not None else NO_TROUBLE
+    return _serving(wanted, deployment, route, fields, generation=generation, found=found)
 
 
 def _serving(
@@ -188,12 +192,16 @@ def _serving(
     deployment: Mapping[str, Any],
     route: RouteVerdict | None,
     fields: dict[str, Any],
+    *,
     generation: int,
+    found: Trouble,
 ) -> CanaryReport:
     """A canary the spec asks for: starting, rolling out, waiting for its weight on the route,
-    or taking its share of the requests."""
+    or taking its share of the requests; `found` what holds its pods up."""
     rollout = rollout_of(deployment, generation)
     counts = f"{rollout.available}/{rollout.desired} replicas available"
+    if found.message:
+        counts += f"; {found.message}"
     percent, weight = wanted.traffic_percent, fields["trafficPercent"]
     if rollout.deadline_exceeded:
         message = f"the canary made no progress within its deadline: {counts}"

@@ -253,6 +253,7 @@ def compute_status(
     `route` the verdict on the API's HTTPRoute (None: it has none), which Ready waits for;
     `canary` the API's canary (None: it has none), which Ready waits for too.
     """
+    pods = tuple(pods)
     rollout = rollout_of(deployment, generation) if deployment is not None else None
     revisions = parse_revisions(previous.get("revisions"))
     found = NO_TROUBLE
@@ -298,7 +299,13 @@ def compute_status(
     report = NO_CANARY
     if canary is not None:
         report = canary_report(
-            canary, route, previous=previous, revisions=revisions, generation=generation, now=now
+            canary,
+            route,
+            previous=previous,
+            revisions=revisions,
+            generation=generation,
+            now=now,
+            pods=pods,
         )
     if report.waiting is not None and ready.status == TRUE:
         phase = Phase.DEGRADED if report.degraded else Phase.PROGRESSING

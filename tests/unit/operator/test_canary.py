@@ -24,6 +24,7 @@ from ferry.status.canary import (
 )
 from ferry.status.compute import compute_status
 from ferry.status.news import canary_news, rollout_news
+from ferry.status.pods import PodState
 from ferry.status.revisions import (
     HISTORY_LIMIT,
     Outcome,
@@ -248,8 +249,10 @@ def status(
     stable: dict[str, Any] | None = None,
     now: str = NOW,
     generation: int = 2,
+    pods: tuple[PodState, ...] = (),
 ) -> dict[str, Any]:
     return compute_status(
+        pods=pods,
         api="iris",
         namespace="ml",
         generation=generation,
@@ -350,6 +353,28 @@ def test_ready_waits_for_the_canary_and_its_weight_on_the_route(
         assert conditions["Ready"] == ("False", "WaitingForGateway")
     assert conditions["Canary"] == canary
     assert computed["phase"] == phase
+
+
+def test_what_holds_the_canarys_pods_up_is_told() -> None:
+    stuck = PodState(
+        "iris-canary-5f-x",
+        "10.0.0.9",
+        "canary-1",
+        False,
+        False,
+        None,
+        "container predictor: ErrImagePull: no such image",
+    )
+    unrelated = PodState("iris-6c-y", "10.0.0.8", "stable-1", False, False, None, "elsewhere")
+    computed = status(
+        CanaryView(WANTED, running(available=0, reason="ReplicaSetUpdated")),
+        pods=(unrelated, stuck),
+    )
+    ready = next(c for c in computed["conditions"] if c["type"] == "Ready")
+    assert ready["message"] == (
+        "starting the canary: 0/1 replicas available; pod iris-canary-5f-x: container "
+        "predictor: ErrImagePull: no such image; it gets no requests until one is"
+    )
 
 
 def test_the_canary_never_holds_back_a_stable_rollout_s_own_reason() -> None:
