@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import boto3
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client import ApiClient
 
@@ -200,3 +201,73 @@ async def test_a_canary_without_a_gateway_is_refused_and_the_stable_version_serv
     deployments = await apps.list_namespaced_deployment(namespace)
     assert [d.metadata.name for d in deployments.items] == ["iris"]
     assert deployments.items[0].status.available_replicas == 1
+
+
+async def test_a_canary_whose_name_is_taken_waits_saying_so_and_the_stable_version_serves(
+    api: ApiClient, namespace: str, operator: Operator
+) -> None:
+    core = client.CoreV1Api(api)
+    theirs = client.V1Service(
+        metadata=client.V1ObjectMeta(name="iris-canary"),
+        spec=client.V1ServiceSpec(ports=[client.V1ServicePort(port=80)]),
+    )
+    await core.create_namespaced_service(namespace, theirs)
+    await create(api, namespace, with_canary())
+
+    async def told() -> dict[str, Any] | None:
+        obj = await get_api(api, namespace, "iris")
+        return obj if condition(obj, "Canary").get("reason") == "NameInUse" else None
+
+    obj = await eventually(told, timeout=60, what="iris: Canary=False, NameInUse")
+    canary = condition(obj, "Canary")
+    assert canary["status"] == "False"
+    assert "Service iris-canary is not this API's" in canary["message"]
+    await event(api, namespace, "NameInUse", "Service iris-canary is not this API's")
+    apps = client.AppsV1Api(api)
+    deployments = await apps.list_namespaced_deployment(namespace)
+    assert [d.metadata.name for d in deployments.items] == ["iris"]
+    service = await core.read_namespaced_service("iris-canary", namespace)
+    assert service.metadata.owner_references is None
+
+    # Once the name is free, the canary comes by itself: the operator looks again.
+    await core.delete_namespaced_service("iris-canary", namespace)
+    await canary_status(api, namespace, 2)
+
+
+async def test_a_canary_of_a_model_version_not_in_s3_waits_saying_so_then_starts(
+    api: ApiClient, namespace: str, operator: Operator, aws_env: dict[str, str]
+) -> None:
+    s3 = boto3.client("s3")
+    bucket = f"canary-{namespace}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(Bucket=bucket, Key="iris/1/model.pkl", Body=b"weights")
+    model = {"uri": f"s3://{bucket}/iris", "version": "1"}
+    body = realtime_api(
+        "iris",
+        STABLE,
+        route=GATEWAY,
+        model=model,
+        canary={"trafficPercent": 10, "modelVersion": "2"},
+    )
+    await create(api, namespace, body)
+
+    async def told() -> dict[str, Any] | None:
+        obj = await get_api(api, namespace, "iris")
+        return obj if condition(obj, "Canary").get("reason") == "VersionNotFound" else None
+
+    obj = await eventually(told, timeout=60, what="iris: Canary=False, VersionNotFound")
+    message = f"its model: no objects under s3://{bucket}/iris/2/"
+    assert condition(obj, "Canary")["message"] == message
+    await event(api, namespace, "VersionNotFound", message)
+    apps = client.AppsV1Api(api)
+    assert [d.metadata.name for d in (await apps.list_namespaced_deployment(namespace)).items] == [
+        "iris"
+    ]
+
+    s3.put_object(Bucket=bucket, Key="iris/2/model.pkl", Body=b"weights")
+    started = await canary_status(api, namespace, 1)
+    assert started["status"]["canary"]["modelVersion"] == "2"
+    assert started["status"]["modelVersion"] == "1"
+    canary = await apps.read_namespaced_deployment("iris-canary", namespace)
+    assert canary.spec.template.metadata.annotations["ferry.dev/model-version"] == "2"
+    assert canary.spec.template.spec.containers[0].image == STABLE
