@@ -28,6 +28,7 @@ from ferry.render.children import (
 )
 from ferry.services.events import Recorder
 from ferry.services.model import check_failed, check_model
+from ferry.services.replicas import set_initial_replicas
 from ferry.services.retry import backoff
 from ferry.services.route import apply_route, route_path
 from ferry.services.status import deployment_path, now_iso, publish, read_canary, service_path
@@ -48,18 +49,12 @@ def canary_paths(ref: ApiRef) -> tuple[str, str]:
     return deployment_path(ref.namespace, name), service_path(ref.namespace, name)
 
 
-def has_canary(api: RealtimeAPI) -> bool:
-    """The spec asks for a canary, or the status says one is still there."""
-    return api.spec.canary is not None or bool(api.status.get("canary"))
-
-
 @dataclass(frozen=True)
 class Applied:
     deployment: dict[str, Any] | None
     """The canary's Deployment as it is now (None: there is none)."""
     blocked: CanaryBlock | None = None
     """Why this generation's canary could not be applied; what ran before stays."""
-    created: bool = False
 
 
 async def apply_canary(
@@ -101,12 +96,12 @@ async def apply_canary(
         applied, created = await kube.apply(deployment, names.FIELD_MANAGER)
         if created:
             replicas = spec.autoscaling.min_replicas
-            applied = await _start_replicas(kube, deployment_at, replicas, applied)
+            applied = await set_initial_replicas(kube, deployment_at, replicas, applied)
         await kube.apply(render_service(ref, names.CANARY), names.FIELD_MANAGER)
     except RejectedError as error:
         why = f"the API server refused it: {error.reason}"
         return Applied(existing, CanaryBlock(REJECTED, why))
-    return Applied(applied, None, created)
+    return Applied(applied)
 
 
 async def _model(
@@ -116,7 +111,7 @@ async def _model(
     applied for this generation keeps the version it was given."""
     if existing is not None and owned_by(existing, ref.uid):
         annotations = existing["metadata"].get("annotations") or {}
-        template = (existing["spec"]["template"]["metadata"].get("annotations")) or {}
+        template = existing["spec"]["template"]["metadata"].get("annotations") or {}
         resolved = template.get(names.MODEL_VERSION_ANNOTATION)
         if annotations.get(names.GENERATION_ANNOTATION) == str(ref.generation) and resolved:
             return ModelCheck(ModelReason.AVAILABLE, f"version {resolved}", str(resolved))
@@ -124,19 +119,6 @@ async def _model(
         return await check_model(aws, source)
     except AwsTemporaryError as error:
         return check_failed(error, attempt + 1, backoff(attempt))
-
-
-async def _start_replicas(
-    kube: Kube, path: str, replicas: int, created: dict[str, Any]
-) -> dict[str, Any]:
-    # As for the stable Deployment: replicas go through the scale subresource, under the
-    # autoscaler's field manager, so that the reconciler's applies never take them back.
-    if created["spec"].get("replicas") == replicas:
-        return created
-    await kube.patch_merge(
-        f"{path}/scale", {"spec": {"replicas": replicas}}, names.SCALER_FIELD_MANAGER
-    )
-    return await kube.get(path) or created
 
 
 async def shift_traffic(

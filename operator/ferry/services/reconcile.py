@@ -26,18 +26,19 @@ from ferry.render.children import (
     render_service,
     route_target,
 )
-from ferry.services.canary import Applied, apply_canary, has_canary, shift_traffic
+from ferry.services.canary import Applied, apply_canary, shift_traffic
 from ferry.services.events import Recorder
 from ferry.services.logs import ensure_log_group, log_group_name
 from ferry.services.model import check_failed, check_model, checking
+from ferry.services.replicas import set_initial_replicas
 from ferry.services.retry import RetryLaterError, backoff
 from ferry.services.rollout import restored_template
 from ferry.services.route import apply_route, remove_route
 from ferry.services.status import (
     deployment_path,
+    has_canary,
     now_iso,
     publish,
-    read_canary,
     service_path,
 )
 from ferry.services.status_writer import StatusWriter, api_path
@@ -133,7 +134,8 @@ async def reconcile(
         # for the API server, and the Deployment's pods are what the API waits for.
         applied, created = await _apply(kube, deployment)
         if created:  # before the Service, which a later attempt may be the one to create
-            applied = await _set_initial_replicas(kube, ref, spec, applied)
+            path = deployment_path(ref.namespace, ref.name)
+            applied = await set_initial_replicas(kube, path, spec.initial_replicas, applied)
         existing = applied
         await _apply(kube, render_service(ref))
     except _RefusedError as refused:
@@ -194,10 +196,10 @@ async def _canary(
     *,
     attempt: int,
 ) -> Applied:
-    """The canary the spec asks for, applied; or the one still there, which the route sends
-    nothing once the spec no longer asks for it."""
+    """The canary the spec asks for, applied; none when it asks for none (one still there gets
+    nothing from the route, and goes once drained: ferry.services.canary.remove_canary)."""
     if api.spec.canary is None:
-        return Applied(await read_canary(kube, api.ref) if has_canary(api) else None)
+        return Applied(None)
     return await apply_canary(
         kube,
         aws,
@@ -478,21 +480,6 @@ async def _model(
         return await check_model(aws, spec.model)
     except AwsTemporaryError as error:
         return check_failed(error, attempt + 1, backoff(attempt))
-
-
-async def _set_initial_replicas(
-    kube: Kube, api: ApiRef, spec: RealtimeAPISpec, created: dict[str, Any]
-) -> dict[str, Any]:
-    # The reconciler's applies never mention replicas, so that it can never take them back from
-    # the autoscaler; the first count is written through the scale subresource, as the
-    # autoscaler writes every later one.
-    if created["spec"].get("replicas") == spec.initial_replicas:
-        return created
-    path = deployment_path(api.namespace, api.name)
-    await kube.patch_merge(
-        f"{path}/scale", {"spec": {"replicas": spec.initial_replicas}}, names.SCALER_FIELD_MANAGER
-    )
-    return await kube.get(path) or created
 
 
 async def refuse(

@@ -41,6 +41,11 @@ def now_iso() -> str:
     )
 
 
+def has_canary(api: RealtimeAPI) -> bool:
+    """The spec asks for a canary, or the status says one is still there."""
+    return api.spec.canary is not None or bool(api.status.get("canary"))
+
+
 async def read_canary(kube: Kube, ref: ApiRef) -> dict[str, Any] | None:
     """The API's own canary Deployment; None if there is none (or only someone else's)."""
     deployment = await kube.get(deployment_path(ref.namespace, names.canary_name(ref.name)))
@@ -100,7 +105,7 @@ async def publish(
         await read_verdict(kube, api, route) if isinstance(route, RouteTarget) else route
     )
     # Read only for an API with a canary, asked for or still there: the rest pay nothing.
-    with_canary = api.spec.canary is not None or bool(api.status.get("canary"))
+    with_canary = has_canary(api)
     canary_deployment = await read_canary(kube, ref) if with_canary else None
 
     def compute(read: RealtimeAPI) -> Mapping[str, Any] | None:
