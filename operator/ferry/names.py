@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 API_LABEL = "ferry.dev/api"
+# Which of an API's Deployments a pod belongs to: the stable one (predictor) or its canary.
+COMPONENT_LABEL = "app.kubernetes.io/component"
+PREDICTOR = "predictor"
+CANARY = "canary"
 MANAGED_BY = "ferry"
 FIELD_MANAGER = "ferry"
 # The autoscaler writes replicas under a field manager of its own, so the reconciler's
@@ -26,22 +30,38 @@ MODEL_DIR = "/mnt/model"
 
 
 def selector_labels(api: str) -> dict[str, str]:
+    """The stable Deployment's selector, as it was created (a Deployment's selector cannot
+    change): it matches the canary's pods too, whose ReplicaSets the controller references
+    keep apart."""
     return {API_LABEL: api}
 
 
-def labels(api: str) -> dict[str, str]:
+def component_labels(api: str, component: str = PREDICTOR) -> dict[str, str]:
+    """The pods of one of the API's Deployments: the selector of its Service, and of the
+    canary's Deployment."""
+    return {API_LABEL: api, COMPONENT_LABEL: component}
+
+
+def labels(api: str, component: str = PREDICTOR) -> dict[str, str]:
     return {
         "app.kubernetes.io/name": api,
         "app.kubernetes.io/instance": api,
-        "app.kubernetes.io/component": "predictor",
+        COMPONENT_LABEL: component,
         "app.kubernetes.io/part-of": "ferry",
         "app.kubernetes.io/managed-by": MANAGED_BY,
-        **selector_labels(api),
+        API_LABEL: api,
     }
 
 
 def selector(api: str) -> str:
-    return ",".join(f"{k}={v}" for k, v in selector_labels(api).items())
+    """The stable version's pods (status.selector, which the scale subresource reports)."""
+    return ",".join(f"{k}={v}" for k, v in component_labels(api).items())
+
+
+def canary_name(api: str) -> str:
+    """The canary's Deployment and Service: API names are at most 50 characters, so this fits
+    the 63 of a Service's."""
+    return f"{api}-canary"
 
 
 def endpoint(api: str, namespace: str) -> str:

@@ -467,9 +467,12 @@ def test_by_default_one_cluster_role_grants_what_the_operator_does_and_no_more(
         assert needed in granted
     assert not [rule for rule in granted if "*" in rule]
     assert not [rule for rule in granted if rule[1] in ("secrets", "configmaps")]
-    # The one thing the operator deletes: an API's own HTTPRoute, once it should have none.
-    assert [rule for rule in granted if rule[2] in ("delete", "deletecollection")] == [
-        ("gateway.networking.k8s.io", "httproutes", "delete")
+    # What the operator deletes: an API's own HTTPRoute, once it should have none, and its
+    # canary's Deployment and Service, once the canary is off the route.
+    assert sorted(rule for rule in granted if rule[2] in ("delete", "deletecollection")) == [
+        ("", "services", "delete"),
+        ("apps", "deployments", "delete"),
+        ("gateway.networking.k8s.io", "httproutes", "delete"),
     ]
     assert ("gateway.networking.k8s.io", "httproutes", "watch") in granted
     assert ("gateway.networking.k8s.io", "gateways", "get") in granted

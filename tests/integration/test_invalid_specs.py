@@ -470,6 +470,68 @@ CORPUS: list[tuple[str, dict[str, Any], str]] = [
         {**with_predictor(), "logging": {"retentionDays": -1}},
         "spec.logging.retentionDays",
     ),
+    (
+        "canary with nothing of its own",
+        {**with_predictor(), "canary": {"trafficPercent": 10}},
+        "canary needs an image or a modelVersion",
+    ),
+    (
+        "canary without a share",
+        {**with_predictor(), "canary": {"image": "registry.example.com/iris:2.0.0"}},
+        "spec.canary.trafficPercent: Required value",
+    ),
+    (
+        "canary share above a hundred",
+        {**with_predictor(), "canary": {"trafficPercent": 101, "image": "a.example.com/b:2"}},
+        "spec.canary.trafficPercent: Invalid value: 101",
+    ),
+    (
+        "canary share negative",
+        {**with_predictor(), "canary": {"trafficPercent": -1, "image": "a.example.com/b:2"}},
+        "spec.canary.trafficPercent: Invalid value: -1",
+    ),
+    (
+        "canary image with spaces",
+        {**with_predictor(), "canary": {"trafficPercent": 10, "image": "my image"}},
+        "spec.canary.image",
+    ),
+    (
+        "canary model version word",
+        {
+            **with_predictor(),
+            "model": {"uri": "s3://acme/iris"},
+            "canary": {"trafficPercent": 10, "modelVersion": "v8"},
+        },
+        "spec.canary.modelVersion",
+    ),
+    (
+        "canary model version without a model",
+        {**with_predictor(), "canary": {"trafficPercent": 10, "modelVersion": "8"}},
+        "spec.canary.modelVersion: Invalid value: canary.modelVersion needs spec.model",
+    ),
+    (
+        "canary of the stable image",
+        {**with_predictor(), "canary": {"trafficPercent": 10, "image": IMAGE}},
+        "spec.canary: Invalid value: canary is the stable version itself",
+    ),
+    (
+        "canary of the stable model version",
+        {
+            **with_predictor(),
+            "model": {"uri": "s3://acme/iris", "version": "7"},
+            "canary": {"trafficPercent": 10, "modelVersion": "7"},
+        },
+        "canary is the stable version itself",
+    ),
+    (
+        "canary of the stable image and model version",
+        {
+            **with_predictor(),
+            "model": {"uri": "s3://acme/iris"},
+            "canary": {"trafficPercent": 10, "image": IMAGE, "modelVersion": "latest"},
+        },
+        "canary is the stable version itself",
+    ),
     ("node group too long", {**with_predictor(), "nodeGroup": "a" * 100}, "spec.nodeGroup"),
     ("replicas negative", {**with_predictor(), "replicas": -1}, "spec.replicas"),
     ("unknown field", {**with_predictor(), "replica": 3}, 'unknown field "spec.replica"'),

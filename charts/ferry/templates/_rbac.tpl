@@ -13,10 +13,11 @@
   resources: [realtimeapis/finalizers]
   verbs: [update]
 # Each API's Deployment (server-side apply, and the watch that keeps the status current), and
-# its replicas, written through the scale subresource by the autoscaler.
+# its replicas, written through the scale subresource by the autoscaler. A canary's Deployment
+# and Service are deleted once it is off the route and drained.
 - apiGroups: [apps]
   resources: [deployments]
-  verbs: [get, list, watch, create, patch]
+  verbs: [get, list, watch, create, patch, delete]
 - apiGroups: [apps]
   resources: [deployments/scale]
   verbs: [get, patch]
@@ -26,7 +27,7 @@
   verbs: [get, list]
 - apiGroups: [""]
   resources: [services]
-  verbs: [get, create, patch]
+  verbs: [get, create, patch, delete]
 # The indexes of each API's pods (autoscaler demand, what holds a rollout up), kept by a watch.
 - apiGroups: [""]
   resources: [pods]

@@ -1,4 +1,5 @@
-"""`ferry render FILE`: the Service and Deployment the operator would create for a RealtimeAPI.
+"""`ferry render FILE`: the Service and Deployment the operator would create for a RealtimeAPI (and
+its canary's, when it has one).
 
 Offline: the CRD's defaults are filled in as the API server would fill them, and the operator's
 settings come from the FERRY_* variables it reads itself (FERRY_NODE_GROUPS,
@@ -20,9 +21,10 @@ from typing import Any
 
 import yaml
 
+from ferry import names
 from ferry.render.children import render_deployment, render_service
 from ferry.settings import Settings, SettingsError
-from ferry.spec.model import InvalidSpecError, parse_spec
+from ferry.spec.model import InvalidSpecError, RealtimeAPISpec, parse_spec
 from ferry.spec.resource import ApiRef
 from ferry.spec.schema import GROUP, KIND, VERSION, openapi_schema, with_defaults
 
@@ -135,6 +137,7 @@ def render_api(
         deployment = render_deployment(
             api, parsed, settings, model_version=version, replicas=parsed.initial_replicas
         )
+        canary = _canary(api, parsed, settings, version)
     except InvalidSpecError as error:
         raise RenderError(f"RealtimeAPI {where}: {error}") from None
     except TypeError as error:
@@ -144,7 +147,7 @@ def render_api(
             f"RealtimeAPI {where}: {error} (a value not of its field's type; "
             "`kubectl apply --dry-run=server` names the field)"
         ) from None
-    objects = (render_service(api), deployment)
+    objects = (render_service(api), deployment, *canary)
     if not api.uid:
         # Without the API's uid no owner can be named; a made-up one would have the garbage
         # collector delete whatever this output is applied as.
@@ -152,6 +155,27 @@ def render_api(
             obj["metadata"].pop("ownerReferences", None)
         notes.append("no ownerReferences: the file has no metadata.uid (the API is not created)")
     return Rendered(where, objects, tuple(notes))
+
+
+def _canary(
+    api: ApiRef, spec: RealtimeAPISpec, settings: Settings, stable_version: str | None
+) -> tuple[dict[str, Any], ...]:
+    """The canary's Service and Deployment, when the spec has one (it also needs a Gateway,
+    which the operator checks against its own settings)."""
+    if spec.canary is None:
+        return ()
+    version = stable_version
+    if spec.model is not None and spec.canary.model_version is not None:
+        version = spec.canary.model_version
+    deployment = render_deployment(
+        api,
+        spec.canary_spec(),
+        settings,
+        model_version=version,
+        replicas=spec.autoscaling.min_replicas,
+        component=names.CANARY,
+    )
+    return render_service(api, names.CANARY), deployment
 
 
 def render_documents(

@@ -16,6 +16,7 @@ import logging
 import math
 import random
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import kopf
@@ -38,14 +39,22 @@ log = logging.getLogger("ferry.autoscaler")
 STOP_TIMEOUT = 5.0
 
 
+@dataclass(frozen=True)
+class Memories:
+    """What one API's tick hands the next: the stable Deployment's memory, and its canary's."""
+
+    stable: service.Memory | None = None
+    canary: service.Memory | None = None
+
+
 async def _tick(
     context: OperatorContext,
     body: kopf.Body,
     known: RealtimeAPI | None,
-    memory: service.Memory | None,
+    memory: Memories,
     indexes: Mapping[str, Any],
-) -> tuple[RealtimeAPI | None, service.Memory | None]:
-    """One tick; the API as parsed and the memory, for the next."""
+) -> tuple[RealtimeAPI | None, Memories]:
+    """One tick; the API as parsed and the memories, for the next."""
     # The daemon's body is a live view that resolves every key it is asked for through kopf's
     # current copy of the API; a tick reads the API's top-level fields once, as they are now.
     try:
@@ -61,17 +70,34 @@ async def _tick(
     replicas: kopf.Index[ApiKey, tuple[str, int]] = indexes["api_replicas"]
     ref = api.ref
     key = (ref.namespace, ref.name)
-    memory = await service.tick(
+    record = recorder(body)
+    stable = await service.tick(
         context.kube,
         context.status,
         context.scraper,
         api,
-        memory,
-        record=recorder(body),
+        memory.stable,
+        record=record,
         replicas=next((n for uid, n in replicas.get(key, ()) if uid == ref.uid), None),
         pods=pods.get(key, ()),
     )
-    return api, memory
+    if api.spec.canary is None:
+        return api, Memories(stable)
+    # The canary is scaled on its own demand: the share of the requests its weight brings it.
+    canary_pods: kopf.Index[ApiKey, PodState] = indexes["canary_pods"]
+    canary_replicas: kopf.Index[ApiKey, tuple[str, int]] = indexes["canary_replicas"]
+    canary = await service.tick(
+        context.kube,
+        context.status,
+        context.scraper,
+        api,
+        memory.canary,
+        record=record,
+        replicas=next((n for uid, n in canary_replicas.get(key, ()) if uid == ref.uid), None),
+        pods=canary_pods.get(key, ()),
+        canary=True,
+    )
+    return api, Memories(stable, canary)
 
 
 def next_tick(started: float, now: float, interval: float) -> float:
@@ -90,7 +116,7 @@ async def autoscale(
     due = clock() + random.uniform(0, interval)  # noqa: S311 - spreading load, not secrecy
     await asyncio.sleep(due - clock())
     api: RealtimeAPI | None = None
-    memory: service.Memory | None = None
+    memory = Memories()
     while True:
         try:
             api, memory = await _tick(context, body, api, memory, kwargs)

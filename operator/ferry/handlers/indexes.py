@@ -35,7 +35,19 @@ _FERRYS = {"app.kubernetes.io/managed-by": names.MANAGED_BY}
 def api_pods(
     body: kopf.Body, namespace: str | None, labels: kopf.Labels, **_: Any
 ) -> dict[ApiKey, PodState]:
-    """Each API's pods, as the autoscaler's tick and the reconciler's status writes read them."""
+    """Each API's stable pods, as the autoscaler's tick and the reconciler's status writes read
+    them (its canary's have a Deployment, and a demand, of their own)."""
+    if labels.get(names.COMPONENT_LABEL) == names.CANARY:
+        return {}
+    return {(str(namespace), labels[names.API_LABEL]): PodState.of(body)}
+
+
+def canary_pods(
+    body: kopf.Body, namespace: str | None, labels: kopf.Labels, **_: Any
+) -> dict[ApiKey, PodState]:
+    """Each API's canary pods, which the autoscaler scales the canary on."""
+    if labels.get(names.COMPONENT_LABEL) != names.CANARY:
+        return {}
     return {(str(namespace), labels[names.API_LABEL]): PodState.of(body)}
 
 
@@ -71,6 +83,22 @@ def route_conflicts(
     return {ROUTE_CONFLICT: (str(namespace), name)}
 
 
+def canary_replicas(
+    body: kopf.Body, namespace: str | None, name: str, labels: kopf.Labels, **_: Any
+) -> dict[ApiKey, tuple[str, int]]:
+    """Each API's canary Deployment's replicas, with the uid of the API that controls it."""
+    controller = controller_of(body)
+    api = labels.get(names.API_LABEL)
+    if (
+        controller is None
+        or labels.get(names.COMPONENT_LABEL) != names.CANARY
+        or controller.get("name") != api
+        or name != names.canary_name(str(api))
+    ):
+        return {}
+    return {(str(namespace), str(api)): (str(controller.get("uid")), deployment_replicas(body))}
+
+
 def register(registry: kopf.OperatorRegistry) -> None:
     # kopf passes each index to handlers as a keyword named after its id (the function's name).
     pods: Mapping[str, Any] = {**_FERRYS, names.API_LABEL: kopf.PRESENT}
@@ -78,3 +106,5 @@ def register(registry: kopf.OperatorRegistry) -> None:
     kopf.index("apps", "v1", "deployments", labels=_FERRYS, registry=registry)(api_replicas)
     kopf.index("gateway.networking.k8s.io", "v1", "httproutes", registry=registry)(route_claims)
     kopf.index(GROUP, VERSION, PLURAL, registry=registry)(route_conflicts)
+    kopf.index("v1", "pods", labels=pods, registry=registry)(canary_pods)
+    kopf.index("apps", "v1", "deployments", labels=_FERRYS, registry=registry)(canary_replicas)

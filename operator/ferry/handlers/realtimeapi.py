@@ -18,6 +18,7 @@ from ferry import names
 from ferry.handlers.context import OperatorContext
 from ferry.handlers.errors import guarded
 from ferry.handlers.indexes import ApiKey
+from ferry.services import canary as canary_service
 from ferry.services import reconcile as service
 from ferry.services.events import Recorder
 from ferry.services.logs import delete_log_group, log_group_name
@@ -27,11 +28,14 @@ from ferry.spec.model import InvalidSpecError
 from ferry.spec.resource import RealtimeAPI, parse_api, stored_api
 from ferry.spec.schema import GROUP, PLURAL, VERSION
 from ferry.status.claims import RouteClaim, RouteClaims, RouteKey, beaten
+from ferry.status.ownership import owned_by
 from ferry.status.pods import PodState, unschedulable
 from ferry.status.route import ROUTE_CONFLICT, claims_of
 
 _MANAGED_BY = "app.kubernetes.io/managed-by"
 _FERRYS = {_MANAGED_BY: names.MANAGED_BY}
+# Seconds between looks at a canary being removed: how late after its drain delay it goes.
+CANARY_REMOVAL_INTERVAL = 1.0
 
 
 def recorder(body: kopf.Body) -> Recorder:
@@ -47,9 +51,13 @@ def api_recorder(api: Mapping[str, Any]) -> Recorder:
 
 
 def pods_of(kwargs: Mapping[str, Any], namespace: str, api: str) -> tuple[PodState, ...]:
+    """The API's pods, its canary's too: the status says what holds up either (each side's
+    by its template hash)."""
     # kopf passes each index as a keyword named after its function (ferry.handlers.indexes).
-    index: kopf.Index[ApiKey, PodState] = kwargs["api_pods"]
-    return tuple(index.get((namespace, api), ()))
+    stable: kopf.Index[ApiKey, PodState] = kwargs["api_pods"]
+    canary: kopf.Index[ApiKey, PodState] = kwargs["canary_pods"]
+    key = (namespace, api)
+    return (*stable.get(key, ()), *canary.get(key, ()))
 
 
 def claims_in(kwargs: Mapping[str, Any]) -> RouteClaims:
@@ -203,6 +211,53 @@ async def route_changed(
     await asyncio.gather(*(_follow_named(context, *api, kwargs) for api in apis))
 
 
+async def canary_changed(
+    event: kopf.RawEvent,
+    namespace: str | None,
+    labels: kopf.Labels,
+    body: kopf.Body,
+    context: OperatorContext,
+    **kwargs: Any,
+) -> None:
+    """The canary's Deployment changed: its weight on the route follows its replicas, and the
+    status says so; one deleted while the spec asks for it is put back."""
+    namespace, name = str(namespace), labels[names.API_LABEL]
+    live = await _live_api(context, namespace, name)
+    if live is None or not owned_by(body, str(live["metadata"]["uid"])):
+        return
+    if event["type"] == "DELETED" and (live.get("spec") or {}).get("canary"):
+        record = api_recorder(live)
+        api = await _parsed(context, live, record)
+        if api is not None:
+            clients = (context.kube, context.aws, context.settings, context.status)
+            pods = pods_of(kwargs, namespace, name)
+            await service.put_back(*clients, api, record=record, pods=pods)
+        return
+    await _follow_named(context, namespace, name, kwargs)
+
+
+def _canary_removed(spec: kopf.Spec, status: kopf.Status, **_: Any) -> bool:
+    return not spec.get("canary") and bool(status.get("canary"))
+
+
+async def remove_canary(body: kopf.Body, context: OperatorContext, **kwargs: Any) -> None:
+    """A canary taken out of the spec: its Deployment and Service are deleted once it is off
+    the route and drained (ferry.services.canary)."""
+    record = recorder(body)
+    api = await _parsed(context, body, record)
+    if api is None:
+        return
+    await canary_service.remove_canary(
+        context.kube,
+        context.status,
+        context.settings,
+        api,
+        record=record,
+        pods=pods_of(kwargs, api.ref.namespace, api.ref.name),
+        claims=claims_in(kwargs),
+    )
+
+
 async def cleanup(body: kopf.Body, context: OperatorContext, **_: Any) -> None:
     """When the operator deletes log groups (it keeps them by default), the API's."""
     settings = context.settings
@@ -236,6 +291,25 @@ def register(registry: kopf.OperatorRegistry, context: OperatorContext) -> None:
     kopf.on.event("gateway.networking.k8s.io", "v1", "httproutes", registry=registry)(
         functools.partial(route_changed, context=context)
     )
+    kopf.on.event(
+        "apps",
+        "v1",
+        "deployments",
+        labels={**_FERRYS, names.COMPONENT_LABEL: names.CANARY},
+        registry=registry,
+    )(functools.partial(canary_changed, context=context))
+    # Only while a canary taken out of the spec is still there: every second, it deletes the
+    # canary once the status says it is off the route and drained.
+    kopf.timer(
+        GROUP,
+        VERSION,
+        PLURAL,
+        id="remove_canary",
+        interval=CANARY_REMOVAL_INTERVAL,
+        backoff=CANARY_REMOVAL_INTERVAL,
+        when=_canary_removed,
+        registry=registry,
+    )(functools.partial(remove_canary, context=context))
     # Optional: never a reason for a finalizer of its own. It runs while the autoscaler's daemon
     # holds kopf's finalizer; when the operator keeps log groups (the default) it does nothing.
     kopf.on.delete(GROUP, VERSION, PLURAL, optional=True, registry=registry)(

@@ -123,6 +123,20 @@ def route_target(api: ApiRef, spec: RealtimeAPISpec, settings: Settings) -> Rout
     return RouteTarget(gateway, spec.route.hostname, path_prefix(api, spec))
 
 
+def check_canary(spec: RealtimeAPISpec, target: RouteTarget | None) -> None:
+    """A canary's share of the requests is the route's to send: without a route, refused."""
+    if spec.canary is None or target is not None:
+        return
+    if not spec.route.enabled:
+        raise InvalidSpecError(
+            "canary", "needs the API's HTTPRoute, which spec.route.enabled turns off"
+        )
+    raise InvalidSpecError(
+        "canary",
+        "needs a Gateway: name one in spec.route.gateway or configure the operator's FERRY_GATEWAY",
+    )
+
+
 # Seconds the gateway waits for an answer beyond the API's own timeout, so that a request the
 # proxy times out gets the proxy's 504, which says why, rather than the gateway's.
 GATEWAY_TIMEOUT_MARGIN_SECONDS = 5
@@ -185,22 +199,32 @@ def _render(template: str, **context: Any) -> dict[str, Any]:
     return rendered
 
 
-def _common(api: ApiRef) -> dict[str, Any]:
+def _common(api: ApiRef, component: str = names.PREDICTOR) -> dict[str, Any]:
+    canary = component == names.CANARY
     return {
         "api": api,
-        "labels": names.labels(api.name),
-        "selector": names.selector_labels(api.name),
+        "name": names.canary_name(api.name) if canary else api.name,
+        "labels": names.labels(api.name, component),
+        # The stable Deployment keeps the selector it was created with (it cannot change).
+        "selector": names.component_labels(api.name, component)
+        if canary
+        else names.selector_labels(api.name),
+        "pods": names.component_labels(api.name, component),
         "owner": owner_reference(api),
     }
 
 
-def render_service(api: ApiRef) -> dict[str, Any]:
-    return _render("service.yaml.j2", service_port=names.SERVICE_PORT, **_common(api))
+def render_service(api: ApiRef, component: str = names.PREDICTOR) -> dict[str, Any]:
+    """The Service of the API's stable pods, or (component canary) of its canary's."""
+    return _render("service.yaml.j2", service_port=names.SERVICE_PORT, **_common(api, component))
 
 
-def render_route(api: ApiRef, spec: RealtimeAPISpec, gateway: GatewayRef) -> dict[str, Any]:
+def render_route(
+    api: ApiRef, spec: RealtimeAPISpec, gateway: GatewayRef, canary_weight: int = 0
+) -> dict[str, Any]:
     """The HTTPRoute that sends the Gateway's requests for the API to its Service: under its
-    path prefix (removed on the way), for its hostname if it has one."""
+    path prefix (removed on the way), for its hostname if it has one; `canary_weight` percent
+    of them to the canary's Service (0: the canary is not on the route)."""
     parent: dict[str, str] = {
         "group": "gateway.networking.k8s.io",
         "kind": "Gateway",
@@ -210,9 +234,16 @@ def render_route(api: ApiRef, spec: RealtimeAPISpec, gateway: GatewayRef) -> dic
     if gateway.section is not None:
         parent["sectionName"] = gateway.section
     timeout = spec.serving.timeout_seconds + GATEWAY_TIMEOUT_MARGIN_SECONDS
+    backends: list[dict[str, Any]] = [{"name": api.name, "weight": None}]
+    if canary_weight > 0:
+        backends = [
+            {"name": api.name, "weight": 100 - canary_weight},
+            {"name": names.canary_name(api.name), "weight": canary_weight},
+        ]
     return _render(
         "httproute.yaml.j2",
         route=spec.route,
+        backends=backends,
         parent=parent,
         path_prefix=path_prefix(api, spec),
         service_port=names.SERVICE_PORT,
@@ -228,8 +259,10 @@ def render_deployment(
     *,
     model_version: str | None,
     replicas: int | None,
+    component: str = names.PREDICTOR,
 ) -> dict[str, Any]:
-    """The Deployment; `replicas` only when creating it: afterwards the autoscaler owns them."""
+    """The Deployment; `replicas` only when creating it: afterwards the autoscaler owns them.
+    The canary's (component canary) is rendered from `spec.canary_spec()`."""
     drain_delay = drain_delay_seconds(spec, settings)
     deployment = _render(
         "deployment.yaml.j2",
@@ -248,7 +281,7 @@ def render_deployment(
         generation_annotation=names.GENERATION_ANNOTATION,
         image_annotation=names.IMAGE_ANNOTATION,
         model_version_annotation=names.MODEL_VERSION_ANNOTATION,
-        **_common(api),
+        **_common(api, component),
     )
     template = deployment["spec"]["template"]
     template["metadata"]["annotations"][names.TEMPLATE_HASH_ANNOTATION] = template_hash(template)

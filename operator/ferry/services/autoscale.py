@@ -105,16 +105,20 @@ async def tick(
     record: Recorder,
     replicas: int | None,
     pods: Iterable[PodState],
+    canary: bool = False,
 ) -> Memory | None:
     """Scale one API once; returns the memory for its next tick (None: nothing to remember).
 
     `replicas` is the Deployment's (None: the reconciler has not made it yet), `pods` the API's.
+    With `canary`, the canary's Deployment on its own demand (`replicas` and `pods` its own),
+    within the same policy; the status fields are the stable version's alone, so it writes none.
     """
-    namespace, name = api.ref.namespace, api.ref.name
+    namespace = api.ref.namespace
+    name = names.canary_name(api.ref.name) if canary else api.ref.name
     started = time.monotonic()
     try:
         if not api.spec.autoscaling.enabled:
-            if replicas is not None:
+            if replicas is not None and not canary:
                 await _fixed(kube, writer, api, replicas, record)
             return None
         if replicas is None:
@@ -130,6 +134,7 @@ async def tick(
             memory=remembered(memory, api.spec.policy),
             record=record,
             now=started,
+            deployment=name if canary else None,
         )
     except KubeError as error:
         metrics.TICK_ERRORS.labels(namespace, name).inc()
@@ -153,8 +158,10 @@ async def _scale(
     memory: Memory,
     record: Recorder,
     now: float,
+    deployment: str | None,
 ) -> Memory:
-    namespace, name = api.ref.namespace, api.ref.name
+    """`deployment`: the canary's, which is scaled but writes no status; None: the API's."""
+    namespace, name = api.ref.namespace, deployment or api.ref.name
     answers = await scraper.scrape(pods)
     _report_silent(namespace, name, answers)
     history = memory.history.record(Sample.from_pods(now, [a.figures for a in answers]))
@@ -171,9 +178,12 @@ async def _scale(
     if decision.replicas != current:
         await _write_replicas(kube, namespace, name, decision.replicas)
         direction = "ScaledUp" if decision.replicas > current else "ScaledDown"
-        record("Normal", direction, decision.message)
+        told = decision.message if deployment is None else f"canary: {decision.message}"
+        record("Normal", direction, told)
         log.info("%s/%s: %s", namespace, name, decision.message)
         scaled = (now_iso(), decision.reason.value)
+    if deployment is not None:
+        return Memory(history, decision.state)
     status = scaler_status(decision.replicas, decision.stable_demand, scaled)
     # Only this autoscaler writes these fields, so what it wrote last is what the API holds.
     await writer.write_scaled(api, status, last_written=memory.published)

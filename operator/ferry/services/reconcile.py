@@ -8,32 +8,44 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from ferry import names
 from ferry.adapters.aws import Aws, AwsError, AwsTemporaryError
 from ferry.adapters.kube import Kube, RejectedError, TemporaryKubeError
 from ferry.artifacts.versions import ModelCheck, ModelReason
 from ferry.render.children import (
+    check_canary,
+    drain_delay_seconds,
     node_group_for,
     render_deployment,
     render_service,
     route_target,
 )
+from ferry.services.canary import Applied, apply_canary, shift_traffic
 from ferry.services.events import Recorder
 from ferry.services.logs import ensure_log_group, log_group_name
 from ferry.services.model import check_failed, check_model, checking
+from ferry.services.replicas import set_initial_replicas
 from ferry.services.retry import RetryLaterError, backoff
 from ferry.services.rollout import restored_template
 from ferry.services.route import apply_route, remove_route
-from ferry.services.status import deployment_path, now_iso, publish, service_path
+from ferry.services.status import (
+    deployment_path,
+    has_canary,
+    now_iso,
+    publish,
+    service_path,
+)
 from ferry.services.status_writer import StatusWriter, api_path
 from ferry.settings import Settings
 from ferry.spec.model import InvalidSpecError, RealtimeAPISpec
 from ferry.spec.resource import ApiRef, RealtimeAPI, StoredAPI, parse_api
+from ferry.status.canary import CanaryBlock, desired_weight
 from ferry.status.claims import NO_CLAIMS, RouteClaims
 from ferry.status.compute import (
     REJECTED,
@@ -72,19 +84,30 @@ async def reconcile(
     refuses what was applied.
     """
     ref, spec = api.ref, api.spec
+    target = route_target(ref, spec, settings)
     try:
-        # The one check of the spec against the operator's own settings rather than the spec
+        # The checks of the spec against the operator's own settings rather than the spec
         # alone: the autoscaler goes on scaling what serves meanwhile.
         node_group_for(spec, settings)
+        check_canary(spec, target)
     except InvalidSpecError as error:
         return await refuse(writer, api, str(error), record)
 
     recorded = model_verdict(spec.model, api.status, ref.generation)
-    target = route_target(ref, spec, settings)
+    drain = drain_delay_seconds(spec, settings)
     # The children are read while the model is checked: what exists decides what may be applied.
     model, children = await asyncio.gather(
         _model(aws, spec, recorded, attempt),
-        _children(kube, writer, api, record=record, pods=pods, claims=claims, route=target),
+        _children(
+            kube,
+            writer,
+            api,
+            record=record,
+            pods=pods,
+            claims=claims,
+            route=target,
+            drain_seconds=drain,
+        ),
     )
     existing = children.deployment
     waiting = model if model is not None and not model.available else None
@@ -102,6 +125,7 @@ async def reconcile(
             pods=pods,
             claims=claims,
             route=target,
+            drain_seconds=drain,
         )
     # Looked at again with back-off from 1 s (the garbage collector may be deleting what an
     # earlier API of the name left; S3 may answer again), or from 4 s for a model that is not
@@ -123,7 +147,8 @@ async def reconcile(
         # for the API server, and the Deployment's pods are what the API waits for.
         applied, created = await _apply(kube, deployment)
         if created:  # before the Service, which a later attempt may be the one to create
-            applied = await _set_initial_replicas(kube, ref, spec, applied)
+            path = deployment_path(ref.namespace, ref.name)
+            applied = await set_initial_replicas(kube, path, spec.initial_replicas, applied)
         existing = applied
         await _apply(kube, render_service(ref))
     except _RefusedError as refused:
@@ -140,9 +165,11 @@ async def reconcile(
             pods=pods,
             claims=claims,
             route=target,
+            drain_seconds=drain,
         )
         raise RetryLaterError(refused.blocked.message, backoff(attempt)) from refused
-    route = await _route(kube, api, target, record)
+    canary = await _canary(kube, aws, settings, api, model, attempt=attempt)
+    route = await _route(kube, api, target, record, canary=canary.deployment)
     if created:
         record("Normal", "Created", f"created Deployment and Service {ref.name}")
     elif (
@@ -163,24 +190,57 @@ async def reconcile(
         pods=pods,
         claims=claims,
         route=route,
+        canary=canary.blocked,
+        drain_seconds=drain,
     )
     # Last, so that a slow or absent AWS never delays serving or the status.
     await _log_group(aws, settings, ref, spec, record)
     if isinstance(route, RouteVerdict):  # the route could not be applied: told in the status
         raise RetryLaterError(route.message, backoff(attempt))
+    if canary.blocked is not None:  # told in the status; the stable version serves
+        raise RetryLaterError(canary.blocked.message, backoff(attempt))
     return published
 
 
+async def _canary(
+    kube: Kube,
+    aws: Aws,
+    settings: Settings,
+    api: RealtimeAPI,
+    model: ModelCheck | None,
+    *,
+    attempt: int,
+) -> Applied:
+    """The canary the spec asks for, applied; none when it asks for none (one still there gets
+    nothing from the route, and goes once drained: ferry.services.canary.remove_canary)."""
+    if api.spec.canary is None:
+        return Applied(None)
+    return await apply_canary(
+        kube,
+        aws,
+        settings,
+        api,
+        stable_version=model.version if model is not None else None,
+        attempt=attempt,
+    )
+
+
 async def _route(
-    kube: Kube, api: RealtimeAPI, target: RouteTarget | None, record: Recorder
+    kube: Kube,
+    api: RealtimeAPI,
+    target: RouteTarget | None,
+    record: Recorder,
+    *,
+    canary: Mapping[str, Any] | None,
 ) -> RouteTarget | RouteVerdict | None:
-    """Apply the HTTPRoute the API should have, or delete the one it should not have any more.
-    Returns what the status reads the route's verdict from: the target, or the verdict when
-    the route could not be applied."""
+    """Apply the HTTPRoute the API should have, with the weight the `canary` Deployment allows
+    its canary, or delete the one it should not have any more. Returns what the status reads
+    the route's verdict from: the target, or the verdict when the route could not be applied."""
     if target is None:
         if await remove_route(kube, api):
             record("Normal", "RouteRemoved", f"deleted HTTPRoute {api.ref.name}: no Gateway")
         return None
+    target = dataclasses.replace(target, canary_weight=desired_weight(api.spec.canary, canary))
     refused = await apply_route(kube, api, target)
     return target if refused is None else refused
 
@@ -202,6 +262,7 @@ async def _children(
     pods: Iterable[PodState],
     claims: RouteClaims,
     route: RouteTarget | None,
+    drain_seconds: int,
 ) -> _Children:
     """The API's Deployment and Service as they are. When this generation's model has not been
     checked yet, the status says it is being checked, while it is: S3 may take long to answer."""
@@ -224,6 +285,7 @@ async def _children(
             pods=pods,
             claims=claims,
             route=route,
+            drain_seconds=drain_seconds,
         )
     return _Children(ours, blocked)
 
@@ -274,9 +336,20 @@ async def follow(
             )
         return
     route = route_target(api.ref, api.spec, settings)
+    if route is not None and has_canary(api):
+        # The canary's Deployment (or the stable's) changed: its weight may have to.
+        route = await shift_traffic(kube, writer, api, route)
     async with writer.serialized(api.ref):
         published = await publish(
-            kube, writer, api, deployment, pods=pods, record=record, route=route, claims=claims
+            kube,
+            writer,
+            api,
+            deployment,
+            pods=pods,
+            record=record,
+            route=route,
+            claims=claims,
+            drain_seconds=drain_delay_seconds(api.spec, settings),
         )
     if not published.restore:
         return
@@ -402,6 +475,8 @@ async def _publish_fresh(
     pods: Iterable[PodState],
     claims: RouteClaims,
     route: RouteTarget | RouteVerdict | None,
+    canary: CanaryBlock | Literal["recorded"] | None = "recorded",
+    drain_seconds: int,
 ) -> dict[str, Any]:
     """Publish against the API and its Deployment as they are now, not as this reconcile saw
     them: the Deployment watcher may have written since, the Deployment may have moved on (its
@@ -425,6 +500,8 @@ async def _publish_fresh(
             record=record,
             route=route,
             claims=claims,
+            canary=canary,
+            drain_seconds=drain_seconds,
         )
     return published.changes
 
@@ -444,21 +521,6 @@ async def _model(
         return await check_model(aws, spec.model)
     except AwsTemporaryError as error:
         return check_failed(error, attempt + 1, backoff(attempt))
-
-
-async def _set_initial_replicas(
-    kube: Kube, api: ApiRef, spec: RealtimeAPISpec, created: dict[str, Any]
-) -> dict[str, Any]:
-    # The reconciler's applies never mention replicas, so that it can never take them back from
-    # the autoscaler; the first count is written through the scale subresource, as the
-    # autoscaler writes every later one.
-    if created["spec"].get("replicas") == spec.initial_replicas:
-        return created
-    path = deployment_path(api.namespace, api.name)
-    await kube.patch_merge(
-        f"{path}/scale", {"spec": {"replicas": spec.initial_replicas}}, names.SCALER_FIELD_MANAGER
-    )
-    return await kube.get(path) or created
 
 
 async def refuse(

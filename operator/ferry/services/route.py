@@ -37,7 +37,8 @@ async def apply_route(kube: Kube, api: RealtimeAPI, target: RouteTarget) -> Rout
     if existing is not None and not owned_by(existing, ref.uid):
         return name_in_use(api)
     try:
-        await kube.apply(render_route(ref, api.spec, target.gateway), names.FIELD_MANAGER)
+        route = render_route(ref, api.spec, target.gateway, target.canary_weight)
+        await kube.apply(route, names.FIELD_MANAGER)
     except RejectedError as error:
         if error.status == 404:  # noqa: PLR2004
             return not_served(api)

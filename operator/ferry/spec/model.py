@@ -8,7 +8,7 @@ holds), reported as InvalidSpecError with the field to fix.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ferry.autoscaling.policy import (
@@ -128,6 +128,17 @@ class Route:
 
 
 @dataclass(frozen=True)
+class Canary:
+    """A candidate version served beside the stable one, for a share of the requests."""
+
+    traffic_percent: int
+    image: str | None = None
+    """None: the stable's image."""
+    model_version: str | None = None
+    """None: the stable's model version."""
+
+
+@dataclass(frozen=True)
 class RealtimeAPISpec:
     predictor: Predictor
     serving: Serving
@@ -138,6 +149,7 @@ class RealtimeAPISpec:
     replicas: int | None = None
     node_group: str | None = None
     route: Route = Route()
+    canary: Canary | None = None
     policy: AutoscalingPolicy = field(init=False, repr=False, compare=False)
     """The autoscaling block in seconds, checked: a spec whose policy the autoscaler could not
     follow is refused where the reconciler reads it, never found out by the autoscaler alone."""
@@ -148,6 +160,20 @@ class RealtimeAPISpec:
         except (DurationError, PolicyError) as error:
             raise InvalidSpecError("autoscaling", str(error)) from None
         object.__setattr__(self, "policy", policy)
+        if self.canary is not None:
+            _check_canary(self.canary, self.predictor, self.model)
+
+    def canary_spec(self) -> RealtimeAPISpec:
+        """The spec the canary's Deployment is rendered from: the stable's, with the canary's
+        image and model version; no canary of its own."""
+        canary = self.canary
+        if canary is None:
+            raise ValueError("the spec has no canary")
+        predictor = replace(self.predictor, image=canary.image or self.predictor.image)
+        model = self.model
+        if model is not None and canary.model_version is not None:
+            model = replace(model, version=canary.model_version)
+        return replace(self, predictor=predictor, model=model, canary=None)
 
     @property
     def initial_replicas(self) -> int:
@@ -155,6 +181,21 @@ class RealtimeAPISpec:
         if not self.autoscaling.enabled and self.replicas is not None:
             return self.replicas
         return self.autoscaling.min_replicas
+
+
+def _check_canary(canary: Canary, predictor: Predictor, model: ModelSource | None) -> None:
+    """What the CRD's rules refuse, for an object the API server did not check (`ferry
+    render`'s input)."""
+    if canary.model_version is not None and model is None:
+        raise InvalidSpecError(
+            "canary.modelVersion", "needs spec.model: the canary's version is one of its model's"
+        )
+    image = canary.image or predictor.image
+    version = canary.model_version or (model.version if model else None)
+    if image == predictor.image and version == (model.version if model else None):
+        raise InvalidSpecError(
+            "canary", "is the stable version itself: give it another image or modelVersion"
+        )
 
 
 def autoscaling_policy(autoscaling: Autoscaling, serving: Serving) -> AutoscalingPolicy:
@@ -210,6 +251,17 @@ def _route(raw: Mapping[str, Any] | None, namespace: str) -> Route:
         else None,
         hostname=raw.get("hostname"),
         path_prefix=raw.get("pathPrefix"),
+    )
+
+
+def _canary(raw: Mapping[str, Any] | None) -> Canary | None:
+    if raw is None:
+        return None
+    version = raw.get("modelVersion")
+    return Canary(
+        traffic_percent=int(raw["trafficPercent"]),
+        image=raw.get("image"),
+        model_version=None if version is None else str(version),
     )
 
 
@@ -269,6 +321,7 @@ def parse_spec(raw: Mapping[str, Any], namespace: str = "default") -> RealtimeAP
             replicas=raw.get("replicas"),
             node_group=raw.get("nodeGroup"),
             route=_route(raw.get("route"), namespace),
+            canary=_canary(raw.get("canary")),
         )
     except InvalidSpecError:
         raise

@@ -17,6 +17,7 @@ from typing import Any
 from ferry import names
 from ferry.artifacts.versions import ModelCheck, ModelReason
 from ferry.spec.model import ModelSource
+from ferry.status.canary import CANARY_IN_PROGRESS, NO_CANARY, CanaryView, canary_report
 from ferry.status.conditions import FALSE, TRUE, UNKNOWN, Condition, condition, merge_conditions
 from ferry.status.pods import NO_TROUBLE, PodState, Trouble, trouble
 from ferry.status.revisions import (
@@ -24,6 +25,7 @@ from ferry.status.revisions import (
     Revision,
     Template,
     abandon_restore,
+    last_stable,
     parse_revisions,
     plan_rollback,
     restore_pending,
@@ -31,6 +33,7 @@ from ferry.status.revisions import (
     roll_back,
     rolled_back,
     track,
+    track_canary,
 )
 from ferry.status.rollout import Rollout, rollout_of, template_of, without_stale_verdict
 from ferry.status.route import RouteVerdict
@@ -219,8 +222,9 @@ def _history(
 
 def _started(revisions: tuple[Revision, ...], template: Template, now: str) -> str:
     """When the history's revision of `template` started; now, for a template new to it."""
-    if revisions and revisions[-1].template_hash == template.hash:
-        return revisions[-1].started
+    last = last_stable(revisions)
+    if last is not None and last.template_hash == template.hash:
+        return last.started
     return now
 
 
@@ -238,6 +242,7 @@ def compute_status(
     restorable: Collection[str] = (),
     blocked: Blocked | None = None,
     route: RouteVerdict | None = None,
+    canary: CanaryView | None = None,
 ) -> dict[str, Any]:
     """The status fields the reconciler owns; fields of other writers (autoscaler) are left out.
 
@@ -245,8 +250,10 @@ def compute_status(
     `pods` are the API's pods, to say what holds a rollout up;
     `restorable` the template hashes of the ReplicaSets a rollback could return to;
     `blocked` why this generation cannot be applied, which Ready and Progressing then say;
-    `route` the verdict on the API's HTTPRoute (None: it has none), which Ready waits for.
+    `route` the verdict on the API's HTTPRoute (None: it has none), which Ready waits for;
+    `canary` the API's canary (None: it has none), which Ready waits for too.
     """
+    pods = tuple(pods)
     rollout = rollout_of(deployment, generation) if deployment is not None else None
     revisions = parse_revisions(previous.get("revisions"))
     found = NO_TROUBLE
@@ -265,6 +272,17 @@ def compute_status(
             restorable=restorable,
             now=now,
         )
+    if canary is not None:
+        # The stable version's template of this generation tells a promotion from an abort;
+        # until the reconciler has applied it, a removed canary's outcome waits.
+        stable = rollout.template if rollout is not None else None
+        revisions = track_canary(
+            revisions,
+            template_of(canary.deployment) if canary.deployment is not None else None,
+            wanted=canary.wanted is not None,
+            stable=stable if stable is not None and stable.generation == generation else None,
+            now=now,
+        )
     undone = rolled_back(revisions, generation)
     phase, ready, progressing = _assess(
         rollout,
@@ -278,9 +296,25 @@ def compute_status(
     if route is not None and ready.status == TRUE and route.status != TRUE:
         phase = Phase.DEGRADED if route.status == FALSE else Phase.PROGRESSING
         ready = Condition("Ready", FALSE, route.reason, route.message)
+    report = NO_CANARY
+    if canary is not None:
+        report = canary_report(
+            canary,
+            route,
+            previous=previous,
+            revisions=revisions,
+            generation=generation,
+            now=now,
+            pods=pods,
+        )
+    if report.waiting is not None and ready.status == TRUE:
+        phase = Phase.DEGRADED if report.degraded else Phase.PROGRESSING
+        ready = Condition("Ready", FALSE, CANARY_IN_PROGRESS, report.waiting)
     conditions = [ready, progressing] + ([_model_condition(model)] if model else [])
     if route is not None:
         conditions.append(route.condition)
+    if report.condition is not None:
+        conditions.append(report.condition)
     desired = rollout.desired if rollout else 0
     available = rollout.available if rollout else 0
     status: dict[str, Any] = {
@@ -297,6 +331,8 @@ def compute_status(
         "selector": names.selector(api),
         "endpoint": (route.url if route is not None else None) or names.endpoint(api, namespace),
     }
+    if canary is not None and (report.status is not None or "canary" in previous):
+        status["canary"] = report.status  # None removes it (a merge patch): the canary is gone
     if revisions:
         status["revisions"] = revisions_status(revisions)
     if model is not None and model.version is not None:
@@ -306,7 +342,8 @@ def compute_status(
 
 def _why_no_rollback(revisions: tuple[Revision, ...]) -> str:
     """Why a stalled rollout with autoRollback on was not rolled back."""
-    if revisions and revisions[-1].rollback_of is not None:
+    last = last_stable(revisions)
+    if last is not None and last.rollback_of is not None:
         return "it was itself a rollback, which is never rolled back in turn"
     return "there is no earlier good revision to roll back to"
 

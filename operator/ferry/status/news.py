@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ferry.status.canary import CANARY, CANARY_ABORTED, CANARY_PROMOTED, CANARY_REMOVING
 from ferry.status.compute import NAME_IN_USE, REJECTED
 from ferry.status.conditions import condition
 from ferry.status.revisions import Outcome, parse_revisions
@@ -27,7 +28,7 @@ def rollout_news(previous: Mapping[str, Any], computed: Mapping[str, Any]) -> li
     ready = condition(computed, "Ready") or {}
     news = []
     for revision in parse_revisions(computed.get("revisions")):
-        if before.get(revision.revision) is revision.outcome:
+        if revision.canary or before.get(revision.revision) is revision.outcome:
             continue
         if revision.outcome is Outcome.COMPLETE:
             news.append(News("Normal", "RolloutComplete", f"{revision.describe()} is rolled out"))
@@ -74,3 +75,35 @@ def route_news(previous: Mapping[str, Any], computed: Mapping[str, Any]) -> list
     if routed.get("status") == "False":
         return [News("Warning", str(routed.get("reason")), str(routed.get("message")))]
     return []
+
+
+_CANARY_ENDS = {
+    Outcome.PROMOTED: ("CanaryPromoted", "the stable version now runs it"),
+    Outcome.ABORTED: ("CanaryAborted", "the stable version runs what it ran before"),
+}
+
+
+def canary_news(previous: Mapping[str, Any], computed: Mapping[str, Any]) -> list[News]:
+    """Normal CanaryStarted when a canary revision starts, CanaryPromoted or CanaryAborted when
+    one is taken out of the spec; a Warning when the Canary condition turns False for a reason
+    of its own (the canary cannot run, or made no progress)."""
+    before = {r.revision: r.outcome for r in parse_revisions(previous.get("revisions"))}
+    news = []
+    for revision in parse_revisions(computed.get("revisions")):
+        if not revision.canary or before.get(revision.revision) is revision.outcome:
+            continue
+        if revision.outcome is Outcome.IN_PROGRESS:
+            news.append(News("Normal", "CanaryStarted", f"{revision.describe()} started"))
+        elif revision.outcome in _CANARY_ENDS:
+            reason, why = _CANARY_ENDS[revision.outcome]
+            news.append(News("Normal", reason, f"{revision.describe()}: {why}"))
+    told = condition(computed, CANARY) or {}
+    was = condition(previous, CANARY) or {}
+    removed = (CANARY_PROMOTED, CANARY_ABORTED, CANARY_REMOVING)
+    if (
+        told.get("status") == "False"
+        and told.get("reason") not in removed
+        and any(was.get(key) != told.get(key) for key in ("status", "reason"))
+    ):
+        news.append(News("Warning", str(told.get("reason")), str(told.get("message"))))
+    return news

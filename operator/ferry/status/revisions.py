@@ -5,6 +5,12 @@ other field of the pods) and ends Complete once every replica runs it, Supersede
 Failed when it stalls past its progress deadline, or RolledBack when the operator put the last
 good revision back in its place. Putting one back is a revision too, naming the one it undid.
 
+A canary's pod template is a revision too, marked `canary`, numbered in the same sequence: it
+starts when the canary's Deployment runs it and ends Promoted when the canary is taken off the
+route with the stable version now running its image and model version, Aborted when not, or
+Superseded by the canary's next template. The stable version's history reads past canary
+revisions: its last revision is the last that is not a canary's.
+
 The history is the operator's memory of which templates were good, so it lives in the status and
 is brought up to date from the Deployment at every status write: whichever write sees a change
 first records it, and a later one finds nothing left to do.
@@ -26,6 +32,8 @@ class Outcome(StrEnum):
     SUPERSEDED = "Superseded"
     FAILED = "Failed"
     ROLLED_BACK = "RolledBack"
+    PROMOTED = "Promoted"
+    ABORTED = "Aborted"
 
 
 @dataclass(frozen=True)
@@ -52,10 +60,12 @@ class Revision:
     message: str | None = None
     rollback_of: int | None = None
     """For a revision the operator rolled back to: the number of the failed one it replaced."""
+    canary: bool = False
 
     def describe(self) -> str:
         version = f"model version {self.model_version}, " if self.model_version else ""
-        return f"revision {self.revision} ({version}image {self.image})"
+        which = "canary revision" if self.canary else "revision"
+        return f"{which} {self.revision} ({version}image {self.image})"
 
     def to_status(self) -> dict[str, Any]:
         fields = {
@@ -69,6 +79,7 @@ class Revision:
             "outcome": self.outcome.value,
             "message": self.message,
             "rollbackOf": self.rollback_of,
+            "canary": self.canary or None,
         }
         return {key: value for key, value in fields.items() if value is not None}
 
@@ -90,6 +101,7 @@ def _revision(raw: Any) -> Revision | None:
             finished=None if raw.get("finished") is None else str(raw["finished"]),
             message=None if raw.get("message") is None else str(raw["message"]),
             rollback_of=None if rollback_of is None else int(rollback_of),
+            canary=raw.get("canary") is True,
         )
     except (KeyError, TypeError, ValueError):
         return None
@@ -110,15 +122,44 @@ def _finish(revision: Revision, outcome: Outcome, now: str, message: str | None)
     return replace(revision, outcome=outcome, finished=now, message=message)
 
 
+def _last(revisions: Sequence[Revision], *, canary: bool = False) -> int | None:
+    """The index of the last revision of the stable version (or of the canary)."""
+    return next(
+        (i for i in range(len(revisions) - 1, -1, -1) if revisions[i].canary is canary), None
+    )
+
+
+def last_stable(revisions: Sequence[Revision]) -> Revision | None:
+    index = _last(revisions)
+    return None if index is None else revisions[index]
+
+
+def _put(revisions: Sequence[Revision], index: int, revision: Revision) -> tuple[Revision, ...]:
+    return (*revisions[:index], revision, *revisions[index + 1 :])
+
+
 def _append(revisions: Sequence[Revision], revision: Revision) -> tuple[Revision, ...]:
-    return (*revisions, revision)[-HISTORY_LIMIT:]
+    history = (*revisions, revision)
+    while len(history) > HISTORY_LIMIT:
+        # The oldest goes, unless it is the stable version's last: what it runs, and what its
+        # next rollout is told against.
+        drop = 1 if _last(history) == 0 else 0
+        history = history[:drop] + history[drop + 1 :]
+    return history
 
 
 def _start(
-    revisions: Sequence[Revision], template: Template, now: str, rollback_of: int | None = None
+    revisions: Sequence[Revision],
+    template: Template,
+    now: str,
+    rollback_of: int | None = None,
+    *,
+    canary: bool = False,
 ) -> tuple[Revision, ...]:
     ended = tuple(
-        _finish(r, Outcome.SUPERSEDED, now, r.message) if r.outcome is Outcome.IN_PROGRESS else r
+        _finish(r, Outcome.SUPERSEDED, now, r.message)
+        if r.outcome is Outcome.IN_PROGRESS and r.canary is canary
+        else r
         for r in revisions
     )
     number = revisions[-1].revision + 1 if revisions else 1
@@ -131,6 +172,7 @@ def _start(
         started=now,
         outcome=Outcome.IN_PROGRESS,
         rollback_of=rollback_of,
+        canary=canary,
     )
     return _append(ended, started)
 
@@ -141,9 +183,9 @@ def _numbered(revisions: Sequence[Revision], number: int | None) -> Revision | N
 
 def rolled_back(revisions: Sequence[Revision], generation: int) -> tuple[Revision, Revision] | None:
     """(the failed revision, the one put back) when this generation's rollout was rolled back."""
-    if not revisions:
+    last = last_stable(revisions)
+    if last is None:
         return None
-    last = revisions[-1]
     failed = _numbered(revisions, last.rollback_of)
     if failed is None or last.generation != generation or last.outcome is Outcome.FAILED:
         return None
@@ -177,14 +219,16 @@ def track(revisions: Sequence[Revision], progress: Progress, now: str) -> tuple[
     history = tuple(revisions)
     if restore_pending(history, progress.template):
         return history
-    if not history or history[-1].template_hash != progress.template.hash:
+    index = _last(history)
+    if index is None or history[index].template_hash != progress.template.hash:
         history = _start(history, progress.template, now)
-    last = history[-1]
+        index = len(history) - 1
+    last = history[index]
     if progress.rolled_out and last.outcome in (Outcome.IN_PROGRESS, Outcome.FAILED):
         # A failed rollout that recovers on its own (an image pushed late) did roll out.
-        return (*history[:-1], _finish(last, Outcome.COMPLETE, now, None))
+        return _put(history, index, _finish(last, Outcome.COMPLETE, now, None))
     if progress.stalled and last.outcome is Outcome.IN_PROGRESS:
-        return (*history[:-1], _finish(last, Outcome.FAILED, now, progress.stalled))
+        return _put(history, index, _finish(last, Outcome.FAILED, now, progress.stalled))
     return history
 
 
@@ -200,7 +244,7 @@ def last_good(revisions: Sequence[Revision], other_than: str) -> Revision | None
         (
             r
             for r in reversed(revisions)
-            if r.outcome is Outcome.COMPLETE and r.template_hash != other_than
+            if r.outcome is Outcome.COMPLETE and not r.canary and r.template_hash != other_than
         ),
         None,
     )
@@ -211,12 +255,13 @@ def plan_rollback(revisions: Sequence[Revision], restorable: Collection[str]) ->
 
     A revision that was itself a rollback is never rolled back: that would loop. `restorable`
     holds the template hashes the cluster still has a ReplicaSet (or the Deployment) of."""
-    if not revisions:
+    index = _last(revisions)
+    if index is None:
         return None
-    failed = revisions[-1]
+    failed = revisions[index]
     if failed.outcome is not Outcome.FAILED or failed.rollback_of is not None:
         return None
-    good = last_good(revisions[:-1], other_than=failed.template_hash)
+    good = last_good(revisions[:index], other_than=failed.template_hash)
     if good is None or good.template_hash not in restorable:
         return None
     return Rollback(failed, good)
@@ -239,6 +284,38 @@ def roll_back(
 def abandon_restore(revisions: Sequence[Revision], why: str, now: str) -> tuple[Revision, ...]:
     """The history when the template a rollback returns to cannot be found any more: the restore
     failed, and whatever the Deployment runs next is a revision of its own."""
-    if not revisions or revisions[-1].rollback_of is None:
+    index = _last(revisions)
+    if index is None or revisions[index].rollback_of is None:
         return tuple(revisions)
-    return (*revisions[:-1], _finish(revisions[-1], Outcome.FAILED, now, why))
+    return _put(revisions, index, _finish(revisions[index], Outcome.FAILED, now, why))
+
+
+def track_canary(
+    revisions: Sequence[Revision],
+    template: Template | None,
+    *,
+    wanted: bool,
+    stable: Template | None,
+    now: str,
+) -> tuple[Revision, ...]:
+    """The history brought up to date with the canary: `template` is its Deployment's (None:
+    it has none), `wanted` whether the spec still asks for it, `stable` the stable
+    Deployment's template of the API's current generation, which tells a promotion (it runs
+    the canary's image and model version) from an abort (None: not applied yet, so a removed
+    canary's outcome waits)."""
+    history = tuple(revisions)
+    index = _last(history, canary=True)
+    last = None if index is None else history[index]
+    running = last is not None and last.outcome is Outcome.IN_PROGRESS
+    if wanted:
+        if template is not None and not (running and last and last.template_hash == template.hash):
+            return _start(history, template, now, canary=True)
+        return history
+    if index is None or last is None or not running or stable is None:
+        return history
+    promoted = (stable.image, stable.model_version) == (
+        last.image,
+        last.model_version,
+    )
+    outcome = Outcome.PROMOTED if promoted else Outcome.ABORTED
+    return _put(history, index, _finish(last, outcome, now, None))

@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ferry import names
 from ferry.spec.model import GatewayRef
 from ferry.status.claims import RouteClaim, RouteClaims, RouteKey, first_claim, path_key
 from ferry.status.conditions import FALSE, TRUE, UNKNOWN, Condition, condition
@@ -40,6 +41,8 @@ class RouteVerdict:
     message: str
     url: str | None = None
     """Where clients reach the API through the Gateway; None until its address is known."""
+    canary_weight: int = 0
+    """The canary's weight on the route as read (0: not on it)."""
 
     @property
     def condition(self) -> Condition:
@@ -53,6 +56,8 @@ class RouteTarget:
     gateway: GatewayRef
     hostname: str | None
     path_prefix: str
+    canary_weight: int = 0
+    """Percent of the requests for the canary's Service (0: the canary is not on the route)."""
 
 
 def route_verdict(
@@ -74,12 +79,14 @@ def route_verdict(
     if route is None:
         return RouteVerdict(UNKNOWN, ROUTE_PENDING, f"the HTTPRoute for {where} is not applied yet")
     url = gateway_url(target, gateway)
+    weight = canary_weight_of(route)
     class_name = (gateway.get("spec") or {}).get("gatewayClassName", "")
     waiting = RouteVerdict(
         UNKNOWN,
         WAITING_FOR_GATEWAY,
         f"waiting for the controller of GatewayClass {class_name!r} to accept the route on {where}",
         url,
+        weight,
     )
     generation = int(route["metadata"].get("generation", 0))
     answer = _parent_status(route, target.gateway) or {}
@@ -98,6 +105,7 @@ def route_verdict(
                 str(told.get("reason") or f"Not{kind}"),
                 f"{where} refused the route ({kind}=False): {why}",
                 url,
+                weight,
             )
     if any(
         (conditions.get(kind) or {}).get("status") != TRUE for kind in ("Accepted", "ResolvedRefs")
@@ -107,7 +115,17 @@ def route_verdict(
     if conflict is not None:
         return conflict
     served = f"served at {url}" if url else "the Gateway has no address yet"
-    return RouteVerdict(TRUE, "Accepted", f"{where} accepted the route; {served}", url)
+    return RouteVerdict(TRUE, "Accepted", f"{where} accepted the route; {served}", url, weight)
+
+
+def canary_weight_of(route: Mapping[str, Any]) -> int:
+    """The weight of the canary's Service on the API's route (Ferry's weights add up to 100)."""
+    api = route["metadata"].get("name")
+    for rule in (route.get("spec") or {}).get("rules") or ():
+        for backend in rule.get("backendRefs") or ():
+            if backend.get("name") == names.canary_name(str(api)):
+                return int(backend.get("weight", 1))
+    return 0
 
 
 def _conflict(

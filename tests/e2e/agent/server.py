@@ -1,11 +1,12 @@
 """A tiny HTTP server that pods run on the node agent, as the test image `test.ferry.dev/server`.
 
-    server.py [--port N] [--not-ready]
+    server.py [--port N] [--not-ready] [--fail]
 
 It binds $FERRY_HOST (the pod's own address) where the agent sets it (pods sharing its network),
 every address of the pod's own network otherwise. /ready answers 503 with --not-ready, or after
 `POST /control/ready?ready=0` (as tests/e2e/upstream.py; `ready=1` turns it back); /slow?s=N
 answers after N seconds; /env shows what the process was started with; /stats counts requests.
+With --fail, a POST to / or /predict (a prediction) answers 500.
 At SIGTERM it stops accepting, lets every request in flight finish, and exits 0.
 """
 
@@ -31,7 +32,7 @@ class State:
         self.ready = ready
 
 
-def app(state: State) -> web.Application:
+def app(state: State, fail: bool = False) -> web.Application:
     @web.middleware
     async def count(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path == "/stats":
@@ -64,6 +65,11 @@ def app(state: State) -> web.Application:
             {"env": dict(os.environ), "argv": sys.argv, "cwd": str(Path.cwd())}
         )
 
+    async def predict(_request: web.Request) -> web.Response:
+        if fail:
+            return web.json_response({"error": "this predictor fails"}, status=500)
+        return web.json_response({"pod": os.environ.get("HOSTNAME")})
+
     async def show_stats(_request: web.Request) -> web.Response:
         return web.json_response({"in_flight": state.in_flight, "total": state.total})
 
@@ -75,12 +81,14 @@ def app(state: State) -> web.Application:
     application.router.add_post("/control/ready", turn)
     application.router.add_get("/env", env)
     application.router.add_get("/stats", show_stats)
+    application.router.add_post("/", predict)
+    application.router.add_post("/predict", predict)
     return application
 
 
-async def serve(port: int, not_ready: bool) -> None:
+async def serve(port: int, not_ready: bool, fail: bool) -> None:
     state = State(ready=not not_ready)
-    runner = web.AppRunner(app(state), access_log=None, shutdown_timeout=60.0)
+    runner = web.AppRunner(app(state, fail), access_log=None, shutdown_timeout=60.0)
     await runner.setup()
     # Every address of the pod's own network, or the pod's address where pods share one.
     host = os.environ.get("FERRY_HOST", "0.0.0.0")  # noqa: S104 - a server in a pod serves the pod
@@ -98,8 +106,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--not-ready", action="store_true")
+    parser.add_argument("--fail", action="store_true")
     args = parser.parse_args()
-    asyncio.run(serve(args.port, args.not_ready))
+    asyncio.run(serve(args.port, args.not_ready, args.fail))
 
 
 if __name__ == "__main__":

@@ -59,17 +59,27 @@ def operator(
 
 
 class PodProxies:
-    """A real ferry-proxy per ready pod of one API, on the pod's own address."""
+    """A real ferry-proxy per ready pod of one API (its stable version's, or with `component`
+    canary its canary's), on the pod's own address."""
 
-    def __init__(self, api: ApiClient, namespace: str, upstream: Upstream, logs: Path) -> None:
+    def __init__(
+        self,
+        api: ApiClient,
+        namespace: str,
+        upstream: Upstream,
+        logs: Path,
+        component: str = names.PREDICTOR,
+    ) -> None:
         self.core = client.CoreV1Api(api)
         self.namespace, self.upstream, self.logs = namespace, upstream, logs
+        self.component = component
         self.running: dict[str, tuple[str, subprocess.Popen[bytes]]] = {}
         self.silenced: set[str] = set()
 
     async def ready_pods(self, api_name: str) -> dict[str, str]:
+        labels = names.component_labels(api_name, self.component)
         pods = await self.core.list_namespaced_pod(
-            self.namespace, label_selector=names.selector(api_name)
+            self.namespace, label_selector=",".join(f"{k}={v}" for k, v in labels.items())
         )
         return {
             pod.metadata.name: pod.status.pod_ip
@@ -137,10 +147,27 @@ async def pod_proxies(
     api: ApiClient, namespace: str, upstream: Upstream, tmp_path: Path
 ) -> AsyncIterator[PodProxies]:
     """Proxies following the pods of the API named API for the length of the test."""
-    proxies = PodProxies(api, namespace, upstream, tmp_path)
-    following = asyncio.create_task(proxies.follow(API))
-    yield proxies
-    following.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await following
-    await proxies.close()
+    async with following(PodProxies(api, namespace, upstream, tmp_path)) as proxies:
+        yield proxies
+
+
+@pytest.fixture
+async def canary_proxies(
+    api: ApiClient, namespace: str, upstream: Upstream, tmp_path: Path
+) -> AsyncIterator[PodProxies]:
+    """Proxies following the pods of the canary of the API named API."""
+    proxies = PodProxies(api, namespace, upstream, tmp_path, names.CANARY)
+    async with following(proxies) as followed:
+        yield followed
+
+
+@contextlib.asynccontextmanager
+async def following(proxies: PodProxies) -> AsyncIterator[PodProxies]:
+    task = asyncio.create_task(proxies.follow(API))
+    try:
+        yield proxies
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await proxies.close()

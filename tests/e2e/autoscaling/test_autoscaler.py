@@ -33,7 +33,9 @@ FAST = {
 }
 
 
-async def create_api(api: ApiClient, namespace: str, autoscaling: dict[str, Any]) -> None:
+async def create_api(
+    api: ApiClient, namespace: str, autoscaling: dict[str, Any], **spec: Any
+) -> None:
     body = {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "RealtimeAPI",
@@ -42,6 +44,7 @@ async def create_api(api: ApiClient, namespace: str, autoscaling: dict[str, Any]
             "predictor": {"image": "example.com/iris:1", "resources": {"cpu": "50m"}},
             "serving": {"maxConcurrency": 2, "maxQueueLength": 50},
             "autoscaling": autoscaling,
+            **spec,
         },
     }
     await client.CustomObjectsApi(api).create_namespaced_custom_object(
@@ -57,16 +60,18 @@ async def status(api: ApiClient, namespace: str) -> dict[str, Any]:
     return result
 
 
-async def replicas(api: ApiClient, namespace: str) -> int:
-    deployment = await client.AppsV1Api(api).read_namespaced_deployment(API, namespace)
-    return int(deployment.spec.replicas)
+async def replicas(api: ApiClient, namespace: str, deployment: str = API) -> int:
+    found = await client.AppsV1Api(api).read_namespaced_deployment(deployment, namespace)
+    return int(found.spec.replicas)
 
 
-async def wait_replicas(api: ApiClient, namespace: str, count: int, timeout: float = 60) -> None:
+async def wait_replicas(
+    api: ApiClient, namespace: str, count: int, timeout: float = 60, deployment: str = API
+) -> None:
     async def reached() -> bool:
-        return await replicas(api, namespace) == count
+        return await replicas(api, namespace, deployment) == count
 
-    await eventually(reached, timeout=timeout, what=f"{API} at {count} replicas")
+    await eventually(reached, timeout=timeout, what=f"{deployment} at {count} replicas")
 
 
 async def event_reasons(api: ApiClient, namespace: str) -> dict[str, list[str]]:
@@ -240,3 +245,31 @@ async def test_with_autoscaling_off_kubectl_scale_sets_a_fixed_count(
     await posted(api, namespace, "ScaledUp", "spec.replicas asks for 3")
     # Nothing scrapes or decides while autoscaling is off: the count stays put.
     assert await replicas(api, namespace) == 3
+
+
+async def test_a_canary_is_scaled_on_its_own_demand(
+    api: ApiClient,
+    namespace: str,
+    operator: ScalingOperator,
+    pod_proxies: PodProxies,
+    canary_proxies: PodProxies,
+    session: aiohttp.ClientSession,
+    upstream: Upstream,
+) -> None:
+    # This cluster serves no Gateway API: the canary gets no route, but it runs and is scaled.
+    canary = {"trafficPercent": 50, "image": "example.com/iris:2"}
+    await create_api(api, namespace, FAST, route={"gateway": {"name": "public"}}, canary=canary)
+    await first_pod(session, pod_proxies)
+    _, ip = await first_pod(session, canary_proxies)
+
+    load = Load(session, upstream)
+    load.start(ip, 8)  # at 2 per replica: 4 canary replicas
+    await wait_replicas(api, namespace, 4, deployment="iris-canary")
+    await posted(api, namespace, "ScaledUp", "canary: ")
+    # The stable version has no demand of its own: the canary's never reaches it.
+    assert await replicas(api, namespace) == 1
+    assert (await status(api, namespace)).get("desiredReplicas") == 1
+
+    await load.release()
+    await wait_replicas(api, namespace, 1, deployment="iris-canary")
+    await posted(api, namespace, "ScaledDown", "canary: ")

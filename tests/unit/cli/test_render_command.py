@@ -213,3 +213,22 @@ def test_settings_keep_the_rest_of_the_environment() -> None:
     settings = settings_from({"FERRY_IMAGE": "registry.example.com/ferry:9"}, '[{"name": "g"}]')
     assert settings.image == "registry.example.com/ferry:9"
     assert set(settings.node_groups) == {"g"}
+
+
+def test_a_canary_is_rendered_beside_the_stable_version_with_its_own_image(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    api = yaml.safe_load(ECHO.read_text())
+    api["spec"]["canary"] = {"trafficPercent": 10, "image": "ghcr.io/ferry-dev/examples-echo:0.2.0"}
+    (rendered,) = render_documents(json.dumps(api), Settings())
+    names = [(obj["kind"], obj["metadata"]["name"]) for obj in rendered.objects]
+    assert names == [
+        ("Service", "echo"),
+        ("Deployment", "echo"),
+        ("Service", "echo-canary"),
+        ("Deployment", "echo-canary"),
+    ]
+    canary = rendered.objects[3]
+    assert container(canary, "predictor")["image"] == "ghcr.io/ferry-dev/examples-echo:0.2.0"
+    assert container(rendered.objects[1], "predictor")["image"] == api["spec"]["predictor"]["image"]
+    assert canary["spec"]["replicas"] == 1

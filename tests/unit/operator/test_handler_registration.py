@@ -70,13 +70,16 @@ def test_the_api_handlers_are_registered_in_the_written_order(
         "api_replicas",
         "route_claims",
         "route_conflicts",
+        "canary_pods",
+        "canary_replicas",
     ]
     assert [h.id for h in registry._watching.get_all_handlers()] == [
         "deployment_changed",
         "pod_unschedulable",
         "route_changed",
+        "canary_changed",
     ]
-    assert [h.id for h in registry._spawning.get_all_handlers()] == ["autoscale"]
+    assert [h.id for h in registry._spawning.get_all_handlers()] == ["remove_canary", "autoscale"]
 
 
 def test_startup_and_cleanup_handlers_each_run_under_an_id_of_their_own(

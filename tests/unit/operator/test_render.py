@@ -86,9 +86,13 @@ def test_the_proxy_sidecar_carries_the_serving_limits_and_gates_readiness() -> N
     assert rendered["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > 30
 
 
-def test_the_service_sends_port_80_to_the_proxy() -> None:
+def test_the_service_sends_port_80_to_the_proxy_of_the_stable_pods_only() -> None:
     service = render_service(API)
-    assert service["spec"]["selector"] == {names.API_LABEL: "iris"}
+    # Not the canary's, which the stable Deployment's selector (all the API's pods) matches.
+    assert service["spec"]["selector"] == {
+        names.API_LABEL: "iris",
+        "app.kubernetes.io/component": "predictor",
+    }
     assert service["spec"]["ports"] == [
         {"name": "http", "port": 80, "targetPort": "proxy", "protocol": "TCP"}
     ]

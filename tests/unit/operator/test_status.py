@@ -122,7 +122,8 @@ def test_counts_endpoint_and_selector() -> None:
     computed = status(deployment(desired=3, ready=2, available=2))
     assert computed["replicaCounts"] == "2/3"
     assert computed["endpoint"] == "http://iris.ml.svc:80/"
-    assert computed["selector"] == "ferry.dev/api=iris"
+    # The stable version's pods: what the scale subresource counts.
+    assert computed["selector"] == "ferry.dev/api=iris,app.kubernetes.io/component=predictor"
 
 
 def test_a_transition_time_moves_only_when_the_status_does() -> None:
