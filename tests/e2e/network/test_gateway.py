@@ -188,6 +188,27 @@ def test_an_api_that_opts_out_loses_its_route_and_its_gateway_url(
     assert ("Normal", "RouteRemoved") in events(net_cluster, ns)
 
 
+def test_deleting_an_api_removes_its_route_and_the_gateway_stops_serving_it(
+    net_cluster: ClusterInfo, cluster_network: ClusterNetwork, ns: str
+) -> None:
+    apply(net_cluster, ns, echo())
+    wait_for(net_cluster, ns, "Routed", "True", "Accepted")
+    kubectl(net_cluster, "delete", "-n", ns, "rtapi", "echo", "--wait=true", "--timeout=60s")
+
+    def gone() -> bool:
+        return (
+            kubectl(net_cluster, "get", "-n", ns, "httproute", "echo", check=False).returncode != 0
+        )
+
+    wait_until(gone, timeout=60, what="the deleted API's HTTPRoute to be collected")
+    # Envoy no longer routes the prefix: its answer for a path no route matches.
+    wait_until(
+        lambda: _post(cluster_network.node_address, f"/{ns}/echo/predict", {})[0] == 404,
+        timeout=30,
+        what="the Gateway to stop serving the deleted API's prefix",
+    )
+
+
 def test_an_httproute_of_the_apis_name_that_is_not_its_own_is_left_alone(
     net_cluster: ClusterInfo, ns: str
 ) -> None:
