@@ -110,7 +110,14 @@ async def test_a_canary_gets_a_deployment_and_service_of_its_own_beside_the_stab
     }
     assert counts == {"iris": 2, "iris-canary": 2}
 
-    status = obj["status"]
+    # The canary can be ready before the stable rollout is told Complete: each side's
+    # Deployment events reach the status on their own.
+    async def both_rolled_out() -> dict[str, Any] | None:
+        read = await get_api(api, namespace, "iris")
+        outcomes = [r["outcome"] for r in read.get("status", {}).get("revisions", ())]
+        return read["status"] if outcomes[:1] == ["Complete"] else None
+
+    status = await eventually(both_rolled_out, timeout=60, what="iris: the stable rollout told")
     assert status["canary"] == {
         "image": CANDIDATE,
         "trafficPercent": 0,  # no Gateway API here: no route to weigh it on
@@ -133,13 +140,11 @@ async def test_an_aborted_canary_is_deleted_after_the_drain_and_told_as_aborted(
     await canary_status(api, namespace, 2)
     await patch_api(api, namespace, "iris", {"spec": {"canary": None}})
     await _gone(api, namespace)
-    obj = await get_api(api, namespace, "iris")
+    obj = await history_becomes(
+        api, namespace, [(STABLE, "Complete", None), (CANDIDATE, "Aborted", True)]
+    )
     assert "canary" not in obj["status"]
     assert condition(obj, "Canary") == {}
-    assert [(r["image"], r["outcome"], r.get("canary")) for r in obj["status"]["revisions"]] == [
-        (STABLE, "Complete", None),
-        (CANDIDATE, "Aborted", True),
-    ]
     await event(api, namespace, "CanaryAborted", "the stable version runs what it ran before")
     await event(api, namespace, "CanaryRemoved", "deleted Deployment and Service iris-canary")
 
@@ -152,13 +157,31 @@ async def test_a_promoted_canary_is_deleted_once_the_stable_version_runs_it(
     promote = {"spec": {"predictor": {"image": CANDIDATE}, "canary": None}}
     await patch_api(api, namespace, "iris", promote)
     await _gone(api, namespace)
-    obj = await get_api(api, namespace, "iris")
-    assert [(r["image"], r["outcome"], r.get("canary")) for r in obj["status"]["revisions"]] == [
-        (STABLE, "Complete", None),
-        (CANDIDATE, "Promoted", True),
-        (CANDIDATE, "Complete", None),
-    ]
+    await history_becomes(
+        api,
+        namespace,
+        [(STABLE, "Complete", None), (CANDIDATE, "Promoted", True), (CANDIDATE, "Complete", None)],
+    )
     await event(api, namespace, "CanaryPromoted", "the stable version now runs it")
+
+
+async def history_becomes(
+    api: ApiClient, namespace: str, expected: list[tuple[str, str, bool | None]]
+) -> dict[str, Any]:
+    """The API once its revisions are `expected` (image, outcome, canary): the stable rollout
+    is told by its own Deployment's events, which may come after the canary is gone."""
+    seen: list[Any] = []
+
+    async def told() -> dict[str, Any] | None:
+        obj = await get_api(api, namespace, "iris")
+        revisions = obj.get("status", {}).get("revisions", ())
+        seen[:] = [(r["image"], r["outcome"], r.get("canary")) for r in revisions]
+        return obj if seen == expected else None
+
+    try:
+        return await eventually(told, timeout=60, what=f"iris: revisions {expected}")
+    except TimeoutError:
+        raise AssertionError(f"revisions are {seen}") from None
 
 
 async def _gone(api: ApiClient, namespace: str) -> None:
