@@ -80,7 +80,12 @@ def test_an_api_is_served_through_the_gateway_at_the_url_in_its_status_balanced_
     routed = condition(net_cluster, ns, "Routed")
     assert routed is not None
     assert (routed["status"], routed["reason"]) == ("True", "Accepted")
-    assert ("Normal", "Routed") in events(net_cluster, ns)
+    # kopf posts Events in the background: the status can come first.
+    wait_until(
+        lambda: ("Normal", "Routed") in events(net_cluster, ns),
+        timeout=30,
+        what="the Routed Event",
+    )
     route = get(net_cluster, ns, "httproute", "echo")
     assert route["metadata"]["ownerReferences"][0]["uid"] == api["metadata"]["uid"]
     assert route["spec"]["parentRefs"][0]["name"] == gateway.GATEWAY
@@ -89,19 +94,30 @@ def test_an_api_is_served_through_the_gateway_at_the_url_in_its_status_balanced_
     parts = urlsplit(url)
     wait_until(
         lambda: _post(parts.hostname or "", f"{parts.path}predict", {"n": -1})[0] == 200,
-        timeout=10,
+        timeout=30,
         what=f"Envoy to send {url} to the API",
     )
-    # One kept-alive connection to Envoy: each request still goes to any ready replica.
+    # One kept-alive connection to Envoy: each request still goes to any ready replica, once
+    # Envoy has every replica's endpoint (Envoy Gateway pushes them a moment after Ready).
     connection = http.client.HTTPConnection(parts.hostname or "", 80, timeout=10)
     answered: dict[str, int] = {}
-    try:
-        for index in range(60):
-            status, echoed = _post_on(connection, f"{parts.path}predict", {"n": index})
+    sent = 0
+
+    def every_replica_answered() -> bool:
+        nonlocal sent
+        for _ in range(30):
+            status, echoed = _post_on(connection, f"{parts.path}predict", {"n": sent})
             assert status == 200, echoed
             # The prefix is removed on the way: the predictor saw its own path.
-            assert echoed["echo"] == {"n": index}
+            assert echoed["echo"] == {"n": sent}
             answered[echoed["pod"]] = answered.get(echoed["pod"], 0) + 1
+            sent += 1
+        return len(answered) == 3
+
+    try:
+        wait_until(
+            every_replica_answered, timeout=30, what="all 3 replicas to answer on one connection"
+        )
     finally:
         connection.close()
     assert len(answered) == 3, answered
