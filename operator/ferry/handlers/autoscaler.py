@@ -65,38 +65,33 @@ async def _tick(
         meta = body.metadata
         log.debug("%s/%s: not scaling: %s", meta.namespace, meta.name, error)
         return known, memory
-    # kopf passes each index as a keyword named after its function (ferry.handlers.indexes).
-    pods: kopf.Index[ApiKey, PodState] = indexes["api_pods"]
-    replicas: kopf.Index[ApiKey, tuple[str, int]] = indexes["api_replicas"]
     ref = api.ref
     key = (ref.namespace, ref.name)
     record = recorder(body)
-    stable = await service.tick(
-        context.kube,
-        context.status,
-        context.scraper,
-        api,
-        memory.stable,
-        record=record,
-        replicas=next((n for uid, n in replicas.get(key, ()) if uid == ref.uid), None),
-        pods=pods.get(key, ()),
-    )
+
+    async def side(
+        prefix: str, memory_of_side: service.Memory | None, *, canary: bool
+    ) -> service.Memory | None:
+        # kopf passes each index as a keyword named after its function (ferry.handlers.indexes).
+        pods: kopf.Index[ApiKey, PodState] = indexes[f"{prefix}_pods"]
+        replicas: kopf.Index[ApiKey, tuple[str, int]] = indexes[f"{prefix}_replicas"]
+        return await service.tick(
+            context.kube,
+            context.status,
+            context.scraper,
+            api,
+            memory_of_side,
+            record=record,
+            replicas=next((n for uid, n in replicas.get(key, ()) if uid == ref.uid), None),
+            pods=pods.get(key, ()),
+            canary=canary,
+        )
+
+    stable = await side("api", memory.stable, canary=False)
     if api.spec.canary is None:
         return api, Memories(stable)
     # The canary is scaled on its own demand: the share of the requests its weight brings it.
-    canary_pods: kopf.Index[ApiKey, PodState] = indexes["canary_pods"]
-    canary_replicas: kopf.Index[ApiKey, tuple[str, int]] = indexes["canary_replicas"]
-    canary = await service.tick(
-        context.kube,
-        context.status,
-        context.scraper,
-        api,
-        memory.canary,
-        record=record,
-        replicas=next((n for uid, n in canary_replicas.get(key, ()) if uid == ref.uid), None),
-        pods=canary_pods.get(key, ()),
-        canary=True,
-    )
+    canary = await side("canary", memory.canary, canary=True)
     return api, Memories(stable, canary)
 
 
